@@ -1,0 +1,1 @@
+//! ruleatlas-catalog (in progress).

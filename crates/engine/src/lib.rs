@@ -1,0 +1,1 @@
+//! ruleatlas-engine (in progress).

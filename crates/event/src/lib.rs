@@ -1,0 +1,1 @@
+//! ruleatlas-event (in progress).

@@ -1,0 +1,1 @@
+//! ruleatlas-lang-eql (in progress).

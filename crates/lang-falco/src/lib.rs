@@ -1,0 +1,1 @@
+//! ruleatlas-lang-falco (in progress).

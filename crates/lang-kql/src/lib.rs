@@ -1,0 +1,1 @@
+//! ruleatlas-lang-kql (in progress).

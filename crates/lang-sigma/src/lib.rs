@@ -1,0 +1,1 @@
+//! ruleatlas-lang-sigma (in progress).

@@ -1,0 +1,1 @@
+//! ruleatlas-mapper (in progress).

@@ -1,0 +1,1 @@
+//! ruleatlas-rules (in progress).

@@ -1,0 +1,1 @@
+//! ruleatlas-site (in progress).

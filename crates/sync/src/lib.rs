@@ -1,0 +1,1 @@
+//! ruleatlas-sync (in progress).
