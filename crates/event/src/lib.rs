@@ -1,1 +1,164 @@
-//! ruleatlas-event (in progress).
+//! Events: JSON documents with Elasticsearch-like field lookup, a recognised log source and a time.
+//!
+//! Place in the data flow: readers ([`read_events`]) turn files and streams (NDJSON, JSON arrays,
+//! audit `EventList`s, CloudTrail `Records`, gzip) into [`Event`]s; the engine evaluates rules on
+//! them. Central type: [`Event`].
+//!
+//! ```
+//! use ruleatlas_event::{Event, EventOptions, SourceKind};
+//! use ruleatlas_ir::FieldPath;
+//! let doc = serde_json::json!({"kind":"Event","apiVersion":"audit.k8s.io/v1","verb":"create",
+//!     "objectRef":{"resource":"services"},"requestReceivedTimestamp":"2025-03-04T06:22:18.819Z"});
+//! let ev = Event::new(doc, &EventOptions::default());
+//! assert_eq!(ev.kind, SourceKind::KubernetesAudit);
+//! assert_eq!(ev.ts_ms, Some(1741069338819));
+//! let mut out = Vec::new();
+//! ev.lookup(&FieldPath::new("objectRef.resource"), &mut out);
+//! assert_eq!(out[0], "services");
+//! ```
+
+mod lookup;
+mod reader;
+mod time;
+
+pub use lookup::{lookup, lookup_raw};
+pub use reader::{read_events, read_reader, BadEvent, EventStream, InputError};
+pub use time::{format_timestamp, parse_timestamp};
+
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Which log source an event comes from, and in which shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    /// A raw `audit.k8s.io` Event, as the API server writes it.
+    KubernetesAudit,
+    /// A Kubernetes audit event as Elastic's ingest pipeline stores it (`kubernetes.audit.*`).
+    KubernetesAuditEcs,
+    /// A raw CloudTrail record.
+    CloudTrail,
+    /// A CloudTrail record in Elastic's shape (`aws.cloudtrail.*`, `event.provider`).
+    CloudTrailEcs,
+    /// Another ECS document (endpoint, network…).
+    Ecs,
+    Unknown,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::KubernetesAudit => "kubernetes-audit",
+            SourceKind::KubernetesAuditEcs => "kubernetes-audit-ecs",
+            SourceKind::CloudTrail => "aws-cloudtrail",
+            SourceKind::CloudTrailEcs => "aws-cloudtrail-ecs",
+            SourceKind::Ecs => "ecs",
+            SourceKind::Unknown => "unknown",
+        }
+    }
+    /// True for documents already in Elastic's shape.
+    pub fn is_ecs(self) -> bool {
+        matches!(self, SourceKind::KubernetesAuditEcs | SourceKind::CloudTrailEcs | SourceKind::Ecs)
+    }
+    /// Recognises a document's source from its content.
+    pub fn detect(doc: &Value) -> SourceKind {
+        let Some(obj) = doc.as_object() else {
+            return SourceKind::Unknown;
+        };
+        let s = |k: &str| obj.get(k).and_then(Value::as_str);
+        if s("kind") == Some("Event") && s("apiVersion").is_some_and(|v| v.starts_with("audit.k8s.io/")) {
+            return SourceKind::KubernetesAudit;
+        }
+        if obj.contains_key("eventSource") && obj.contains_key("eventName") {
+            return SourceKind::CloudTrail;
+        }
+        let mut out = Vec::new();
+        for f in ["event.dataset", "data_stream.dataset"] {
+            out.clear();
+            lookup::lookup_str(doc, f, &mut out);
+            for v in &out {
+                match v.as_str() {
+                    Some("kubernetes.audit_logs") => return SourceKind::KubernetesAuditEcs,
+                    Some("aws.cloudtrail") => return SourceKind::CloudTrailEcs,
+                    _ => {}
+                }
+            }
+        }
+        out.clear();
+        lookup::lookup_str(doc, "kubernetes.audit", &mut out);
+        if !out.is_empty() {
+            return SourceKind::KubernetesAuditEcs;
+        }
+        out.clear();
+        lookup::lookup_str(doc, "aws.cloudtrail", &mut out);
+        if !out.is_empty() {
+            return SourceKind::CloudTrailEcs;
+        }
+        if obj.contains_key("@timestamp") || obj.contains_key("event") || obj.contains_key("event.category") {
+            return SourceKind::Ecs;
+        }
+        SourceKind::Unknown
+    }
+}
+
+/// Where an event was read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub file: Arc<str>,
+    /// 1-based line of the event's first byte (0 when unknown).
+    pub line: u64,
+}
+
+/// How to read events.
+#[derive(Debug, Clone, Default)]
+pub struct EventOptions {
+    /// Field holding the event time, overriding the per-source default.
+    pub timestamp_field: Option<String>,
+}
+
+/// One event: the document as given, its source, its time and its position in the input.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub doc: Value,
+    /// Milliseconds since the Unix epoch (Elasticsearch keeps milliseconds).
+    pub ts_ms: Option<i64>,
+    pub kind: SourceKind,
+    /// Position in the input stream (0-based), the tiebreaker for equal times.
+    pub seq: u64,
+    pub origin: Origin,
+}
+
+impl Event {
+    pub fn new(doc: Value, opts: &EventOptions) -> Event {
+        let kind = SourceKind::detect(&doc);
+        let ts_ms = event_time(&doc, kind, opts.timestamp_field.as_deref());
+        Event { doc, ts_ms, kind, seq: 0, origin: Origin::default() }
+    }
+
+    /// Values of `field` (Elasticsearch semantics, see [`lookup`]); appends to `out`.
+    pub fn lookup<'a>(&'a self, field: &ruleatlas_ir::FieldPath, out: &mut Vec<&'a Value>) {
+        lookup(&self.doc, field, out)
+    }
+}
+
+/// The event time: the given field, else the source's own time field.
+pub fn event_time(doc: &Value, kind: SourceKind, field: Option<&str>) -> Option<i64> {
+    let candidates: &[&str] = match (field, kind) {
+        (Some(f), _) => return first_time(doc, &[f]),
+        (None, SourceKind::KubernetesAudit) => &["requestReceivedTimestamp", "stageTimestamp", "@timestamp"],
+        (None, SourceKind::CloudTrail) => &["eventTime", "@timestamp"],
+        (None, _) => &["@timestamp", "timestamp", "time", "eventTime"],
+    };
+    first_time(doc, candidates)
+}
+
+fn first_time(doc: &Value, fields: &[&str]) -> Option<i64> {
+    let mut out = Vec::new();
+    for f in fields {
+        out.clear();
+        lookup::lookup_str(doc, f, &mut out);
+        if let Some(ts) = out.iter().find_map(|v| parse_timestamp(v)) {
+            return Some(ts);
+        }
+    }
+    None
+}
