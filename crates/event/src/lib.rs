@@ -17,6 +17,7 @@
 //! assert_eq!(out[0], "services");
 //! ```
 
+pub mod ecs;
 mod lookup;
 mod reader;
 mod time;
