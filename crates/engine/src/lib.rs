@@ -1,1 +1,338 @@
-//! ruleatlas-engine (in progress).
+//! The engine: events in, alerts out.
+//!
+//! Place in the data flow: rules lowered to the IR ([`ruleatlas_ir::Rule`]) are compiled once
+//! into [`Stage`]s; events ([`ruleatlas_event::Event`]) are fed in time order; every stage that
+//! applies to the event's log source sees it through the view its field dialect needs, and
+//! matches become [`Alert`]s. Central type: [`Engine`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ruleatlas_engine::{Engine, EngineOptions};
+//! use ruleatlas_event::{Event, EventOptions};
+//! use ruleatlas_ir::{Expr, FieldPath, Lowered, Pipeline, Pred, Rule};
+//! let filter = Expr::field(FieldPath::new("verb"), Pred::Eq(vec!["create".into()]), false);
+//! let rule = Rule::new("example", "r1", "Creates", "kql", Lowered::Ok { pipeline: Pipeline::filter(filter) });
+//! let mut engine = Engine::new(vec![Arc::new(rule)], EngineOptions::default());
+//! let ev = Event::new(serde_json::json!({"kind":"Event","apiVersion":"audit.k8s.io/v1","verb":"create"}), &EventOptions::default());
+//! let mut alerts = Vec::new();
+//! engine.process(Arc::new(ev), &mut alerts);
+//! assert_eq!(alerts.len(), 1);
+//! ```
+//!
+//! Design rationale: staged constructs (sequences, thresholds, correlations) live behind the
+//! small [`Stage`] trait so each can keep its own bounded state, and the engine core only routes
+//! events and collects matches. Views are chosen per rule, not per event: an ECS-dialect rule
+//! (Elastic) sees a raw audit event through the ECS normaliser, computed at most once per event;
+//! a native-dialect rule (Sigma, Falco) sees an Elastic Kubernetes document through its
+//! `kubernetes.audit` object, which *is* the raw audit event.
+
+pub mod correlation;
+pub mod eval;
+pub mod pipes;
+pub mod routing;
+pub mod sequence;
+pub mod threshold;
+
+pub use eval::CompiledExpr;
+
+use ruleatlas_event::{ecs, Event, SourceKind};
+use ruleatlas_ir::{Diagnostic, FieldDialect, Lowered, Pipeline, Query, Rule};
+use serde_json::{Map, Value};
+use std::sync::{Arc, OnceLock};
+
+/// One match of a stage: the events in order, plus stage-specific facts (counts, group keys).
+#[derive(Debug, Clone, Default)]
+pub struct Match {
+    pub events: Vec<Arc<Event>>,
+    pub extra: Map<String, Value>,
+}
+
+impl Match {
+    pub fn single(ev: Arc<Event>) -> Match {
+        Match { events: vec![ev], extra: Map::new() }
+    }
+}
+
+/// A rule firing.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub rule: Arc<Rule>,
+    pub events: Vec<Arc<Event>>,
+    pub extra: Map<String, Value>,
+}
+
+/// An event with its lazily built views.
+pub struct EventCtx {
+    pub event: Arc<Event>,
+    ecs: OnceLock<Option<Value>>,
+}
+
+impl EventCtx {
+    pub fn new(event: Arc<Event>) -> EventCtx {
+        EventCtx { event, ecs: OnceLock::new() }
+    }
+
+    /// The document a rule of `dialect` reads, or `None` if this event has no such view.
+    pub fn doc(&self, dialect: FieldDialect) -> Option<&Value> {
+        let ev = &self.event;
+        match (dialect, ev.kind) {
+            (FieldDialect::Ecs, SourceKind::KubernetesAudit) => {
+                self.ecs.get_or_init(|| Some(ecs::audit_to_ecs(&ev.doc))).as_ref()
+            }
+            (FieldDialect::Ecs, SourceKind::CloudTrail) => {
+                self.ecs.get_or_init(|| Some(ecs::cloudtrail_to_ecs(&ev.doc))).as_ref()
+            }
+            (FieldDialect::Ecs, _) => Some(&ev.doc),
+            (FieldDialect::Native, SourceKind::KubernetesAuditEcs) => {
+                ev.doc.pointer("/kubernetes/audit").or_else(|| ev.doc.get("kubernetes.audit"))
+            }
+            (FieldDialect::Native, _) => Some(&ev.doc),
+        }
+    }
+}
+
+/// A compiled rule query. Implementations keep bounded state and see events in time order.
+pub trait Stage: Send {
+    /// Called for each event of the rule's log sources; pushes the matches it completes.
+    fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>);
+    /// End of input: flush what waits for it (thresholds, `tail`, `sort`).
+    fn finish(&mut self, _out: &mut Vec<Match>) {}
+    /// Partial states dropped because a cap was hit (reported, never silent).
+    fn overflowed(&self) -> u64 {
+        0
+    }
+}
+
+/// Single-event filter.
+pub struct FilterStage {
+    expr: CompiledExpr,
+    dialect: FieldDialect,
+}
+
+impl FilterStage {
+    pub fn new(expr: CompiledExpr, dialect: FieldDialect) -> FilterStage {
+        FilterStage { expr, dialect }
+    }
+}
+
+impl Stage for FilterStage {
+    fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>) {
+        if let Some(doc) = ctx.doc(self.dialect) {
+            if self.expr.matches(doc) {
+                out.push(Match::single(ctx.event.clone()));
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Cap on partial states per stateful rule (sequences, samples, thresholds, correlations).
+    pub max_states_per_rule: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { max_states_per_rule: 100_000 }
+    }
+}
+
+/// Compiles a pipeline (query + pipes) into a stage.
+pub fn compile_pipeline(p: &Pipeline, dialect: FieldDialect, opts: &EngineOptions) -> Result<Box<dyn Stage>, Diagnostic> {
+    let stage: Box<dyn Stage> = match &p.query {
+        Query::Filter(e) => Box::new(FilterStage::new(CompiledExpr::compile(e)?, dialect)),
+        Query::Sequence(s) => sequence::compile_sequence(s, dialect, opts)?,
+        Query::Sample(s) => sequence::compile_sample(s, dialect, opts)?,
+        Query::Join(j) => sequence::compile_join(j, dialect, opts)?,
+        Query::Threshold(t) => threshold::compile_threshold(t, dialect, opts)?,
+        Query::NewTerms(n) => threshold::compile_new_terms(n, dialect, opts)?,
+        Query::Correlation(_) => {
+            return Err(Diagnostic::error("internal", "correlations are compiled by the engine, not as a stage"))
+        }
+    };
+    if p.pipes.is_empty() {
+        Ok(stage)
+    } else {
+        pipes::wrap(stage, &p.pipes, dialect, opts)
+    }
+}
+
+struct CompiledRule {
+    rule: Arc<Rule>,
+    stage: Box<dyn Stage>,
+    applies: [bool; routing::KINDS],
+    /// Referenced by a correlation that does not `generate` them: matches feed the correlation only.
+    suppressed: bool,
+}
+
+struct CompiledCorrelation {
+    rule: Arc<Rule>,
+    stage: Box<dyn correlation::CorrelationStage>,
+    /// Indices (into `Engine::rules`) of the rules whose matches it consumes.
+    listens_to: Vec<usize>,
+    suppressed: bool,
+}
+
+/// Runs a set of rules over events.
+pub struct Engine {
+    rules: Vec<CompiledRule>,
+    correlations: Vec<CompiledCorrelation>,
+    skipped: Vec<(Arc<Rule>, String)>,
+    scratch: Vec<Match>,
+}
+
+impl Engine {
+    /// Compiles every executable rule; the others are listed by [`Engine::skipped`] with the reason.
+    pub fn new(rules: Vec<Arc<Rule>>, opts: EngineOptions) -> Engine {
+        let mut compiled = Vec::new();
+        let mut skipped = Vec::new();
+        let mut correlation_rules = Vec::new();
+        for rule in &rules {
+            match &rule.lowered {
+                Lowered::Ok { pipeline } if matches!(pipeline.query, Query::Correlation(_)) => {
+                    correlation_rules.push(rule.clone());
+                }
+                Lowered::Ok { pipeline } => match compile_pipeline(pipeline, rule.field_dialect, &opts) {
+                    Ok(stage) => compiled.push(CompiledRule {
+                        rule: rule.clone(),
+                        stage,
+                        applies: routing::applicability(rule),
+                        suppressed: false,
+                    }),
+                    Err(d) => skipped.push((rule.clone(), d.message)),
+                },
+                other => {
+                    let why = other.diagnostic().map(|d| d.message.clone()).unwrap_or_default();
+                    skipped.push((rule.clone(), why));
+                }
+            }
+        }
+        // Correlations may reference plain rules and other correlations (chaining): index space
+        // is plain rules first, then correlations.
+        let mut all: Vec<Arc<Rule>> = compiled.iter().map(|c| c.rule.clone()).collect();
+        all.extend(correlation_rules.iter().cloned());
+        let mut correlations = Vec::new();
+        let mut generate_refs = Vec::new();
+        for (ci, rule) in correlation_rules.iter().enumerate() {
+            let Some(Query::Correlation(c)) = rule.pipeline().map(|p| &p.query) else { continue };
+            match correlation::compile_correlation(c, &all, compiled.len() + ci, &opts) {
+                Ok((stage, listens_to)) => {
+                    generate_refs.push((listens_to.clone(), c.generate));
+                    correlations.push(CompiledCorrelation { rule: rule.clone(), stage, listens_to, suppressed: false });
+                }
+                Err(d) => skipped.push((rule.clone(), d.message)),
+            }
+        }
+        // Sigma: rules referenced by a correlation alert on their own only with `generate: true`.
+        for (refs, generate) in generate_refs {
+            if generate {
+                continue;
+            }
+            for i in refs {
+                if i < compiled.len() {
+                    compiled[i].suppressed = true;
+                } else if let Some(c) = correlations.get_mut(i - compiled.len()) {
+                    c.suppressed = true;
+                }
+            }
+        }
+        Engine { rules: compiled, correlations, skipped, scratch: Vec::new() }
+    }
+
+    /// Rules that loaded but cannot run, with the reason.
+    pub fn skipped(&self) -> &[(Arc<Rule>, String)] {
+        &self.skipped
+    }
+
+    /// Number of rules that run.
+    pub fn active_rules(&self) -> usize {
+        self.rules.len() + self.correlations.len()
+    }
+
+    /// Partial states dropped at caps, per rule (only rules that dropped some).
+    pub fn overflows(&self) -> Vec<(Arc<Rule>, u64)> {
+        self.rules
+            .iter()
+            .filter(|r| r.stage.overflowed() > 0)
+            .map(|r| (r.rule.clone(), r.stage.overflowed()))
+            .collect()
+    }
+
+    /// Feeds one event (in time order) and appends the alerts it completes.
+    pub fn process(&mut self, event: Arc<Event>, out: &mut Vec<Alert>) {
+        let kind = routing::kind_index(event.kind);
+        let ctx = EventCtx::new(event);
+        let mut fired: Vec<(usize, Match)> = Vec::new();
+        for (i, r) in self.rules.iter_mut().enumerate() {
+            if !r.applies[kind] {
+                continue;
+            }
+            r.stage.on_event(&ctx, &mut self.scratch);
+            for m in self.scratch.drain(..) {
+                fired.push((i, m));
+            }
+        }
+        self.emit(fired, out);
+    }
+
+    /// End of input: flushes stages that wait for it.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        let mut fired = Vec::new();
+        for (i, r) in self.rules.iter_mut().enumerate() {
+            r.stage.finish(&mut self.scratch);
+            fired.extend(self.scratch.drain(..).map(|m| (i, m)));
+        }
+        self.emit(fired, out);
+        let base = self.rules.len();
+        let mut fired = Vec::new();
+        for (ci, c) in self.correlations.iter_mut().enumerate() {
+            c.stage.finish(&mut self.scratch);
+            fired.extend(self.scratch.drain(..).map(|m| (base + ci, m)));
+        }
+        self.emit(fired, out);
+    }
+
+    /// Turns matches into alerts and feeds correlations (which may fire and feed others).
+    fn emit(&mut self, mut fired: Vec<(usize, Match)>, out: &mut Vec<Alert>) {
+        let base = self.rules.len();
+        let mut guard = 0usize;
+        while !fired.is_empty() && guard < 64 {
+            guard += 1;
+            let mut next = Vec::new();
+            for (i, m) in fired {
+                for (ci, c) in self.correlations.iter_mut().enumerate() {
+                    if c.listens_to.contains(&i) {
+                        c.stage.on_match(i, &m, &mut self.scratch);
+                        next.extend(self.scratch.drain(..).map(|cm| (base + ci, cm)));
+                    }
+                }
+                let (rule, suppressed) = if i < base {
+                    (&self.rules[i].rule, self.rules[i].suppressed)
+                } else {
+                    (&self.correlations[i - base].rule, self.correlations[i - base].suppressed)
+                };
+                if !suppressed {
+                    out.push(Alert { rule: rule.clone(), events: m.events, extra: m.extra });
+                }
+            }
+            fired = next;
+        }
+    }
+}
+
+/// Runs one pipeline over events and returns its matches after the pipes (`ruleatlas query`).
+pub fn run_pipeline(
+    pipeline: &Pipeline,
+    dialect: FieldDialect,
+    events: impl IntoIterator<Item = Arc<Event>>,
+    opts: &EngineOptions,
+) -> Result<Vec<Match>, Diagnostic> {
+    let mut stage = compile_pipeline(pipeline, dialect, opts)?;
+    let mut out = Vec::new();
+    for ev in events {
+        let ctx = EventCtx::new(ev);
+        stage.on_event(&ctx, &mut out);
+    }
+    stage.finish(&mut out);
+    Ok(out)
+}

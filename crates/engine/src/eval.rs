@@ -1,0 +1,434 @@
+//! Compiled single-event predicates.
+//!
+//! [`CompiledExpr::compile`] turns an IR [`Expr`] into a tree whose literals are already folded,
+//! whose wildcards and regexes are compiled and whose CIDR blocks are parsed, so matching an event
+//! does no per-event preparation. Semantics are those documented in `ruleatlas_ir::expr`.
+
+use ipnet::IpNet;
+use regex::Regex;
+use ruleatlas_event::{lookup, lookup_raw};
+use ruleatlas_ir::{func, CmpOp, Diagnostic, Expr, FieldPath, Func, Pred, Scalar, ValueExpr};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+/// A compiled boolean expression.
+#[derive(Debug, Clone)]
+pub struct CompiledExpr {
+    node: Node,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Const(bool),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    Test { subject: CValue, pred: CPred, ci: bool },
+    Compare { op: CmpOp, lhs: CValue, rhs: CValue, ci: bool },
+    Value(CValue),
+}
+
+#[derive(Debug, Clone)]
+enum CValue {
+    Field(FieldPath),
+    Lit(Value),
+    List(Vec<CValue>),
+    Call(Func, Vec<CValue>),
+}
+
+#[derive(Debug, Clone)]
+enum CPred {
+    Exists,
+    Null,
+    Eq(EqSet),
+    /// Wildcards and regexes compile to one regex each (alternation of the patterns).
+    Regex(Regex),
+    Prefix(Vec<String>),
+    Suffix(Vec<String>),
+    Contains(Vec<String>),
+    Cidr(Vec<IpNet>),
+    Range(CmpOp, Scalar),
+}
+
+/// Literals of an `Eq` predicate, prepared for loose comparison.
+#[derive(Debug, Clone, Default)]
+struct EqSet {
+    /// Text of every literal (folded when case-insensitive); a hash set when large.
+    texts: Vec<String>,
+    text_set: Option<HashSet<String>>,
+    numbers: Vec<f64>,
+    null: bool,
+}
+
+impl EqSet {
+    fn new(values: &[Scalar], ci: bool) -> EqSet {
+        let mut set = EqSet::default();
+        for v in values {
+            match v {
+                Scalar::Null => set.null = true,
+                other => {
+                    let t = other.to_text();
+                    set.texts.push(if ci { t.to_lowercase() } else { t });
+                    if let Some(n) = other.as_f64() {
+                        set.numbers.push(n);
+                    }
+                }
+            }
+        }
+        if set.texts.len() > 8 {
+            set.text_set = Some(set.texts.iter().cloned().collect());
+        }
+        set
+    }
+
+    fn has_text(&self, s: &str) -> bool {
+        match &self.text_set {
+            Some(h) => h.contains(s),
+            None => self.texts.iter().any(|t| t == s),
+        }
+    }
+
+    fn matches(&self, v: &Value, ci: bool) -> bool {
+        match v {
+            Value::Null => self.null,
+            Value::String(s) => {
+                if ci {
+                    self.has_text(&s.to_lowercase())
+                } else {
+                    self.has_text(s)
+                }
+            }
+            Value::Number(n) => {
+                let Some(f) = n.as_f64() else { return false };
+                self.numbers.iter().any(|x| *x == f) || self.has_text(&n.to_string())
+            }
+            Value::Bool(b) => self.has_text(if *b { "true" } else { "false" }),
+            _ => false,
+        }
+    }
+}
+
+/// Glob (`*`, `?`, `\` escapes) → regex source matching the whole string.
+pub fn wildcard_to_regex(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => out.push_str(".*"),
+            '?' => out.push('.'),
+            '\\' => match chars.next() {
+                Some(n) => out.push_str(&regex::escape(&n.to_string())),
+                None => out.push_str(&regex::escape("\\")),
+            },
+            other => out.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    out
+}
+
+fn build_regex(alternatives: &[String], ci: bool, what: &str) -> Result<Regex, Diagnostic> {
+    let joined = alternatives
+        .iter()
+        .map(|a| format!("(?:{a})"))
+        .collect::<Vec<_>>()
+        .join("|");
+    let src = if ci { format!("(?si:{joined})") } else { format!("(?s:{joined})") };
+    regex::RegexBuilder::new(&src)
+        .size_limit(64 << 20)
+        .build()
+        .map_err(|e| Diagnostic::error("bad-regex", format!("invalid {what}: {e}")))
+}
+
+/// The text a string predicate sees for a value (loose typing: numbers and booleans as text).
+fn value_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        _ => None,
+    }
+}
+
+fn compile_pred(pred: &Pred, ci: bool) -> Result<CPred, Diagnostic> {
+    let fold = |xs: &[String]| -> Vec<String> {
+        xs.iter().map(|x| if ci { x.to_lowercase() } else { x.clone() }).collect()
+    };
+    Ok(match pred {
+        Pred::Exists => CPred::Exists,
+        Pred::Null => CPred::Null,
+        Pred::Eq(values) => CPred::Eq(EqSet::new(values, ci)),
+        Pred::Wildcard(pats) => {
+            let alts: Vec<String> = pats.iter().map(|p| format!("^{}$", wildcard_to_regex(p))).collect();
+            CPred::Regex(build_regex(&alts, ci, "wildcard")?)
+        }
+        Pred::Regex(pats) => CPred::Regex(build_regex(pats, ci, "regular expression")?),
+        Pred::Prefix(xs) => CPred::Prefix(fold(xs)),
+        Pred::Suffix(xs) => CPred::Suffix(fold(xs)),
+        Pred::Contains(xs) => CPred::Contains(fold(xs)),
+        Pred::Cidr(blocks) => {
+            let mut nets = Vec::with_capacity(blocks.len());
+            for b in blocks {
+                let net = b
+                    .parse::<IpNet>()
+                    .or_else(|_| b.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| Diagnostic::error("bad-cidr", format!("invalid CIDR block {b:?}")))?;
+                nets.push(net);
+            }
+            CPred::Cidr(nets)
+        }
+        Pred::Range(op, v) => CPred::Range(*op, v.clone()),
+    })
+}
+
+fn compile_value(v: &ValueExpr) -> CValue {
+    match v {
+        ValueExpr::Field(f) => CValue::Field(f.clone()),
+        ValueExpr::Lit(s) => CValue::Lit(s.to_json()),
+        ValueExpr::List(xs) => CValue::List(xs.iter().map(compile_value).collect()),
+        ValueExpr::Call(f, args) => CValue::Call(*f, args.iter().map(compile_value).collect()),
+    }
+}
+
+fn compile_node(e: &Expr) -> Result<Node, Diagnostic> {
+    Ok(match e {
+        Expr::Const(b) => Node::Const(*b),
+        Expr::And(xs) => Node::And(xs.iter().map(compile_node).collect::<Result<_, _>>()?),
+        Expr::Or(xs) => Node::Or(xs.iter().map(compile_node).collect::<Result<_, _>>()?),
+        Expr::Not(x) => Node::Not(Box::new(compile_node(x)?)),
+        Expr::Test(t) => Node::Test {
+            subject: compile_value(&t.subject),
+            pred: compile_pred(&t.pred, t.case_insensitive)?,
+            ci: t.case_insensitive,
+        },
+        Expr::Compare { op, lhs, rhs, case_insensitive } => Node::Compare {
+            op: *op,
+            lhs: compile_value(lhs),
+            rhs: compile_value(rhs),
+            ci: *case_insensitive,
+        },
+        Expr::Value(v) => Node::Value(compile_value(v)),
+    })
+}
+
+impl CompiledExpr {
+    pub fn compile(expr: &Expr) -> Result<CompiledExpr, Diagnostic> {
+        Ok(CompiledExpr { node: compile_node(expr)? })
+    }
+
+    /// Does the document satisfy the expression?
+    pub fn matches(&self, doc: &Value) -> bool {
+        eval_node(&self.node, doc)
+    }
+}
+
+fn eval_node(node: &Node, doc: &Value) -> bool {
+    match node {
+        Node::Const(b) => *b,
+        Node::And(xs) => xs.iter().all(|x| eval_node(x, doc)),
+        Node::Or(xs) => xs.iter().any(|x| eval_node(x, doc)),
+        Node::Not(x) => !eval_node(x, doc),
+        Node::Test { subject, pred, ci } => {
+            let mut vals = Vec::new();
+            subject_values(subject, doc, &mut vals);
+            test_values(pred, *ci, &vals)
+        }
+        Node::Compare { op, lhs, rhs, ci } => {
+            let (mut l, mut r) = (Vec::new(), Vec::new());
+            subject_values(lhs, doc, &mut l);
+            subject_values(rhs, doc, &mut r);
+            let any_eq = || l.iter().any(|a| r.iter().any(|b| loose_cmp(a, b, *ci) == Some(std::cmp::Ordering::Equal)));
+            match op {
+                CmpOp::Eq => any_eq(),
+                CmpOp::Ne => !l.is_empty() && !r.is_empty() && !any_eq(),
+                _ => l.iter().any(|a| r.iter().any(|b| ordering_holds(*op, loose_cmp(a, b, *ci)))),
+            }
+        }
+        Node::Value(v) => {
+            let mut vals = Vec::new();
+            subject_values(v, doc, &mut vals);
+            vals.iter().any(|v| v.as_ref() == &Value::Bool(true))
+        }
+    }
+}
+
+fn ordering_holds(op: CmpOp, ord: Option<std::cmp::Ordering>) -> bool {
+    use std::cmp::Ordering::*;
+    matches!(
+        (op, ord),
+        (CmpOp::Eq, Some(Equal))
+            | (CmpOp::Ne, Some(Less | Greater))
+            | (CmpOp::Lt, Some(Less))
+            | (CmpOp::Le, Some(Less | Equal))
+            | (CmpOp::Gt, Some(Greater))
+            | (CmpOp::Ge, Some(Greater | Equal))
+    )
+}
+
+/// Loose ordering: numbers numerically (strings that parse as numbers too), strings lexically
+/// (folded if `ci`), booleans and nulls by equality only.
+pub fn loose_cmp(a: &Value, b: &Value, ci: bool) -> Option<std::cmp::Ordering> {
+    let num = |v: &Value| match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match (a, b) {
+        (Value::Null, Value::Null) => Some(std::cmp::Ordering::Equal),
+        (Value::Null, _) | (_, Value::Null) => None,
+        (Value::String(x), Value::String(y)) => {
+            if ci {
+                Some(x.to_lowercase().cmp(&y.to_lowercase()))
+            } else {
+                Some(x.cmp(y))
+            }
+        }
+        (Value::Bool(x), Value::Bool(y)) => (x == y).then_some(std::cmp::Ordering::Equal),
+        _ => match (num(a), num(b)) {
+            (Some(x), Some(y)) => x.partial_cmp(&y),
+            _ => {
+                let (x, y) = (value_text(a)?, value_text(b)?);
+                if ci {
+                    Some(x.to_lowercase().cmp(&y.to_lowercase()))
+                } else {
+                    Some(x.as_ref().cmp(y.as_ref()))
+                }
+            }
+        },
+    }
+}
+
+fn subject_values<'a>(v: &'a CValue, doc: &'a Value, out: &mut Vec<Cow<'a, Value>>) {
+    match v {
+        CValue::Field(f) => {
+            let mut found = Vec::new();
+            lookup(doc, f, &mut found);
+            out.extend(found.into_iter().map(Cow::Borrowed));
+        }
+        CValue::Lit(l) => out.push(Cow::Borrowed(l)),
+        CValue::List(xs) => xs.iter().for_each(|x| subject_values(x, doc, out)),
+        CValue::Call(f, args) => {
+            if let Some(v) = call(*f, args, doc) {
+                out.push(Cow::Owned(v));
+            }
+        }
+    }
+}
+
+/// A function argument: the field's value with leaf arrays kept whole, or the first value.
+fn arg_value(v: &CValue, doc: &Value) -> Option<Value> {
+    match v {
+        CValue::Field(f) => {
+            let mut found = Vec::new();
+            lookup_raw(doc, f, &mut found);
+            match found.len() {
+                0 => None,
+                1 => Some(found[0].clone()),
+                _ => Some(Value::Array(found.into_iter().cloned().collect())),
+            }
+        }
+        CValue::Lit(l) => Some(l.clone()),
+        CValue::List(xs) => Some(Value::Array(xs.iter().filter_map(|x| arg_value(x, doc)).collect())),
+        CValue::Call(f, args) => call(*f, args, doc),
+    }
+}
+
+fn call(f: Func, args: &[CValue], doc: &Value) -> Option<Value> {
+    let vals: Vec<Option<Value>> = args.iter().map(|a| arg_value(a, doc)).collect();
+    func::eval(f, &vals, false)
+}
+
+fn test_values(pred: &CPred, ci: bool, vals: &[Cow<'_, Value>]) -> bool {
+    match pred {
+        CPred::Exists => vals.iter().any(|v| !v.is_null()),
+        CPred::Null => vals.is_empty() || vals.iter().any(|v| v.is_null()),
+        CPred::Eq(set) => vals.iter().any(|v| set.matches(v, ci)),
+        CPred::Regex(re) => vals.iter().any(|v| value_text(v).is_some_and(|t| re.is_match(&t))),
+        CPred::Prefix(xs) => str_test(vals, ci, |t| xs.iter().any(|x| t.starts_with(x.as_str()))),
+        CPred::Suffix(xs) => str_test(vals, ci, |t| xs.iter().any(|x| t.ends_with(x.as_str()))),
+        CPred::Contains(xs) => str_test(vals, ci, |t| xs.iter().any(|x| t.contains(x.as_str()))),
+        CPred::Cidr(nets) => vals.iter().any(|v| {
+            v.as_str()
+                .and_then(|s| s.trim().parse::<IpAddr>().ok())
+                .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip)))
+        }),
+        CPred::Range(op, lit) => {
+            let lit = lit.to_json();
+            vals.iter().any(|v| ordering_holds(*op, loose_cmp(v, &lit, ci)))
+        }
+    }
+}
+
+fn str_test(vals: &[Cow<'_, Value>], ci: bool, f: impl Fn(&str) -> bool) -> bool {
+    vals.iter().any(|v| match value_text(v) {
+        Some(t) if ci => f(&t.to_lowercase()),
+        Some(t) => f(&t),
+        None => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(field: &str, pred: Pred, ci: bool) -> Expr {
+        Expr::field(FieldPath::new(field), pred, ci)
+    }
+    fn m(e: &Expr, doc: &Value) -> bool {
+        CompiledExpr::compile(e).map(|c| c.matches(doc)).unwrap_or(false)
+    }
+
+    #[test]
+    fn eq_is_loosely_typed_and_any_of_array() {
+        let doc = json!({"code": 42, "s": "42", "groups": ["a", "system:masters"], "b": true});
+        assert!(m(&t("code", Pred::Eq(vec!["42".into()]), false), &doc));
+        assert!(m(&t("s", Pred::Eq(vec![Scalar::Int(42)]), false), &doc));
+        assert!(m(&t("groups", Pred::Eq(vec!["system:masters".into()]), false), &doc));
+        assert!(m(&t("b", Pred::Eq(vec!["true".into()]), false), &doc));
+        assert!(!m(&t("missing", Pred::Eq(vec!["x".into()]), false), &doc));
+    }
+
+    #[test]
+    fn case_folding_and_string_predicates() {
+        let doc = json!({"ua": "Kubectl/v1.30", "ip": "10.1.2.3"});
+        assert!(!m(&t("ua", Pred::Prefix(vec!["kubectl".into()]), false), &doc));
+        assert!(m(&t("ua", Pred::Prefix(vec!["kubectl".into()]), true), &doc));
+        assert!(m(&t("ua", Pred::Wildcard(vec!["kube?tl/*".into()]), true), &doc));
+        assert!(!m(&t("ua", Pred::Wildcard(vec!["kube?tl".into()]), true), &doc));
+        assert!(m(&t("ua", Pred::Regex(vec!["v1\\.3".into()]), false), &doc));
+        assert!(m(&t("ip", Pred::Cidr(vec!["10.0.0.0/8".into()]), false), &doc));
+        assert!(m(&t("ip", Pred::Contains(vec![".2.".into()]), false), &doc));
+    }
+
+    #[test]
+    fn null_exists_and_ranges() {
+        let doc = json!({"n": null, "x": 5, "s": "b"});
+        assert!(m(&t("n", Pred::Null, false), &doc));
+        assert!(m(&t("missing", Pred::Null, false), &doc));
+        assert!(!m(&t("n", Pred::Exists, false), &doc));
+        assert!(m(&t("x", Pred::Range(CmpOp::Ge, Scalar::Int(5)), false), &doc));
+        assert!(!m(&t("x", Pred::Range(CmpOp::Lt, Scalar::Float(4.5)), false), &doc));
+        assert!(m(&t("s", Pred::Range(CmpOp::Gt, "a".into()), false), &doc));
+    }
+
+    #[test]
+    fn field_comparisons_and_functions() {
+        let doc = json!({"a": "x", "b": "X", "name": "python.exe"});
+        let cmp = Expr::Compare { op: CmpOp::Eq, lhs: ValueExpr::field("a"), rhs: ValueExpr::field("b"), case_insensitive: true };
+        assert!(m(&cmp, &doc));
+        let len = Expr::Test(ruleatlas_ir::Test {
+            subject: ValueExpr::Call(Func::Length, vec![ValueExpr::field("name")]),
+            pred: Pred::Eq(vec![Scalar::Int(10)]),
+            case_insensitive: false,
+        });
+        assert!(m(&len, &doc));
+    }
+
+    #[test]
+    fn invalid_regex_is_a_diagnostic() {
+        let e = t("a", Pred::Regex(vec!["(".into()]), false);
+        assert!(CompiledExpr::compile(&e).is_err());
+    }
+}
