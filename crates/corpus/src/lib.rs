@@ -25,8 +25,14 @@ pub fn data_dir(suite: &str) -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var_os("RULEATLAS_REQUIRE_CORPUS").is_some_and(|v| v != "0") {
-        panic!("{suite}: corpus directory {} is missing and RULEATLAS_REQUIRE_CORPUS is set", dir.display());
+        panic!(
+            "{suite}: corpus directory {} is missing and RULEATLAS_REQUIRE_CORPUS is set",
+            dir.display()
+        );
     }
-    eprintln!("{suite}: skipped, corpus directory {} not found (set RULEATLAS_SHARED_DATA)", dir.display());
+    eprintln!(
+        "{suite}: skipped, corpus directory {} not found (set RULEATLAS_SHARED_DATA)",
+        dir.display()
+    );
     None
 }

@@ -22,5 +22,8 @@ pub fn compile_correlation(
     _self_index: usize,
     _opts: &EngineOptions,
 ) -> Result<(Box<dyn CorrelationStage>, Vec<usize>), Diagnostic> {
-    Err(Diagnostic::unsupported("unsupported-construct", "correlations are not executable yet"))
+    Err(Diagnostic::unsupported(
+        "unsupported-construct",
+        "correlations are not executable yet",
+    ))
 }

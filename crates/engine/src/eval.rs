@@ -25,8 +25,17 @@ enum Node {
     And(Vec<Node>),
     Or(Vec<Node>),
     Not(Box<Node>),
-    Test { subject: CValue, pred: CPred, ci: bool },
-    Compare { op: CmpOp, lhs: CValue, rhs: CValue, ci: bool },
+    Test {
+        subject: CValue,
+        pred: CPred,
+        ci: bool,
+    },
+    Compare {
+        op: CmpOp,
+        lhs: CValue,
+        rhs: CValue,
+        ci: bool,
+    },
     Value(CValue),
 }
 
@@ -102,7 +111,7 @@ impl EqSet {
             }
             Value::Number(n) => {
                 let Some(f) = n.as_f64() else { return false };
-                self.numbers.iter().any(|x| *x == f) || self.has_text(&n.to_string())
+                self.numbers.contains(&f) || self.has_text(&n.to_string())
             }
             Value::Bool(b) => self.has_text(if *b { "true" } else { "false" }),
             _ => false,
@@ -134,7 +143,11 @@ fn build_regex(alternatives: &[String], ci: bool, what: &str) -> Result<Regex, D
         .map(|a| format!("(?:{a})"))
         .collect::<Vec<_>>()
         .join("|");
-    let src = if ci { format!("(?si:{joined})") } else { format!("(?s:{joined})") };
+    let src = if ci {
+        format!("(?si:{joined})")
+    } else {
+        format!("(?s:{joined})")
+    };
     regex::RegexBuilder::new(&src)
         .size_limit(64 << 20)
         .build()
@@ -153,14 +166,19 @@ fn value_text(v: &Value) -> Option<Cow<'_, str>> {
 
 fn compile_pred(pred: &Pred, ci: bool) -> Result<CPred, Diagnostic> {
     let fold = |xs: &[String]| -> Vec<String> {
-        xs.iter().map(|x| if ci { x.to_lowercase() } else { x.clone() }).collect()
+        xs.iter()
+            .map(|x| if ci { x.to_lowercase() } else { x.clone() })
+            .collect()
     };
     Ok(match pred {
         Pred::Exists => CPred::Exists,
         Pred::Null => CPred::Null,
         Pred::Eq(values) => CPred::Eq(EqSet::new(values, ci)),
         Pred::Wildcard(pats) => {
-            let alts: Vec<String> = pats.iter().map(|p| format!("^{}$", wildcard_to_regex(p))).collect();
+            let alts: Vec<String> = pats
+                .iter()
+                .map(|p| format!("^{}$", wildcard_to_regex(p)))
+                .collect();
             CPred::Regex(build_regex(&alts, ci, "wildcard")?)
         }
         Pred::Regex(pats) => CPred::Regex(build_regex(pats, ci, "regular expression")?),
@@ -173,7 +191,9 @@ fn compile_pred(pred: &Pred, ci: bool) -> Result<CPred, Diagnostic> {
                 let net = b
                     .parse::<IpNet>()
                     .or_else(|_| b.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| Diagnostic::error("bad-cidr", format!("invalid CIDR block {b:?}")))?;
+                    .map_err(|_| {
+                        Diagnostic::error("bad-cidr", format!("invalid CIDR block {b:?}"))
+                    })?;
                 nets.push(net);
             }
             CPred::Cidr(nets)
@@ -202,7 +222,12 @@ fn compile_node(e: &Expr) -> Result<Node, Diagnostic> {
             pred: compile_pred(&t.pred, t.case_insensitive)?,
             ci: t.case_insensitive,
         },
-        Expr::Compare { op, lhs, rhs, case_insensitive } => Node::Compare {
+        Expr::Compare {
+            op,
+            lhs,
+            rhs,
+            case_insensitive,
+        } => Node::Compare {
             op: *op,
             lhs: compile_value(lhs),
             rhs: compile_value(rhs),
@@ -214,7 +239,9 @@ fn compile_node(e: &Expr) -> Result<Node, Diagnostic> {
 
 impl CompiledExpr {
     pub fn compile(expr: &Expr) -> Result<CompiledExpr, Diagnostic> {
-        Ok(CompiledExpr { node: compile_node(expr)? })
+        Ok(CompiledExpr {
+            node: compile_node(expr)?,
+        })
     }
 
     /// Does the document satisfy the expression?
@@ -238,11 +265,18 @@ fn eval_node(node: &Node, doc: &Value) -> bool {
             let (mut l, mut r) = (Vec::new(), Vec::new());
             subject_values(lhs, doc, &mut l);
             subject_values(rhs, doc, &mut r);
-            let any_eq = || l.iter().any(|a| r.iter().any(|b| loose_cmp(a, b, *ci) == Some(std::cmp::Ordering::Equal)));
+            let any_eq = || {
+                l.iter().any(|a| {
+                    r.iter()
+                        .any(|b| loose_cmp(a, b, *ci) == Some(std::cmp::Ordering::Equal))
+                })
+            };
             match op {
                 CmpOp::Eq => any_eq(),
                 CmpOp::Ne => !l.is_empty() && !r.is_empty() && !any_eq(),
-                _ => l.iter().any(|a| r.iter().any(|b| ordering_holds(*op, loose_cmp(a, b, *ci)))),
+                _ => l
+                    .iter()
+                    .any(|a| r.iter().any(|b| ordering_holds(*op, loose_cmp(a, b, *ci)))),
             }
         }
         Node::Value(v) => {
@@ -329,7 +363,9 @@ fn arg_value(v: &CValue, doc: &Value) -> Option<Value> {
             }
         }
         CValue::Lit(l) => Some(l.clone()),
-        CValue::List(xs) => Some(Value::Array(xs.iter().filter_map(|x| arg_value(x, doc)).collect())),
+        CValue::List(xs) => Some(Value::Array(
+            xs.iter().filter_map(|x| arg_value(x, doc)).collect(),
+        )),
         CValue::Call(f, args) => call(*f, args, doc),
     }
 }
@@ -344,7 +380,9 @@ fn test_values(pred: &CPred, ci: bool, vals: &[Cow<'_, Value>]) -> bool {
         CPred::Exists => vals.iter().any(|v| !v.is_null()),
         CPred::Null => vals.is_empty() || vals.iter().any(|v| v.is_null()),
         CPred::Eq(set) => vals.iter().any(|v| set.matches(v, ci)),
-        CPred::Regex(re) => vals.iter().any(|v| value_text(v).is_some_and(|t| re.is_match(&t))),
+        CPred::Regex(re) => vals
+            .iter()
+            .any(|v| value_text(v).is_some_and(|t| re.is_match(&t))),
         CPred::Prefix(xs) => str_test(vals, ci, |t| xs.iter().any(|x| t.starts_with(x.as_str()))),
         CPred::Suffix(xs) => str_test(vals, ci, |t| xs.iter().any(|x| t.ends_with(x.as_str()))),
         CPred::Contains(xs) => str_test(vals, ci, |t| xs.iter().any(|x| t.contains(x.as_str()))),
@@ -355,7 +393,8 @@ fn test_values(pred: &CPred, ci: bool, vals: &[Cow<'_, Value>]) -> bool {
         }),
         CPred::Range(op, lit) => {
             let lit = lit.to_json();
-            vals.iter().any(|v| ordering_holds(*op, loose_cmp(v, &lit, ci)))
+            vals.iter()
+                .any(|v| ordering_holds(*op, loose_cmp(v, &lit, ci)))
         }
     }
 }
@@ -377,7 +416,9 @@ mod tests {
         Expr::field(FieldPath::new(field), pred, ci)
     }
     fn m(e: &Expr, doc: &Value) -> bool {
-        CompiledExpr::compile(e).map(|c| c.matches(doc)).unwrap_or(false)
+        CompiledExpr::compile(e)
+            .map(|c| c.matches(doc))
+            .unwrap_or(false)
     }
 
     #[test]
@@ -385,7 +426,10 @@ mod tests {
         let doc = json!({"code": 42, "s": "42", "groups": ["a", "system:masters"], "b": true});
         assert!(m(&t("code", Pred::Eq(vec!["42".into()]), false), &doc));
         assert!(m(&t("s", Pred::Eq(vec![Scalar::Int(42)]), false), &doc));
-        assert!(m(&t("groups", Pred::Eq(vec!["system:masters".into()]), false), &doc));
+        assert!(m(
+            &t("groups", Pred::Eq(vec!["system:masters".into()]), false),
+            &doc
+        ));
         assert!(m(&t("b", Pred::Eq(vec!["true".into()]), false), &doc));
         assert!(!m(&t("missing", Pred::Eq(vec!["x".into()]), false), &doc));
     }
@@ -393,12 +437,27 @@ mod tests {
     #[test]
     fn case_folding_and_string_predicates() {
         let doc = json!({"ua": "Kubectl/v1.30", "ip": "10.1.2.3"});
-        assert!(!m(&t("ua", Pred::Prefix(vec!["kubectl".into()]), false), &doc));
-        assert!(m(&t("ua", Pred::Prefix(vec!["kubectl".into()]), true), &doc));
-        assert!(m(&t("ua", Pred::Wildcard(vec!["kube?tl/*".into()]), true), &doc));
-        assert!(!m(&t("ua", Pred::Wildcard(vec!["kube?tl".into()]), true), &doc));
+        assert!(!m(
+            &t("ua", Pred::Prefix(vec!["kubectl".into()]), false),
+            &doc
+        ));
+        assert!(m(
+            &t("ua", Pred::Prefix(vec!["kubectl".into()]), true),
+            &doc
+        ));
+        assert!(m(
+            &t("ua", Pred::Wildcard(vec!["kube?tl/*".into()]), true),
+            &doc
+        ));
+        assert!(!m(
+            &t("ua", Pred::Wildcard(vec!["kube?tl".into()]), true),
+            &doc
+        ));
         assert!(m(&t("ua", Pred::Regex(vec!["v1\\.3".into()]), false), &doc));
-        assert!(m(&t("ip", Pred::Cidr(vec!["10.0.0.0/8".into()]), false), &doc));
+        assert!(m(
+            &t("ip", Pred::Cidr(vec!["10.0.0.0/8".into()]), false),
+            &doc
+        ));
         assert!(m(&t("ip", Pred::Contains(vec![".2.".into()]), false), &doc));
     }
 
@@ -408,15 +467,26 @@ mod tests {
         assert!(m(&t("n", Pred::Null, false), &doc));
         assert!(m(&t("missing", Pred::Null, false), &doc));
         assert!(!m(&t("n", Pred::Exists, false), &doc));
-        assert!(m(&t("x", Pred::Range(CmpOp::Ge, Scalar::Int(5)), false), &doc));
-        assert!(!m(&t("x", Pred::Range(CmpOp::Lt, Scalar::Float(4.5)), false), &doc));
+        assert!(m(
+            &t("x", Pred::Range(CmpOp::Ge, Scalar::Int(5)), false),
+            &doc
+        ));
+        assert!(!m(
+            &t("x", Pred::Range(CmpOp::Lt, Scalar::Float(4.5)), false),
+            &doc
+        ));
         assert!(m(&t("s", Pred::Range(CmpOp::Gt, "a".into()), false), &doc));
     }
 
     #[test]
     fn field_comparisons_and_functions() {
         let doc = json!({"a": "x", "b": "X", "name": "python.exe"});
-        let cmp = Expr::Compare { op: CmpOp::Eq, lhs: ValueExpr::field("a"), rhs: ValueExpr::field("b"), case_insensitive: true };
+        let cmp = Expr::Compare {
+            op: CmpOp::Eq,
+            lhs: ValueExpr::field("a"),
+            rhs: ValueExpr::field("b"),
+            case_insensitive: true,
+        };
         assert!(m(&cmp, &doc));
         let len = Expr::Test(ruleatlas_ir::Test {
             subject: ValueExpr::Call(Func::Length, vec![ValueExpr::field("name")]),

@@ -49,7 +49,10 @@ pub struct Match {
 
 impl Match {
     pub fn single(ev: Arc<Event>) -> Match {
-        Match { events: vec![ev], extra: Map::new() }
+        Match {
+            events: vec![ev],
+            extra: Map::new(),
+        }
     }
 }
 
@@ -69,23 +72,29 @@ pub struct EventCtx {
 
 impl EventCtx {
     pub fn new(event: Arc<Event>) -> EventCtx {
-        EventCtx { event, ecs: OnceLock::new() }
+        EventCtx {
+            event,
+            ecs: OnceLock::new(),
+        }
     }
 
     /// The document a rule of `dialect` reads, or `None` if this event has no such view.
     pub fn doc(&self, dialect: FieldDialect) -> Option<&Value> {
         let ev = &self.event;
         match (dialect, ev.kind) {
-            (FieldDialect::Ecs, SourceKind::KubernetesAudit) => {
-                self.ecs.get_or_init(|| Some(ecs::audit_to_ecs(&ev.doc))).as_ref()
-            }
-            (FieldDialect::Ecs, SourceKind::CloudTrail) => {
-                self.ecs.get_or_init(|| Some(ecs::cloudtrail_to_ecs(&ev.doc))).as_ref()
-            }
+            (FieldDialect::Ecs, SourceKind::KubernetesAudit) => self
+                .ecs
+                .get_or_init(|| Some(ecs::audit_to_ecs(&ev.doc)))
+                .as_ref(),
+            (FieldDialect::Ecs, SourceKind::CloudTrail) => self
+                .ecs
+                .get_or_init(|| Some(ecs::cloudtrail_to_ecs(&ev.doc)))
+                .as_ref(),
             (FieldDialect::Ecs, _) => Some(&ev.doc),
-            (FieldDialect::Native, SourceKind::KubernetesAuditEcs) => {
-                ev.doc.pointer("/kubernetes/audit").or_else(|| ev.doc.get("kubernetes.audit"))
-            }
+            (FieldDialect::Native, SourceKind::KubernetesAuditEcs) => ev
+                .doc
+                .pointer("/kubernetes/audit")
+                .or_else(|| ev.doc.get("kubernetes.audit")),
             (FieldDialect::Native, _) => Some(&ev.doc),
         }
     }
@@ -133,12 +142,18 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { max_states_per_rule: 100_000 }
+        EngineOptions {
+            max_states_per_rule: 100_000,
+        }
     }
 }
 
 /// Compiles a pipeline (query + pipes) into a stage.
-pub fn compile_pipeline(p: &Pipeline, dialect: FieldDialect, opts: &EngineOptions) -> Result<Box<dyn Stage>, Diagnostic> {
+pub fn compile_pipeline(
+    p: &Pipeline,
+    dialect: FieldDialect,
+    opts: &EngineOptions,
+) -> Result<Box<dyn Stage>, Diagnostic> {
     let stage: Box<dyn Stage> = match &p.query {
         Query::Filter(e) => Box::new(FilterStage::new(CompiledExpr::compile(e)?, dialect)),
         Query::Sequence(s) => sequence::compile_sequence(s, dialect, opts)?,
@@ -147,7 +162,10 @@ pub fn compile_pipeline(p: &Pipeline, dialect: FieldDialect, opts: &EngineOption
         Query::Threshold(t) => threshold::compile_threshold(t, dialect, opts)?,
         Query::NewTerms(n) => threshold::compile_new_terms(n, dialect, opts)?,
         Query::Correlation(_) => {
-            return Err(Diagnostic::error("internal", "correlations are compiled by the engine, not as a stage"))
+            return Err(Diagnostic::error(
+                "internal",
+                "correlations are compiled by the engine, not as a stage",
+            ))
         }
     };
     if p.pipes.is_empty() {
@@ -192,17 +210,22 @@ impl Engine {
                 Lowered::Ok { pipeline } if matches!(pipeline.query, Query::Correlation(_)) => {
                     correlation_rules.push(rule.clone());
                 }
-                Lowered::Ok { pipeline } => match compile_pipeline(pipeline, rule.field_dialect, &opts) {
-                    Ok(stage) => compiled.push(CompiledRule {
-                        rule: rule.clone(),
-                        stage,
-                        applies: routing::applicability(rule),
-                        suppressed: false,
-                    }),
-                    Err(d) => skipped.push((rule.clone(), d.message)),
-                },
+                Lowered::Ok { pipeline } => {
+                    match compile_pipeline(pipeline, rule.field_dialect, &opts) {
+                        Ok(stage) => compiled.push(CompiledRule {
+                            rule: rule.clone(),
+                            stage,
+                            applies: routing::applicability(rule),
+                            suppressed: false,
+                        }),
+                        Err(d) => skipped.push((rule.clone(), d.message)),
+                    }
+                }
                 other => {
-                    let why = other.diagnostic().map(|d| d.message.clone()).unwrap_or_default();
+                    let why = other
+                        .diagnostic()
+                        .map(|d| d.message.clone())
+                        .unwrap_or_default();
                     skipped.push((rule.clone(), why));
                 }
             }
@@ -214,11 +237,18 @@ impl Engine {
         let mut correlations = Vec::new();
         let mut generate_refs = Vec::new();
         for (ci, rule) in correlation_rules.iter().enumerate() {
-            let Some(Query::Correlation(c)) = rule.pipeline().map(|p| &p.query) else { continue };
+            let Some(Query::Correlation(c)) = rule.pipeline().map(|p| &p.query) else {
+                continue;
+            };
             match correlation::compile_correlation(c, &all, compiled.len() + ci, &opts) {
                 Ok((stage, listens_to)) => {
                     generate_refs.push((listens_to.clone(), c.generate));
-                    correlations.push(CompiledCorrelation { rule: rule.clone(), stage, listens_to, suppressed: false });
+                    correlations.push(CompiledCorrelation {
+                        rule: rule.clone(),
+                        stage,
+                        listens_to,
+                        suppressed: false,
+                    });
                 }
                 Err(d) => skipped.push((rule.clone(), d.message)),
             }
@@ -236,7 +266,12 @@ impl Engine {
                 }
             }
         }
-        Engine { rules: compiled, correlations, skipped, scratch: Vec::new() }
+        Engine {
+            rules: compiled,
+            correlations,
+            skipped,
+            scratch: Vec::new(),
+        }
     }
 
     /// Rules that loaded but cannot run, with the reason.
@@ -309,10 +344,17 @@ impl Engine {
                 let (rule, suppressed) = if i < base {
                     (&self.rules[i].rule, self.rules[i].suppressed)
                 } else {
-                    (&self.correlations[i - base].rule, self.correlations[i - base].suppressed)
+                    (
+                        &self.correlations[i - base].rule,
+                        self.correlations[i - base].suppressed,
+                    )
                 };
                 if !suppressed {
-                    out.push(Alert { rule: rule.clone(), events: m.events, extra: m.extra });
+                    out.push(Alert {
+                        rule: rule.clone(),
+                        events: m.events,
+                        extra: m.extra,
+                    });
                 }
             }
             fired = next;

@@ -4,6 +4,14 @@
 use crate::{EngineOptions, Stage};
 use ruleatlas_ir::{Diagnostic, FieldDialect, Pipe};
 
-pub fn wrap(_stage: Box<dyn Stage>, _pipes: &[Pipe], _d: FieldDialect, _o: &EngineOptions) -> Result<Box<dyn Stage>, Diagnostic> {
-    Err(Diagnostic::unsupported("unsupported-construct", "pipes are not executable yet"))
+pub fn wrap(
+    _stage: Box<dyn Stage>,
+    _pipes: &[Pipe],
+    _d: FieldDialect,
+    _o: &EngineOptions,
+) -> Result<Box<dyn Stage>, Diagnostic> {
+    Err(Diagnostic::unsupported(
+        "unsupported-construct",
+        "pipes are not executable yet",
+    ))
 }

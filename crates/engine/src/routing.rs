@@ -38,7 +38,9 @@ pub fn kinds_of(sel: &LogSourceSel) -> Option<&'static [SourceKind]> {
         (Some("kubernetes"), None | Some("audit")) => {
             Some(&[SourceKind::KubernetesAudit, SourceKind::KubernetesAuditEcs])
         }
-        (Some("aws"), None | Some("cloudtrail")) => Some(&[SourceKind::CloudTrail, SourceKind::CloudTrailEcs]),
+        (Some("aws"), None | Some("cloudtrail")) => {
+            Some(&[SourceKind::CloudTrail, SourceKind::CloudTrailEcs])
+        }
         _ => None,
     }
 }

@@ -58,7 +58,10 @@ impl SourceKind {
     }
     /// True for documents already in Elastic's shape.
     pub fn is_ecs(self) -> bool {
-        matches!(self, SourceKind::KubernetesAuditEcs | SourceKind::CloudTrailEcs | SourceKind::Ecs)
+        matches!(
+            self,
+            SourceKind::KubernetesAuditEcs | SourceKind::CloudTrailEcs | SourceKind::Ecs
+        )
     }
     /// Recognises a document's source from its content.
     pub fn detect(doc: &Value) -> SourceKind {
@@ -66,7 +69,9 @@ impl SourceKind {
             return SourceKind::Unknown;
         };
         let s = |k: &str| obj.get(k).and_then(Value::as_str);
-        if s("kind") == Some("Event") && s("apiVersion").is_some_and(|v| v.starts_with("audit.k8s.io/")) {
+        if s("kind") == Some("Event")
+            && s("apiVersion").is_some_and(|v| v.starts_with("audit.k8s.io/"))
+        {
             return SourceKind::KubernetesAudit;
         }
         if obj.contains_key("eventSource") && obj.contains_key("eventName") {
@@ -94,7 +99,10 @@ impl SourceKind {
         if !out.is_empty() {
             return SourceKind::CloudTrailEcs;
         }
-        if obj.contains_key("@timestamp") || obj.contains_key("event") || obj.contains_key("event.category") {
+        if obj.contains_key("@timestamp")
+            || obj.contains_key("event")
+            || obj.contains_key("event.category")
+        {
             return SourceKind::Ecs;
         }
         SourceKind::Unknown
@@ -132,7 +140,13 @@ impl Event {
     pub fn new(doc: Value, opts: &EventOptions) -> Event {
         let kind = SourceKind::detect(&doc);
         let ts_ms = event_time(&doc, kind, opts.timestamp_field.as_deref());
-        Event { doc, ts_ms, kind, seq: 0, origin: Origin::default() }
+        Event {
+            doc,
+            ts_ms,
+            kind,
+            seq: 0,
+            origin: Origin::default(),
+        }
     }
 
     /// Values of `field` (Elasticsearch semantics, see [`lookup`]); appends to `out`.
@@ -145,7 +159,9 @@ impl Event {
 pub fn event_time(doc: &Value, kind: SourceKind, field: Option<&str>) -> Option<i64> {
     let candidates: &[&str] = match (field, kind) {
         (Some(f), _) => return first_time(doc, &[f]),
-        (None, SourceKind::KubernetesAudit) => &["requestReceivedTimestamp", "stageTimestamp", "@timestamp"],
+        (None, SourceKind::KubernetesAudit) => {
+            &["requestReceivedTimestamp", "stageTimestamp", "@timestamp"]
+        }
         (None, SourceKind::CloudTrail) => &["eventTime", "@timestamp"],
         (None, _) => &["@timestamp", "timestamp", "time", "eventTime"],
     };

@@ -42,7 +42,10 @@ fn dotted<'a>(node: &'a Value, rest: &str, out: &mut Vec<&'a Value>, flatten: bo
             // Every prefix of `rest` that ends at a dot (or the end) may be a key of this object.
             let mut from = 0;
             loop {
-                let end = rest[from..].find('.').map(|i| from + i).unwrap_or(rest.len());
+                let end = rest[from..]
+                    .find('.')
+                    .map(|i| from + i)
+                    .unwrap_or(rest.len());
                 if let Some(child) = map.get(&rest[..end]) {
                     if end == rest.len() {
                         push_leaf(child, out, flatten);
@@ -97,7 +100,10 @@ mod tests {
     #[test]
     fn kubernetes_keys_with_dots_and_slashes() {
         let doc = json!({"user":{"extra":{"authentication.kubernetes.io/pod-name":["web-1"]}}});
-        assert_eq!(get(&doc, "user.extra.authentication.kubernetes.io/pod-name"), vec![json!("web-1")]);
+        assert_eq!(
+            get(&doc, "user.extra.authentication.kubernetes.io/pod-name"),
+            vec![json!("web-1")]
+        );
     }
 
     #[test]
@@ -112,7 +118,16 @@ mod tests {
     fn exact_segments_index_arrays() {
         let doc = json!({"spec":{"containers":[{"image":"nginx"},{"image":"busybox"}]}});
         let mut out = Vec::new();
-        lookup(&doc, &FieldPath::exact(vec!["spec".into(), "containers".into(), "1".into(), "image".into()]), &mut out);
+        lookup(
+            &doc,
+            &FieldPath::exact(vec![
+                "spec".into(),
+                "containers".into(),
+                "1".into(),
+                "image".into(),
+            ]),
+            &mut out,
+        );
         assert_eq!(out, vec![&json!("busybox")]);
         let mut raw = Vec::new();
         lookup_raw(&doc, &FieldPath::new("spec.containers"), &mut raw);

@@ -28,7 +28,11 @@ pub struct BadEvent {
 
 impl fmt::Display for BadEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.path, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path, self.line, self.column, self.message
+        )
     }
 }
 
@@ -49,7 +53,10 @@ impl std::error::Error for InputError {}
 
 /// Opens `path` (`-` for stdin) and returns its events.
 pub fn read_events(path: &str, opts: &EventOptions) -> Result<EventStream, InputError> {
-    let err = |source| InputError { path: path.to_string(), source };
+    let err = |source| InputError {
+        path: path.to_string(),
+        source,
+    };
     let raw: Box<dyn Read + Send> = if path == "-" {
         Box::new(io::stdin())
     } else {
@@ -59,11 +66,18 @@ pub fn read_events(path: &str, opts: &EventOptions) -> Result<EventStream, Input
 }
 
 /// Reads events from any byte stream; `name` is used in locations.
-pub fn read_reader(name: &str, raw: Box<dyn Read + Send>, opts: &EventOptions) -> io::Result<EventStream> {
+pub fn read_reader(
+    name: &str,
+    raw: Box<dyn Read + Send>,
+    opts: &EventOptions,
+) -> io::Result<EventStream> {
     let mut buffered = BufReader::with_capacity(256 * 1024, raw);
     let head = buffered.fill_buf()?;
     let reader: Box<dyn BufRead + Send> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(buffered)))
+        Box::new(BufReader::with_capacity(
+            256 * 1024,
+            flate2::read::MultiGzDecoder::new(buffered),
+        ))
     } else {
         Box::new(buffered)
     };
@@ -102,13 +116,20 @@ pub struct EventStream {
 
 impl EventStream {
     fn bad(&self, line: u64, column: u64, message: String) -> BadEvent {
-        BadEvent { path: self.name.to_string(), line, column, message }
+        BadEvent {
+            path: self.name.to_string(),
+            line,
+            column,
+            message,
+        }
     }
 
     /// Expands wrappers (arrays, EventList, Records) into events, queued in `pending`.
     fn push_document(&mut self, doc: Value, line: u64) {
         match doc {
-            Value::Array(items) => items.into_iter().for_each(|it| self.push_document(it, line)),
+            Value::Array(items) => items
+                .into_iter()
+                .for_each(|it| self.push_document(it, line)),
             Value::Object(mut map) => {
                 let is_list = map.get("kind").and_then(Value::as_str) == Some("EventList");
                 let key = if is_list && map.get("items").is_some_and(Value::is_array) {
@@ -120,13 +141,18 @@ impl EventStream {
                 };
                 if let Some(key) = key {
                     if let Some(Value::Array(items)) = map.remove(key) {
-                        items.into_iter().for_each(|it| self.push_document(it, line));
+                        items
+                            .into_iter()
+                            .for_each(|it| self.push_document(it, line));
                     }
                     return;
                 }
                 let mut ev = Event::new(Value::Object(map), &self.opts);
                 ev.seq = self.seq;
-                ev.origin = Origin { file: self.name.clone(), line };
+                ev.origin = Origin {
+                    file: self.name.clone(),
+                    line,
+                };
                 self.seq += 1;
                 self.pending.push_back(Ok(ev));
             }
@@ -138,7 +164,11 @@ impl EventStream {
                     Value::String(_) => "a string",
                     _ => "a value",
                 };
-                let bad = self.bad(line, 1, format!("expected a JSON object (an event), found {what}"));
+                let bad = self.bad(
+                    line,
+                    1,
+                    format!("expected a JSON object (an event), found {what}"),
+                );
                 self.pending.push_back(Err(bad));
             }
         }
@@ -179,7 +209,11 @@ impl EventStream {
                     self.push_document(doc, doc_line);
                 }
                 Some(Err(e)) => {
-                    let bad = self.bad(e.line() as u64 + base, e.column() as u64, format!("invalid JSON: {e}"));
+                    let bad = self.bad(
+                        e.line() as u64 + base,
+                        e.column() as u64,
+                        format!("invalid JSON: {e}"),
+                    );
                     self.pending.push_back(Err(bad));
                     break;
                 }
@@ -199,13 +233,10 @@ impl Iterator for EventStream {
             if self.mode == Mode::Done || self.failed {
                 return None;
             }
-            match self.read_line()? {
-                Err(e) => {
-                    self.failed = true;
-                    let line = self.line + 1;
-                    return Some(Err(self.bad(line, 1, format!("cannot read input: {e}"))));
-                }
-                Ok(()) => {}
+            if let Err(e) = self.read_line()? {
+                self.failed = true;
+                let line = self.line + 1;
+                return Some(Err(self.bad(line, 1, format!("cannot read input: {e}"))));
             }
             let trimmed = self.buf.trim();
             if trimmed.is_empty() {
@@ -227,7 +258,11 @@ impl Iterator for EventStream {
                     self.mode = Mode::Lines;
                     let leading = self.buf.len() - self.buf.trim_start().len();
                     let col = e.column() as u64 + leading as u64;
-                    return Some(Err(self.bad(line, col.max(1), format!("invalid JSON: {e}"))));
+                    return Some(Err(self.bad(
+                        line,
+                        col.max(1),
+                        format!("invalid JSON: {e}"),
+                    )));
                 }
             }
         }
@@ -239,7 +274,11 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> Vec<Result<Event, BadEvent>> {
-        let stream = read_reader("t.json", Box::new(io::Cursor::new(text.as_bytes().to_vec())), &EventOptions::default());
+        let stream = read_reader(
+            "t.json",
+            Box::new(io::Cursor::new(text.as_bytes().to_vec())),
+            &EventOptions::default(),
+        );
         stream.map(|s| s.collect()).unwrap_or_default()
     }
 
@@ -247,10 +286,17 @@ mod tests {
     fn ndjson_with_a_bad_line_keeps_going() {
         let items = read("{\"a\":1}\nnot json\n\n{\"a\":2}\n");
         assert_eq!(items.len(), 3);
-        let bad = items[1].as_ref().err().cloned().unwrap_or_else(|| panic!("expected a bad line"));
+        let bad = items[1]
+            .as_ref()
+            .err()
+            .cloned()
+            .unwrap_or_else(|| panic!("expected a bad line"));
         assert_eq!((bad.line, bad.path.as_str()), (2, "t.json"));
         assert!(bad.message.contains("invalid JSON"), "{}", bad.message);
-        assert_eq!(items[2].as_ref().map(|e| (e.seq, e.origin.line)).ok(), Some((1, 4)));
+        assert_eq!(
+            items[2].as_ref().map(|e| (e.seq, e.origin.line)).ok(),
+            Some((1, 4))
+        );
     }
 
     #[test]
@@ -279,7 +325,11 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let _ = enc.write_all(b"{\"a\":1}\n{\"a\":2}\n");
         let bytes = enc.finish().unwrap_or_default();
-        let stream = read_reader("t.gz", Box::new(io::Cursor::new(bytes)), &EventOptions::default());
+        let stream = read_reader(
+            "t.gz",
+            Box::new(io::Cursor::new(bytes)),
+            &EventOptions::default(),
+        );
         assert_eq!(stream.map(|s| s.count()).unwrap_or(0), 2);
     }
 }

@@ -77,12 +77,27 @@ mod tests {
 
     #[test]
     fn parses_the_shapes_sources_use() {
-        assert_eq!(parse_timestamp(&json!("2025-03-04T06:22:18.819232Z")), Some(1741069338819));
-        assert_eq!(parse_timestamp(&json!("2025-03-04T07:22:18.819+01:00")), Some(1741069338819));
-        assert_eq!(parse_timestamp(&json!("2025-03-04 06:22:18.819Z")), Some(1741069338819));
-        assert_eq!(parse_timestamp(&json!(1741069338819i64)), Some(1741069338819));
+        assert_eq!(
+            parse_timestamp(&json!("2025-03-04T06:22:18.819232Z")),
+            Some(1741069338819)
+        );
+        assert_eq!(
+            parse_timestamp(&json!("2025-03-04T07:22:18.819+01:00")),
+            Some(1741069338819)
+        );
+        assert_eq!(
+            parse_timestamp(&json!("2025-03-04 06:22:18.819Z")),
+            Some(1741069338819)
+        );
+        assert_eq!(
+            parse_timestamp(&json!(1741069338819i64)),
+            Some(1741069338819)
+        );
         assert_eq!(parse_timestamp(&json!(1741069338)), Some(1741069338000));
-        assert_eq!(parse_timestamp(&json!(131509374020000000i64)), Some(1506463802000));
+        assert_eq!(
+            parse_timestamp(&json!(131509374020000000i64)),
+            Some(1506463802000)
+        );
         assert_eq!(parse_timestamp(&json!("yesterday")), None);
         assert_eq!(format_timestamp(1741069338819), "2025-03-04T06:22:18.819Z");
     }

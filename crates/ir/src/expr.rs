@@ -112,11 +112,19 @@ pub struct FieldPath {
 
 impl FieldPath {
     pub fn new(name: impl Into<String>) -> FieldPath {
-        FieldPath { name: name.into(), segments: None, optional: false }
+        FieldPath {
+            name: name.into(),
+            segments: None,
+            optional: false,
+        }
     }
     /// An exact path of keys (JSON pointer style); `name` is the dotted join for display.
     pub fn exact(segments: Vec<String>) -> FieldPath {
-        FieldPath { name: segments.join("."), segments: Some(segments), optional: false }
+        FieldPath {
+            name: segments.join("."),
+            segments: Some(segments),
+            optional: false,
+        }
     }
 }
 
@@ -237,7 +245,11 @@ pub enum Expr {
 
 impl Expr {
     pub fn field(field: FieldPath, pred: Pred, case_insensitive: bool) -> Expr {
-        Expr::Test(Test { subject: ValueExpr::Field(field), pred, case_insensitive })
+        Expr::Test(Test {
+            subject: ValueExpr::Field(field),
+            pred,
+            case_insensitive,
+        })
     }
     pub fn and(mut items: Vec<Expr>) -> Expr {
         match items.len() {
@@ -282,7 +294,9 @@ impl ValueExpr {
         match self {
             ValueExpr::Field(p) => f(p),
             ValueExpr::Lit(_) => {}
-            ValueExpr::List(xs) | ValueExpr::Call(_, xs) => xs.iter().for_each(|x| x.visit_fields(f)),
+            ValueExpr::List(xs) | ValueExpr::Call(_, xs) => {
+                xs.iter().for_each(|x| x.visit_fields(f))
+            }
         }
     }
 }
@@ -374,7 +388,11 @@ impl fmt::Display for Expr {
         match self {
             Expr::Const(b) => write!(f, "{b}"),
             Expr::And(xs) | Expr::Or(xs) => {
-                let sep = if matches!(self, Expr::And(_)) { " ∧ " } else { " ∨ " };
+                let sep = if matches!(self, Expr::And(_)) {
+                    " ∧ "
+                } else {
+                    " ∨ "
+                };
                 for (i, x) in xs.iter().enumerate() {
                     if i > 0 {
                         f.write_str(sep)?;
@@ -391,7 +409,12 @@ impl fmt::Display for Expr {
                 _ => write!(f, "¬({x})"),
             },
             Expr::Test(t) => write!(f, "{t}"),
-            Expr::Compare { op, lhs, rhs, case_insensitive } => {
+            Expr::Compare {
+                op,
+                lhs,
+                rhs,
+                case_insensitive,
+            } => {
                 let ci = if *case_insensitive { "~" } else { "" };
                 write!(f, "{lhs} {}{ci} {rhs}", op.symbol())
             }
@@ -407,10 +430,21 @@ mod tests {
     #[test]
     fn display_is_readable() {
         let e = Expr::and(vec![
-            Expr::field(FieldPath::new("verb"), Pred::Eq(vec!["create".into(), "patch".into()]), false),
-            Expr::not(Expr::field(FieldPath::new("user.name"), Pred::Prefix(vec!["system:".into()]), true)),
+            Expr::field(
+                FieldPath::new("verb"),
+                Pred::Eq(vec!["create".into(), "patch".into()]),
+                false,
+            ),
+            Expr::not(Expr::field(
+                FieldPath::new("user.name"),
+                Pred::Prefix(vec!["system:".into()]),
+                true,
+            )),
         ]);
-        assert_eq!(e.to_string(), r#"verb ∈ {"create", "patch"} ∧ ¬user.name startswith~ "system:""#);
+        assert_eq!(
+            e.to_string(),
+            r#"verb ∈ {"create", "patch"} ∧ ¬user.name startswith~ "system:""#
+        );
     }
 
     #[test]

@@ -79,7 +79,11 @@ impl Func {
 pub fn eval(func: Func, args: &[Option<Value>], case_insensitive: bool) -> Option<Value> {
     let text = |i: usize| -> Option<String> {
         match args.get(i)?.as_ref()? {
-            Value::String(s) => Some(if case_insensitive { s.to_lowercase() } else { s.clone() }),
+            Value::String(s) => Some(if case_insensitive {
+                s.to_lowercase()
+            } else {
+                s.clone()
+            }),
             Value::Null => None,
             other => Some(other.to_string()),
         }
@@ -138,7 +142,9 @@ pub fn eval(func: Func, args: &[Option<Value>], case_insensitive: bool) -> Optio
         Func::ToUpper => Some(Value::String(text(0)?.to_uppercase())),
         Func::Basename => {
             let t = text(0)?;
-            Some(Value::String(t.rsplit(['/', '\\']).next().unwrap_or("").to_string()))
+            Some(Value::String(
+                t.rsplit(['/', '\\']).next().unwrap_or("").to_string(),
+            ))
         }
         _ => None,
     }

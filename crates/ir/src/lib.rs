@@ -23,7 +23,7 @@ pub mod query;
 pub mod rule;
 pub mod span;
 
-pub use diag::{Diagnostic, DiagSeverity};
+pub use diag::{DiagSeverity, Diagnostic};
 pub use expr::{CmpOp, Expr, FieldPath, Pred, Scalar, Test, ValueExpr};
 pub use func::Func;
 pub use query::*;

@@ -14,7 +14,10 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn filter(expr: Expr) -> Pipeline {
-        Pipeline { query: Query::Filter(expr), pipes: Vec::new() }
+        Pipeline {
+            query: Query::Filter(expr),
+            pipes: Vec::new(),
+        }
     }
 }
 
@@ -36,9 +39,19 @@ impl Query {
     pub fn stage_filters(&self) -> Vec<&Expr> {
         match self {
             Query::Filter(e) => vec![e],
-            Query::Sequence(s) => s.steps.iter().chain(s.until.iter()).map(|st| &st.filter).collect(),
+            Query::Sequence(s) => s
+                .steps
+                .iter()
+                .chain(s.until.iter())
+                .map(|st| &st.filter)
+                .collect(),
             Query::Sample(s) => s.steps.iter().map(|st| &st.filter).collect(),
-            Query::Join(j) => j.steps.iter().chain(j.until.iter()).map(|st| &st.filter).collect(),
+            Query::Join(j) => j
+                .steps
+                .iter()
+                .chain(j.until.iter())
+                .map(|st| &st.filter)
+                .collect(),
             Query::Threshold(t) => vec![&t.filter],
             Query::NewTerms(n) => vec![&n.filter],
             Query::Correlation(_) => Vec::new(),
@@ -68,7 +81,12 @@ fn one() -> u32 {
 
 impl Step {
     pub fn new(filter: Expr) -> Step {
-        Step { filter, by: Vec::new(), runs: 1, missing: false }
+        Step {
+            filter,
+            by: Vec::new(),
+            runs: 1,
+            missing: false,
+        }
     }
 }
 

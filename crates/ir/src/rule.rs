@@ -89,11 +89,17 @@ pub struct SourceRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum Lowered {
-    Ok { pipeline: Pipeline },
+    Ok {
+        pipeline: Pipeline,
+    },
     /// Valid rule in a language or construct not implemented yet (ES|QL, ML jobs…).
-    Unsupported { diagnostic: Diagnostic },
+    Unsupported {
+        diagnostic: Diagnostic,
+    },
     /// The rule is invalid.
-    Error { diagnostic: Diagnostic },
+    Error {
+        diagnostic: Diagnostic,
+    },
 }
 
 impl Lowered {
@@ -204,6 +210,8 @@ impl Rule {
         self.lowered.pipeline()
     }
     pub fn is_deprecated(&self) -> bool {
-        self.status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("deprecated"))
+        self.status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("deprecated"))
     }
 }

@@ -11,11 +11,17 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: usize, end: usize) -> Span {
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
     /// The same span moved by `offset` bytes (a query embedded in a larger file).
     pub fn shifted(self, offset: usize) -> Span {
-        Span { start: self.start + offset as u32, end: self.end + offset as u32 }
+        Span {
+            start: self.start + offset as u32,
+            end: self.end + offset as u32,
+        }
     }
 }
 
