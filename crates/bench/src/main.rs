@@ -1,0 +1,448 @@
+//! Benchmark input generator: realistic Kubernetes audit logs, deterministic for a seed.
+//!
+//! `cargo run --release -p bench -- gen-audit --events 1000000 --out /tmp/audit.ndjson`
+//!
+//! The mix follows what a busy cluster writes: mostly get/list/watch by controllers and nodes,
+//! some create/update/patch with request objects of 0.5–2 KB, a few deletes, and a rare sprinkle
+//! (about 1 in 5,000) of attack-shaped events (exec into pods, privileged or host-network pods,
+//! NodePort services, bindings to cluster-admin, secret reads by anonymous users) so rules fire.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use std::io::{BufWriter, Write};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write a raw audit.k8s.io NDJSON log.
+    GenAudit {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long)]
+        out: String,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Write Elastic-style ECS documents instead of raw audit events.
+        #[arg(long)]
+        ecs: bool,
+    },
+}
+
+/// xorshift64*: deterministic and dependency-free; quality is ample for picking mixes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len() as u64) as usize]
+    }
+    fn chance(&mut self, one_in: u64) -> bool {
+        self.below(one_in) == 0
+    }
+}
+
+const NAMESPACES: &[&str] = &[
+    "default",
+    "kube-system",
+    "monitoring",
+    "payments",
+    "web",
+    "data",
+    "ci",
+    "ingress-nginx",
+];
+const RESOURCES: &[(&str, &str, &str)] = &[
+    ("pods", "", "v1"),
+    ("pods", "", "v1"),
+    ("pods", "", "v1"),
+    ("configmaps", "", "v1"),
+    ("secrets", "", "v1"),
+    ("services", "", "v1"),
+    ("endpoints", "", "v1"),
+    ("events", "", "v1"),
+    ("nodes", "", "v1"),
+    ("leases", "coordination.k8s.io", "v1"),
+    ("leases", "coordination.k8s.io", "v1"),
+    ("deployments", "apps", "v1"),
+    ("replicasets", "apps", "v1"),
+    ("daemonsets", "apps", "v1"),
+    ("jobs", "batch", "v1"),
+    ("serviceaccounts", "", "v1"),
+    ("roles", "rbac.authorization.k8s.io", "v1"),
+    ("rolebindings", "rbac.authorization.k8s.io", "v1"),
+    ("endpointslices", "discovery.k8s.io", "v1"),
+];
+const USERS: &[(&str, &[&str], &str)] = &[
+    (
+        "system:kube-controller-manager",
+        &["system:authenticated"],
+        "kube-controller-manager/v1.30.2 (linux/amd64) kubernetes/3968350/leader-election",
+    ),
+    (
+        "system:kube-scheduler",
+        &["system:authenticated"],
+        "kube-scheduler/v1.30.2 (linux/amd64) kubernetes/3968350/scheduler",
+    ),
+    (
+        "system:node:worker-1",
+        &["system:nodes", "system:authenticated"],
+        "kubelet/v1.30.2 (linux/amd64) kubernetes/3968350",
+    ),
+    (
+        "system:node:worker-2",
+        &["system:nodes", "system:authenticated"],
+        "kubelet/v1.30.2 (linux/amd64) kubernetes/3968350",
+    ),
+    (
+        "system:serviceaccount:kube-system:coredns",
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:kube-system",
+            "system:authenticated",
+        ],
+        "coredns/v1.11.1 (linux/amd64) kubernetes/$Format",
+    ),
+    (
+        "system:serviceaccount:monitoring:prometheus",
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:monitoring",
+            "system:authenticated",
+        ],
+        "Prometheus/2.53.0",
+    ),
+    (
+        "system:serviceaccount:ci:deployer",
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:ci",
+            "system:authenticated",
+        ],
+        "argocd-application-controller/v2.11.3",
+    ),
+    (
+        "alice@example.com",
+        &["developers", "system:authenticated"],
+        "kubectl/v1.30.2 (linux/amd64) kubernetes/3968350",
+    ),
+    (
+        "bob@example.com",
+        &["sre", "system:authenticated"],
+        "kubectl/v1.29.4 (darwin/arm64) kubernetes/55cd5b1",
+    ),
+];
+const IMAGES: &[&str] = &[
+    "registry.example.com/payments/api:1.42.0",
+    "nginx:1.27.0",
+    "ghcr.io/example/web-frontend:2024.06.1",
+    "quay.io/prometheus/node-exporter:v1.8.1",
+    "registry.k8s.io/coredns/coredns:v1.11.1",
+    "postgres:16.3",
+];
+
+fn uid(rng: &mut Rng) -> String {
+    let a = rng.next();
+    let b = rng.next();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn timestamp(ms: i64) -> String {
+    // Civil-from-days (Howard Hinnant), so the generator needs no date crate.
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}000Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+fn labels(rng: &mut Rng, app: &str) -> Value {
+    json!({"app.kubernetes.io/name": app, "app.kubernetes.io/part-of": "shop", "pod-template-hash": format!("{:x}", rng.next() & 0xffffff), "team": *rng.pick(&["payments","web","data","platform"])})
+}
+
+fn pod_spec(rng: &mut Rng, name: &str, privileged: bool, host_network: bool) -> Value {
+    let n = 1 + rng.below(3);
+    let containers: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "name": format!("{name}-{i}"),
+                "image": *rng.pick(IMAGES),
+                "ports": [{"containerPort": 8080 + i, "protocol": "TCP"}],
+                "env": [{"name": "LOG_LEVEL", "value": "info"}, {"name": "REGION", "value": "eu-west-1"}],
+                "resources": {"limits": {"cpu": "500m", "memory": "512Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
+                "securityContext": {"privileged": privileged, "allowPrivilegeEscalation": privileged, "readOnlyRootFilesystem": !privileged},
+                "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}],
+            })
+        })
+        .collect();
+    let mut volumes =
+        vec![json!({"name": "config", "configMap": {"name": format!("{name}-config")}})];
+    if privileged {
+        volumes.push(json!({"name": "host", "hostPath": {"path": "/", "type": ""}}));
+    }
+    json!({"containers": containers, "volumes": volumes, "hostNetwork": host_network, "serviceAccountName": "default", "restartPolicy": "Always", "nodeSelector": {"kubernetes.io/os": "linux"}})
+}
+
+fn request_object(rng: &mut Rng, resource: &str, name: &str, ns: &str) -> Option<Value> {
+    let meta = json!({"name": name, "namespace": ns, "labels": labels(rng, name), "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}});
+    Some(match resource {
+        "pods" => {
+            json!({"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": pod_spec(rng, name, false, false)})
+        }
+        "deployments" | "daemonsets" | "replicasets" => {
+            json!({"kind": "Deployment", "apiVersion": "apps/v1", "metadata": meta, "spec": {"replicas": 1 + rng.below(5), "selector": {"matchLabels": {"app.kubernetes.io/name": name}}, "template": {"metadata": {"labels": {"app.kubernetes.io/name": name}}, "spec": pod_spec(rng, name, false, false)}}})
+        }
+        "configmaps" => {
+            json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": meta, "data": {"app.yaml": "server:\n  port: 8080\n  timeout: 30s\nfeatures:\n  checkout: true\n  search: true\n".repeat(1 + rng.below(6) as usize)}})
+        }
+        "services" => {
+            json!({"kind": "Service", "apiVersion": "v1", "metadata": meta, "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": name}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}})
+        }
+        "secrets" => {
+            json!({"kind": "Secret", "apiVersion": "v1", "metadata": meta, "type": "Opaque"})
+        }
+        "leases" => {
+            json!({"kind": "Lease", "apiVersion": "coordination.k8s.io/v1", "metadata": meta, "spec": {"holderIdentity": format!("{name}_{}", uid(rng)), "leaseDurationSeconds": 15, "renewTime": "2026-11-01T10:00:00.000000Z"}})
+        }
+        _ => return None,
+    })
+}
+
+struct Generated {
+    verb: &'static str,
+    resource: &'static str,
+    subresource: Option<&'static str>,
+    group: &'static str,
+    version: &'static str,
+    request_object: Option<Value>,
+    user: usize,
+}
+
+/// An attack-shaped event (rare), overriding the normal mix.
+fn attack(rng: &mut Rng, name: &str, ns: &str) -> Generated {
+    let base = |verb, resource, sub, group, ro| Generated {
+        verb,
+        resource,
+        subresource: sub,
+        group,
+        version: "v1",
+        request_object: ro,
+        user: 7,
+    };
+    match rng.below(6) {
+        0 => base("create", "pods", Some("exec"), "", None),
+        1 => base(
+            "create",
+            "pods",
+            None,
+            "",
+            Some(
+                json!({"kind":"Pod","apiVersion":"v1","metadata":{"name":name,"namespace":ns},"spec":pod_spec(rng, name, true, true)}),
+            ),
+        ),
+        2 => base(
+            "create",
+            "services",
+            None,
+            "",
+            Some(
+                json!({"kind":"Service","apiVersion":"v1","metadata":{"name":name,"namespace":ns},"spec":{"type":"NodePort","ports":[{"port":80,"nodePort":30080}]}}),
+            ),
+        ),
+        3 => base(
+            "create",
+            "clusterrolebindings",
+            None,
+            "rbac.authorization.k8s.io",
+            Some(
+                json!({"kind":"ClusterRoleBinding","apiVersion":"rbac.authorization.k8s.io/v1","metadata":{"name":name},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"cluster-admin"},"subjects":[{"kind":"ServiceAccount","name":"default","namespace":ns}]}),
+            ),
+        ),
+        4 => base("list", "secrets", None, "", None),
+        _ => base("delete", "events", None, "", None),
+    }
+}
+
+fn generate(rng: &mut Rng, i: u64, ms: i64) -> Value {
+    let ns = *rng.pick(NAMESPACES);
+    let name = format!(
+        "{}-{:x}",
+        rng.pick(&["api", "web", "worker", "db", "cache", "frontend"]),
+        rng.below(4096)
+    );
+    let g = if rng.chance(5_000) {
+        attack(rng, &name, ns)
+    } else {
+        let &(resource, group, version) = rng.pick(RESOURCES);
+        let roll = rng.below(100);
+        let verb = match roll {
+            0..=44 => "get",
+            45..=64 => "list",
+            65..=74 => "watch",
+            75..=81 => "update",
+            82..=89 => "patch",
+            90..=96 => "create",
+            _ => "delete",
+        };
+        let request_object = if matches!(verb, "create" | "update" | "patch") {
+            request_object(rng, resource, &name, ns)
+        } else {
+            None
+        };
+        let subresource = if resource == "pods" && verb == "update" && rng.chance(3) {
+            Some("status")
+        } else {
+            None
+        };
+        Generated {
+            verb,
+            resource,
+            subresource,
+            group,
+            version,
+            request_object,
+            user: rng.below(USERS.len() as u64) as usize,
+        }
+    };
+    let (username, groups, ua) = USERS[g.user];
+    let prefix = if g.group.is_empty() {
+        format!("/api/{}", g.version)
+    } else {
+        format!("/apis/{}/{}", g.group, g.version)
+    };
+    let named = !matches!(g.verb, "list" | "watch" | "create");
+    let mut uri = format!("{prefix}/namespaces/{ns}/{}", g.resource);
+    if named || g.subresource.is_some() {
+        uri.push('/');
+        uri.push_str(&name);
+    }
+    if let Some(s) = g.subresource {
+        uri.push('/');
+        uri.push_str(s);
+        if s == "exec" {
+            uri.push_str("?command=sh&container=app&stdin=true&stdout=true&tty=true");
+        }
+    }
+    let code = if rng.chance(50) {
+        403
+    } else if g.verb == "create" {
+        201
+    } else {
+        200
+    };
+    let mut object_ref = json!({"resource": g.resource, "namespace": ns, "apiGroup": g.group, "apiVersion": g.version});
+    if named || g.subresource.is_some() || g.verb == "create" {
+        object_ref["name"] = json!(name);
+    }
+    if let Some(s) = g.subresource {
+        object_ref["subresource"] = json!(s);
+    }
+    let level = if g.request_object.is_some() {
+        "Request"
+    } else {
+        "Metadata"
+    };
+    let mut ev = json!({
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": level,
+        "auditID": uid(rng),
+        "stage": "ResponseComplete",
+        "requestURI": uri,
+        "verb": g.verb,
+        "user": {"username": username, "uid": format!("{:x}", i % 97), "groups": groups},
+        "sourceIPs": [format!("10.{}.{}.{}", rng.below(4), rng.below(256), 1 + rng.below(254))],
+        "userAgent": ua,
+        "objectRef": object_ref,
+        "responseStatus": {"metadata": {}, "code": code},
+        "requestReceivedTimestamp": timestamp(ms),
+        "stageTimestamp": timestamp(ms + 3),
+        "annotations": {
+            "authorization.k8s.io/decision": if code == 403 { "forbid" } else { "allow" },
+            "authorization.k8s.io/reason": if code == 403 { "" } else { "RBAC: allowed by ClusterRoleBinding \"system:controller\" of ClusterRole \"system:controller\" to User" },
+        },
+    });
+    if let Some(ro) = g.request_object {
+        ev["requestObject"] = ro;
+    }
+    ev
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::GenAudit {
+            events,
+            out,
+            seed,
+            ecs,
+        } => {
+            let file = std::fs::File::create(&out).with_context(|| format!("creating {out}"))?;
+            let mut w = BufWriter::with_capacity(1 << 20, file);
+            let mut rng = Rng(seed.max(1));
+            let mut ms: i64 = 1_793_500_000_000;
+            let mut bytes = 0u64;
+            for i in 0..events {
+                ms += rng.below(3) as i64;
+                let ev = generate(&mut rng, i, ms);
+                let doc = if ecs { to_ecs(ev) } else { ev };
+                let line = serde_json::to_string(&doc)?;
+                bytes += line.len() as u64 + 1;
+                w.write_all(line.as_bytes())?;
+                w.write_all(b"\n")?;
+            }
+            w.flush()?;
+            eprintln!(
+                "wrote {events} events, {bytes} bytes ({:.0} B/event) to {out}",
+                bytes as f64 / events.max(1) as f64
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A minimal ECS wrapping, for benchmarks of ECS input (the product's normaliser is richer).
+fn to_ecs(ev: Value) -> Value {
+    let ts = ev
+        .get("requestReceivedTimestamp")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let verb = ev.get("verb").cloned().unwrap_or(Value::Null);
+    json!({"@timestamp": ts, "event": {"dataset": "kubernetes.audit_logs", "action": verb}, "data_stream": {"dataset": "kubernetes.audit_logs"}, "kubernetes": {"audit": ev}})
+}
