@@ -90,7 +90,7 @@ impl EventCtx {
                 .ecs
                 .get_or_init(|| Some(ecs::cloudtrail_to_ecs(&ev.doc)))
                 .as_ref(),
-            (FieldDialect::Ecs, _) => Some(&ev.doc),
+            (FieldDialect::Ecs, _) | (FieldDialect::AsIs, _) => Some(&ev.doc),
             (FieldDialect::Native, SourceKind::KubernetesAuditEcs) => ev
                 .doc
                 .pointer("/kubernetes/audit")

@@ -49,7 +49,9 @@ pub fn kinds_of(sel: &LogSourceSel) -> Option<&'static [SourceKind]> {
 pub fn applicability(rule: &Rule) -> [bool; KINDS] {
     let mut out = [false; KINDS];
     match (&rule.field_dialect, &rule.logsource) {
-        (FieldDialect::Ecs, _) | (FieldDialect::Native, None) => out = [true; KINDS],
+        (FieldDialect::Ecs | FieldDialect::AsIs, _) | (FieldDialect::Native, None) => {
+            out = [true; KINDS]
+        }
         (FieldDialect::Native, Some(sel)) => match kinds_of(sel) {
             Some(kinds) => kinds.iter().for_each(|k| out[kind_index(*k)] = true),
             None => out[kind_index(SourceKind::Unknown)] = true,

@@ -47,6 +47,8 @@ pub enum FieldDialect {
     /// The log source's own field names (Sigma, Falco after lowering): `verb`, `objectRef.resource`,
     /// `eventName`.
     Native,
+    /// The document's own keys, no view (ad-hoc `ruleatlas query`, conformance fixtures).
+    AsIs,
 }
 
 /// Sigma-style log source selector; the engine only lets a rule meet events of its log source.
