@@ -134,6 +134,9 @@ pub struct Event {
     /// Position in the input stream (0-based), the tiebreaker for equal times.
     pub seq: u64,
     pub origin: Origin,
+    /// The event's text exactly as read, when it was one NDJSON line, so outputs can echo it
+    /// unchanged (a re-serialised document would have its keys sorted).
+    pub raw: Option<Arc<str>>,
 }
 
 impl Event {
@@ -146,6 +149,15 @@ impl Event {
             kind,
             seq: 0,
             origin: Origin::default(),
+            raw: None,
+        }
+    }
+
+    /// The event as JSON text: the input line when known, else the serialised document.
+    pub fn to_json_text(&self) -> String {
+        match &self.raw {
+            Some(r) => r.to_string(),
+            None => self.doc.to_string(),
         }
     }
 

@@ -246,7 +246,16 @@ impl Iterator for EventStream {
             match serde_json::from_str::<Value>(trimmed) {
                 Ok(doc) => {
                     self.mode = Mode::Lines;
+                    let before = self.pending.len();
+                    let single = doc.is_object();
                     self.push_document(doc, line);
+                    // A plain one-event line keeps its text; wrappers expanded into several don't.
+                    if single && self.pending.len() == before + 1 {
+                        let raw: Arc<str> = Arc::from(self.buf.trim());
+                        if let Some(Ok(ev)) = self.pending.back_mut() {
+                            ev.raw = Some(raw);
+                        }
+                    }
                 }
                 Err(e) if self.mode == Mode::Detect && (e.is_eof() || trimmed.starts_with('[')) => {
                     // The first document spans several lines: a pretty-printed file.
@@ -331,5 +340,25 @@ mod tests {
             &EventOptions::default(),
         );
         assert_eq!(stream.map(|s| s.count()).unwrap_or(0), 2);
+    }
+}
+
+#[cfg(test)]
+mod raw_tests {
+    use super::*;
+
+    #[test]
+    fn ndjson_lines_keep_their_text() {
+        let text = "{\"z\":1,\"a\":2}\n[{\"b\":1}]\n";
+        let stream = read_reader(
+            "t",
+            Box::new(io::Cursor::new(text.as_bytes().to_vec())),
+            &EventOptions::default(),
+        );
+        let evs: Vec<Event> = stream
+            .map(|s| s.filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        assert_eq!(evs[0].to_json_text(), "{\"z\":1,\"a\":2}");
+        assert_eq!(evs[1].to_json_text(), "{\"b\":1}");
     }
 }
