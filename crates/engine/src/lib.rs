@@ -28,6 +28,7 @@
 
 pub mod correlation;
 pub mod eval;
+pub mod index;
 pub mod pipes;
 pub mod routing;
 pub mod sequence;
@@ -194,6 +195,9 @@ struct CompiledCorrelation {
 /// Runs a set of rules over events.
 pub struct Engine {
     rules: Vec<CompiledRule>,
+    /// Candidate indexes, one per field dialect in use (each reads its own view of the event).
+    indexes: Vec<(FieldDialect, index::Index)>,
+    candidates: Vec<u32>,
     correlations: Vec<CompiledCorrelation>,
     skipped: Vec<(Arc<Rule>, String)>,
     scratch: Vec<Match>,
@@ -266,8 +270,25 @@ impl Engine {
                 }
             }
         }
+        let mut indexes: Vec<(FieldDialect, index::Index)> = Vec::new();
+        for (i, r) in compiled.iter().enumerate() {
+            let anchors = r
+                .rule
+                .pipeline()
+                .and_then(|p| index::query_anchors(&p.query));
+            let slot = match indexes.iter().position(|(d, _)| *d == r.rule.field_dialect) {
+                Some(s) => s,
+                None => {
+                    indexes.push((r.rule.field_dialect, index::Index::default()));
+                    indexes.len() - 1
+                }
+            };
+            indexes[slot].1.add(i as u32, anchors);
+        }
         Engine {
             rules: compiled,
+            indexes,
+            candidates: Vec::new(),
             correlations,
             skipped,
             scratch: Vec::new(),
@@ -298,7 +319,18 @@ impl Engine {
         let kind = routing::kind_index(event.kind);
         let ctx = EventCtx::new(event);
         let mut fired: Vec<(usize, Match)> = Vec::new();
-        for (i, r) in self.rules.iter_mut().enumerate() {
+        self.candidates.clear();
+        for (dialect, idx) in &self.indexes {
+            if let Some(doc) = ctx.doc(*dialect) {
+                idx.candidates(doc, &mut self.candidates);
+            }
+        }
+        // Rule order, so alerts come out in the same order whatever the index says.
+        self.candidates.sort_unstable();
+        self.candidates.dedup();
+        for &i in &self.candidates {
+            let i = i as usize;
+            let r = &mut self.rules[i];
             if !r.applies[kind] {
                 continue;
             }

@@ -1,0 +1,222 @@
+//! Candidate index: which rules can possibly match an event, decided from a few field lookups.
+//!
+//! Guarantee (candidate vs confirmed, as ripgrep's matcher states it): the index may say "maybe",
+//! never "no" for a rule that would match. A rule is indexed under an *anchor* — an equality test
+//! that every match of a stage must satisfy (a top-level conjunct, or the same field in every
+//! branch of a disjunction) — one anchor per stage; a rule with a stage that has no anchor is a
+//! candidate for every event. At run time the event's values of the anchor fields are looked up
+//! once per view and each hit names its rules.
+
+use ruleatlas_ir::{Expr, FieldPath, Pred, Query, Scalar, ValueExpr};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Fields that hold the same value for a whole log source: poor anchors.
+const LOW_SELECTIVITY: &[&str] = &[
+    "event.dataset",
+    "data_stream.dataset",
+    "event.module",
+    "event.kind",
+    "event.type",
+    "host.os.type",
+    "host.os.family",
+    "stage",
+    "kubernetes.audit.stage",
+    "level",
+    "kubernetes.audit.level",
+    "apiVersion",
+    "kind",
+    "event_type",
+];
+
+/// An equality every match satisfies: the field has one of the (case-folded) values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anchor {
+    pub field: FieldPath,
+    pub values: Vec<String>,
+}
+
+fn anchor_of_test(e: &Expr) -> Option<Anchor> {
+    let Expr::Test(t) = e else { return None };
+    let ValueExpr::Field(f) = &t.subject else {
+        return None;
+    };
+    if f.name.contains('*') {
+        return None;
+    }
+    let Pred::Eq(vals) = &t.pred else { return None };
+    let mut values = Vec::with_capacity(vals.len());
+    for v in vals {
+        match v {
+            // A numeric-looking string also equals numbers of other spellings ("42.0" == 42):
+            // not indexable as text.
+            Scalar::Str(s) if s.trim().parse::<f64>().is_err() => values.push(s.to_lowercase()),
+            _ => return None,
+        }
+    }
+    (!values.is_empty()).then(|| Anchor {
+        field: f.clone(),
+        values,
+    })
+}
+
+fn score(a: &Anchor) -> (bool, usize) {
+    (
+        LOW_SELECTIVITY.contains(&a.field.name.as_str()),
+        a.values.len(),
+    )
+}
+
+/// The best anchor of an expression, if it has one.
+pub fn anchor(e: &Expr) -> Option<Anchor> {
+    match e {
+        Expr::Test(_) => anchor_of_test(e),
+        Expr::And(xs) => xs.iter().filter_map(anchor).min_by_key(score),
+        Expr::Or(xs) => {
+            // Every branch must be anchored on the same field; the union of values anchors the OR.
+            let mut it = xs.iter().map(anchor);
+            let mut acc = it.next()??;
+            for a in it {
+                let a = a?;
+                if a.field != acc.field {
+                    return None;
+                }
+                for v in a.values {
+                    if !acc.values.contains(&v) {
+                        acc.values.push(v);
+                    }
+                }
+            }
+            Some(acc)
+        }
+        _ => None,
+    }
+}
+
+/// Anchors of every stage of a query; `None` when some stage is unanchored (or the query kind
+/// is not indexable), meaning "candidate for every event".
+pub fn query_anchors(q: &Query) -> Option<Vec<Anchor>> {
+    match q {
+        Query::Filter(_)
+        | Query::Sequence(_)
+        | Query::Sample(_)
+        | Query::Threshold(_)
+        | Query::NewTerms(_) => q.stage_filters().into_iter().map(anchor).collect(),
+        _ => None,
+    }
+}
+
+/// Anchors → rules, for one view of events.
+#[derive(Debug, Default)]
+pub struct Index {
+    fields: Vec<FieldPath>,
+    map: HashMap<(u16, String), Vec<u32>>,
+    always: Vec<u32>,
+}
+
+impl Index {
+    pub fn add(&mut self, rule: u32, anchors: Option<Vec<Anchor>>) {
+        let Some(anchors) = anchors else {
+            self.always.push(rule);
+            return;
+        };
+        for a in anchors {
+            let fi = match self.fields.iter().position(|f| *f == a.field) {
+                Some(i) => i,
+                None => {
+                    self.fields.push(a.field.clone());
+                    self.fields.len() - 1
+                }
+            } as u16;
+            for v in a.values {
+                let list = self.map.entry((fi, v)).or_default();
+                if list.last() != Some(&rule) {
+                    list.push(rule);
+                }
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.always.is_empty() && self.map.is_empty()
+    }
+
+    /// Appends the candidate rules for `doc` (unsorted, possibly repeated).
+    pub fn candidates(&self, doc: &Value, out: &mut Vec<u32>) {
+        out.extend_from_slice(&self.always);
+        let mut vals = Vec::new();
+        let mut key = (0u16, String::new());
+        for (fi, f) in self.fields.iter().enumerate() {
+            vals.clear();
+            ruleatlas_event::lookup(doc, f, &mut vals);
+            for v in &vals {
+                let text = match v {
+                    Value::String(s) => s.to_lowercase(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => continue,
+                };
+                key.0 = fi as u16;
+                key.1 = text;
+                if let Some(rules) = self.map.get(&key) {
+                    out.extend_from_slice(rules);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eq(f: &str, vals: &[&str]) -> Expr {
+        Expr::field(
+            FieldPath::new(f),
+            Pred::Eq(vals.iter().map(|v| Scalar::from(*v)).collect()),
+            false,
+        )
+    }
+
+    #[test]
+    fn prefers_selective_conjuncts_and_unions_or_branches() {
+        let e = Expr::and(vec![
+            eq("event.dataset", &["kubernetes.audit_logs"]),
+            eq("verb", &["create", "patch"]),
+        ]);
+        assert_eq!(anchor(&e).map(|a| a.field.name), Some("verb".to_string()));
+        let o = Expr::or(vec![
+            eq("verb", &["create"]),
+            Expr::and(vec![eq("verb", &["Patch"]), eq("x", &["1"])]),
+        ]);
+        assert_eq!(
+            anchor(&o).map(|a| a.values),
+            Some(vec!["create".to_string(), "patch".to_string()])
+        );
+        let mixed = Expr::or(vec![eq("verb", &["create"]), eq("user", &["x"])]);
+        assert_eq!(anchor(&mixed), None);
+        assert_eq!(anchor(&Expr::not(eq("verb", &["get"]))), None);
+    }
+
+    #[test]
+    fn index_returns_anchored_and_unanchored_rules() {
+        let mut idx = Index::default();
+        idx.add(
+            0,
+            Some(vec![
+                anchor(&eq("verb", &["create"])).unwrap_or_else(|| unreachable!())
+            ]),
+        );
+        idx.add(1, None);
+        idx.add(
+            2,
+            Some(vec![
+                anchor(&eq("verb", &["delete"])).unwrap_or_else(|| unreachable!())
+            ]),
+        );
+        let mut out = Vec::new();
+        idx.candidates(&serde_json::json!({"verb": "CREATE"}), &mut out);
+        out.sort();
+        assert_eq!(out, vec![0, 1]);
+    }
+}
