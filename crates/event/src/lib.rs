@@ -23,7 +23,9 @@ mod reader;
 mod time;
 
 pub use lookup::{lookup, lookup_raw};
-pub use reader::{read_events, read_reader, BadEvent, EventStream, InputError};
+pub use reader::{
+    read_events, read_events_parallel, read_reader, BadEvent, EventStream, InputError,
+};
 pub use time::{format_timestamp, parse_timestamp};
 
 use serde_json::Value;

@@ -4,6 +4,10 @@
 //! document has several spellings); arrays met on the way are flattened, and a leaf array yields
 //! its elements. A missing field yields nothing; an explicit `null` yields `Value::Null`, so
 //! callers can tell missing from null.
+//!
+//! A `*` in a dotted name (KQL `file.hash.*:x`) is a wildcard over the document's flattened
+//! field names, as Kibana expands it against the index's field list: `*` matches any run of
+//! characters, dots included.
 
 use ruleatlas_ir::FieldPath;
 use serde_json::Value;
@@ -12,8 +16,58 @@ use serde_json::Value;
 pub fn lookup<'a>(doc: &'a Value, field: &FieldPath, out: &mut Vec<&'a Value>) {
     match &field.segments {
         Some(segs) => exact(doc, segs, out, true),
+        None if field.name.contains('*') => {
+            let mut path = String::new();
+            glob_fields(doc, &field.name, &mut path, out)
+        }
         None => dotted(doc, &field.name, out, true),
     }
+}
+
+/// Every leaf whose flattened name matches `pattern` (`*` = any run of characters).
+fn glob_fields<'a>(node: &'a Value, pattern: &str, path: &mut String, out: &mut Vec<&'a Value>) {
+    match node {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                glob_fields(v, pattern, path, out);
+                path.truncate(len);
+            }
+        }
+        Value::Array(items) if items.iter().any(|i| i.is_object()) => items
+            .iter()
+            .for_each(|it| glob_fields(it, pattern, path, out)),
+        leaf => {
+            if glob_match(pattern.as_bytes(), path.as_bytes()) {
+                push_leaf(leaf, out, true);
+            }
+        }
+    }
+}
+
+fn glob_match(p: &[u8], s: &[u8]) -> bool {
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// Like [`lookup`], but a leaf array is returned whole (for functions over arrays, `length`).
@@ -112,6 +166,18 @@ mod tests {
         assert_eq!(get(&doc, "c.n"), vec![json!("a"), json!("b"), json!("c")]);
         assert_eq!(get(&doc, "z"), vec![Value::Null]);
         assert!(get(&doc, "missing").is_empty());
+    }
+
+    #[test]
+    fn wildcard_field_names_match_flattened_names() {
+        let doc = json!({"file":{"hash":{"md5":"a","sha256":"b"}},
+            "t":{"r":{"0":{"display_name":"x"},"1":{"display_name":"y"}}}});
+        assert_eq!(get(&doc, "file.hash.*"), vec![json!("a"), json!("b")]);
+        assert_eq!(
+            get(&doc, "t.r.*.display_name"),
+            vec![json!("x"), json!("y")]
+        );
+        assert!(get(&doc, "file.*.sha1").is_empty());
     }
 
     #[test]

@@ -7,15 +7,19 @@
 //!
 //! Bad input is normal input: a line that is not JSON, or a document that is not an object, is
 //! yielded as a [`BadEvent`] with its location and reading goes on with the next line.
+//!
+//! [`read_events_parallel`] parses NDJSON on several threads and yields events in input order,
+//! with a bounded number of chunks in flight (memory does not grow with the input).
 
 use crate::{Event, EventOptions, Origin};
 use ruleatlas_ir::LineIndex;
 use serde_json::Value;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
 
 /// A document that could not be read as an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,18 +55,41 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+type Item = Result<Event, BadEvent>;
+
+fn open_raw(path: &str) -> Result<Box<dyn Read + Send>, InputError> {
+    if path == "-" {
+        return Ok(Box::new(io::stdin()));
+    }
+    File::open(path)
+        .map(|f| Box::new(f) as Box<dyn Read + Send>)
+        .map_err(|source| InputError {
+            path: path.to_string(),
+            source,
+        })
+}
+
+/// Wraps a byte stream in a buffered reader, decompressing gzip when the magic bytes say so.
+fn decoded(raw: Box<dyn Read + Send>) -> io::Result<Box<dyn BufRead + Send>> {
+    let mut buffered = BufReader::with_capacity(256 * 1024, raw);
+    let head = buffered.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(BufReader::with_capacity(
+            256 * 1024,
+            flate2::read::MultiGzDecoder::new(buffered),
+        ))
+    } else {
+        Box::new(buffered)
+    })
+}
+
 /// Opens `path` (`-` for stdin) and returns its events.
 pub fn read_events(path: &str, opts: &EventOptions) -> Result<EventStream, InputError> {
-    let err = |source| InputError {
+    let raw = open_raw(path)?;
+    read_reader(path, raw, opts).map_err(|source| InputError {
         path: path.to_string(),
         source,
-    };
-    let raw: Box<dyn Read + Send> = if path == "-" {
-        Box::new(io::stdin())
-    } else {
-        Box::new(File::open(path).map_err(err)?)
-    };
-    read_reader(path, raw, opts).map_err(err)
+    })
 }
 
 /// Reads events from any byte stream; `name` is used in locations.
@@ -71,27 +98,98 @@ pub fn read_reader(
     raw: Box<dyn Read + Send>,
     opts: &EventOptions,
 ) -> io::Result<EventStream> {
-    let mut buffered = BufReader::with_capacity(256 * 1024, raw);
-    let head = buffered.fill_buf()?;
-    let reader: Box<dyn BufRead + Send> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(BufReader::with_capacity(
-            256 * 1024,
-            flate2::read::MultiGzDecoder::new(buffered),
-        ))
-    } else {
-        Box::new(buffered)
-    };
-    Ok(EventStream {
-        name: Arc::from(name),
-        reader,
-        opts: opts.clone(),
-        mode: Mode::Detect,
-        line: 0,
-        seq: 0,
-        pending: VecDeque::new(),
-        buf: String::new(),
-        failed: false,
-    })
+    Ok(EventStream::new(
+        Arc::from(name),
+        decoded(raw)?,
+        opts.clone(),
+    ))
+}
+
+fn bad(name: &Arc<str>, line: u64, column: u64, message: String) -> BadEvent {
+    BadEvent {
+        path: name.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// Expands wrappers (arrays, EventList, Records) into events appended to `out` (seq unset).
+fn expand(doc: Value, line: u64, name: &Arc<str>, opts: &EventOptions, out: &mut VecDeque<Item>) {
+    match doc {
+        Value::Array(items) => items
+            .into_iter()
+            .for_each(|it| expand(it, line, name, opts, out)),
+        Value::Object(mut map) => {
+            let is_list = map.get("kind").and_then(Value::as_str) == Some("EventList");
+            let key = if is_list && map.get("items").is_some_and(Value::is_array) {
+                Some("items")
+            } else if map.len() <= 2 && map.get("Records").is_some_and(Value::is_array) {
+                Some("Records")
+            } else {
+                None
+            };
+            if let Some(key) = key {
+                if let Some(Value::Array(items)) = map.remove(key) {
+                    items
+                        .into_iter()
+                        .for_each(|it| expand(it, line, name, opts, out));
+                }
+                return;
+            }
+            let mut ev = Event::new(Value::Object(map), opts);
+            ev.origin = Origin {
+                file: name.clone(),
+                line,
+            };
+            out.push_back(Ok(ev));
+        }
+        other => {
+            let what = match other {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                _ => "a value",
+            };
+            let msg = format!("expected a JSON object (an event), found {what}");
+            out.push_back(Err(bad(name, line, 1, msg)));
+        }
+    }
+}
+
+/// Parses one NDJSON line (already known not to be blank) into its events.
+fn parse_line(
+    text: &str,
+    line: u64,
+    name: &Arc<str>,
+    opts: &EventOptions,
+    out: &mut VecDeque<Item>,
+) {
+    let trimmed = text.trim();
+    match serde_json::from_str::<Value>(trimmed) {
+        Ok(doc) => {
+            let before = out.len();
+            let single = doc.is_object();
+            expand(doc, line, name, opts, out);
+            // A plain one-event line keeps its text; wrappers expanded into several don't.
+            if single && out.len() == before + 1 {
+                if let Some(Ok(ev)) = out.back_mut() {
+                    ev.raw = Some(Arc::from(trimmed));
+                }
+            }
+        }
+        Err(e) => {
+            let leading = text.len() - text.trim_start().len();
+            let col = e.column() as u64 + leading as u64;
+            out.push_back(Err(bad(
+                name,
+                line,
+                col.max(1),
+                format!("invalid JSON: {e}"),
+            )));
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,68 +207,23 @@ pub struct EventStream {
     mode: Mode,
     line: u64,
     seq: u64,
-    pending: VecDeque<Result<Event, BadEvent>>,
+    pending: VecDeque<Item>,
     buf: String,
     failed: bool,
 }
 
 impl EventStream {
-    fn bad(&self, line: u64, column: u64, message: String) -> BadEvent {
-        BadEvent {
-            path: self.name.to_string(),
-            line,
-            column,
-            message,
-        }
-    }
-
-    /// Expands wrappers (arrays, EventList, Records) into events, queued in `pending`.
-    fn push_document(&mut self, doc: Value, line: u64) {
-        match doc {
-            Value::Array(items) => items
-                .into_iter()
-                .for_each(|it| self.push_document(it, line)),
-            Value::Object(mut map) => {
-                let is_list = map.get("kind").and_then(Value::as_str) == Some("EventList");
-                let key = if is_list && map.get("items").is_some_and(Value::is_array) {
-                    Some("items")
-                } else if map.len() <= 2 && map.get("Records").is_some_and(Value::is_array) {
-                    Some("Records")
-                } else {
-                    None
-                };
-                if let Some(key) = key {
-                    if let Some(Value::Array(items)) = map.remove(key) {
-                        items
-                            .into_iter()
-                            .for_each(|it| self.push_document(it, line));
-                    }
-                    return;
-                }
-                let mut ev = Event::new(Value::Object(map), &self.opts);
-                ev.seq = self.seq;
-                ev.origin = Origin {
-                    file: self.name.clone(),
-                    line,
-                };
-                self.seq += 1;
-                self.pending.push_back(Ok(ev));
-            }
-            other => {
-                let what = match other {
-                    Value::Null => "null",
-                    Value::Bool(_) => "a boolean",
-                    Value::Number(_) => "a number",
-                    Value::String(_) => "a string",
-                    _ => "a value",
-                };
-                let bad = self.bad(
-                    line,
-                    1,
-                    format!("expected a JSON object (an event), found {what}"),
-                );
-                self.pending.push_back(Err(bad));
-            }
+    fn new(name: Arc<str>, reader: Box<dyn BufRead + Send>, opts: EventOptions) -> EventStream {
+        EventStream {
+            name,
+            reader,
+            opts,
+            mode: Mode::Detect,
+            line: 0,
+            seq: 0,
+            pending: VecDeque::new(),
+            buf: String::new(),
+            failed: false,
         }
     }
 
@@ -190,8 +243,8 @@ impl EventStream {
     fn read_whole(&mut self, first: String, first_line: u64) {
         let mut text = first;
         if let Err(e) = self.reader.read_to_string(&mut text) {
-            let bad = self.bad(first_line, 1, format!("cannot read input: {e}"));
-            self.pending.push_back(Err(bad));
+            let b = bad(&self.name, first_line, 1, format!("cannot read input: {e}"));
+            self.pending.push_back(Err(b));
             return;
         }
         let index = LineIndex::new(&text);
@@ -206,15 +259,17 @@ impl EventStream {
                 None => break,
                 Some(Ok(doc)) => {
                     start = stream.byte_offset();
-                    self.push_document(doc, doc_line);
+                    expand(doc, doc_line, &self.name, &self.opts, &mut self.pending);
                 }
                 Some(Err(e)) => {
-                    let bad = self.bad(
-                        e.line() as u64 + base,
+                    let line = e.line() as u64 + base;
+                    let b = bad(
+                        &self.name,
+                        line,
                         e.column() as u64,
                         format!("invalid JSON: {e}"),
                     );
-                    self.pending.push_back(Err(bad));
+                    self.pending.push_back(Err(b));
                     break;
                 }
             }
@@ -223,11 +278,15 @@ impl EventStream {
 }
 
 impl Iterator for EventStream {
-    type Item = Result<Event, BadEvent>;
+    type Item = Item;
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next(&mut self) -> Option<Item> {
         loop {
-            if let Some(item) = self.pending.pop_front() {
+            if let Some(mut item) = self.pending.pop_front() {
+                if let Ok(ev) = &mut item {
+                    ev.seq = self.seq;
+                    self.seq += 1;
+                }
                 return Some(item);
             }
             if self.mode == Mode::Done || self.failed {
@@ -236,43 +295,220 @@ impl Iterator for EventStream {
             if let Err(e) = self.read_line()? {
                 self.failed = true;
                 let line = self.line + 1;
-                return Some(Err(self.bad(line, 1, format!("cannot read input: {e}"))));
+                return Some(Err(bad(
+                    &self.name,
+                    line,
+                    1,
+                    format!("cannot read input: {e}"),
+                )));
             }
             let trimmed = self.buf.trim();
             if trimmed.is_empty() {
                 continue;
             }
             let line = self.line;
-            match serde_json::from_str::<Value>(trimmed) {
-                Ok(doc) => {
-                    self.mode = Mode::Lines;
-                    let before = self.pending.len();
-                    let single = doc.is_object();
-                    self.push_document(doc, line);
-                    // A plain one-event line keeps its text; wrappers expanded into several don't.
-                    if single && self.pending.len() == before + 1 {
-                        let raw: Arc<str> = Arc::from(self.buf.trim());
-                        if let Some(Ok(ev)) = self.pending.back_mut() {
-                            ev.raw = Some(raw);
+            if self.mode == Mode::Detect {
+                if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(trimmed) {
+                    if e.is_eof() || trimmed.starts_with('[') {
+                        // The first document spans several lines: a pretty-printed file.
+                        self.mode = Mode::Done;
+                        let first = std::mem::take(&mut self.buf);
+                        self.read_whole(first, line);
+                        continue;
+                    }
+                }
+                self.mode = Mode::Lines;
+            }
+            parse_line(&self.buf, line, &self.name, &self.opts, &mut self.pending);
+        }
+    }
+}
+
+/// Lines per parallel work unit: large enough to amortise channel costs, small enough to keep
+/// memory flat (a few MB per chunk).
+const CHUNK_LINES: usize = 2048;
+
+/// Like [`read_events`], but NDJSON input is parsed on `threads` worker threads. Events come
+/// out in input order with the same `seq` numbers as the sequential reader; other shapes (arrays,
+/// pretty-printed documents) fall back to the sequential reader.
+pub fn read_events_parallel(
+    path: &str,
+    opts: &EventOptions,
+    threads: usize,
+) -> Result<Box<dyn Iterator<Item = Item> + Send>, InputError> {
+    let err = |source| InputError {
+        path: path.to_string(),
+        source,
+    };
+    let mut reader = decoded(open_raw(path)?).map_err(err)?;
+    // Look at the first non-blank line to choose the mode.
+    let mut prefix = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).map_err(err)? == 0 {
+            break;
+        }
+        prefix.push_str(&line);
+        if !line.trim().is_empty() {
+            break;
+        }
+    }
+    let name: Arc<str> = Arc::from(path);
+    let is_plain_ndjson = serde_json::from_str::<Value>(line.trim()).is_ok_and(|v| v.is_object());
+    let chained: Box<dyn BufRead + Send> = Box::new(BufReader::new(
+        io::Cursor::new(prefix.into_bytes()).chain(reader),
+    ));
+    if threads <= 1 || !is_plain_ndjson {
+        return Ok(Box::new(EventStream::new(name, chained, opts.clone())));
+    }
+    Ok(Box::new(ParallelLines::start(
+        name,
+        chained,
+        opts.clone(),
+        threads,
+    )))
+}
+
+struct Chunk {
+    index: u64,
+    first_line: u64,
+    lines: Vec<String>,
+}
+
+struct ParallelLines {
+    results: Receiver<(u64, VecDeque<Item>)>,
+    waiting: BTreeMap<u64, VecDeque<Item>>,
+    next_chunk: u64,
+    current: VecDeque<Item>,
+    seq: u64,
+}
+
+impl ParallelLines {
+    fn start(
+        name: Arc<str>,
+        mut reader: Box<dyn BufRead + Send>,
+        opts: EventOptions,
+        threads: usize,
+    ) -> ParallelLines {
+        let (work_tx, work_rx) = sync_channel::<Chunk>(threads * 2);
+        let (res_tx, res_rx) = sync_channel::<(u64, VecDeque<Item>)>(threads * 4);
+        let producer_name = name.clone();
+        let producer_res = res_tx.clone();
+        std::thread::spawn(move || {
+            let mut index = 0u64;
+            let mut line_no = 0u64;
+            loop {
+                let mut lines = Vec::with_capacity(CHUNK_LINES);
+                let first_line = line_no + 1;
+                let mut failure = None;
+                while lines.len() < CHUNK_LINES {
+                    let mut s = String::new();
+                    match reader.read_line(&mut s) {
+                        Ok(0) => break,
+                        Ok(_) => {
+                            line_no += 1;
+                            lines.push(s);
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
                         }
                     }
                 }
-                Err(e) if self.mode == Mode::Detect && (e.is_eof() || trimmed.starts_with('[')) => {
-                    // The first document spans several lines: a pretty-printed file.
-                    self.mode = Mode::Done;
-                    let first = std::mem::take(&mut self.buf);
-                    self.read_whole(first, line);
+                let done = lines.len() < CHUNK_LINES;
+                if !lines.is_empty()
+                    && work_tx
+                        .send(Chunk {
+                            index,
+                            first_line,
+                            lines,
+                        })
+                        .is_err()
+                {
+                    return;
                 }
-                Err(e) => {
-                    self.mode = Mode::Lines;
-                    let leading = self.buf.len() - self.buf.trim_start().len();
-                    let col = e.column() as u64 + leading as u64;
-                    return Some(Err(self.bad(
-                        line,
-                        col.max(1),
-                        format!("invalid JSON: {e}"),
-                    )));
+                index += 1;
+                if done {
+                    if let Some(e) = failure {
+                        let b = bad(
+                            &producer_name,
+                            line_no + 1,
+                            1,
+                            format!("cannot read input: {e}"),
+                        );
+                        let _ = producer_res.send((index, VecDeque::from([Err(b)])));
+                    } else {
+                        // An empty terminal chunk tells the consumer where the input ends.
+                        let _ = producer_res.send((index, VecDeque::new()));
+                    }
+                    let _ = producer_res.send((u64::MAX, VecDeque::new()));
+                    return;
                 }
+            }
+        });
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        for _ in 0..threads {
+            let work_rx = work_rx.clone();
+            let res_tx = res_tx.clone();
+            let name = name.clone();
+            let opts = opts.clone();
+            std::thread::spawn(move || loop {
+                let chunk = match work_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                let Ok(chunk) = chunk else { return };
+                let mut out = VecDeque::with_capacity(chunk.lines.len());
+                for (i, text) in chunk.lines.iter().enumerate() {
+                    if !text.trim().is_empty() {
+                        parse_line(text, chunk.first_line + i as u64, &name, &opts, &mut out);
+                    }
+                }
+                if res_tx.send((chunk.index, out)).is_err() {
+                    return;
+                }
+            });
+        }
+        ParallelLines {
+            results: res_rx,
+            waiting: BTreeMap::new(),
+            next_chunk: 0,
+            current: VecDeque::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl Iterator for ParallelLines {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(mut item) = self.current.pop_front() {
+                if let Ok(ev) = &mut item {
+                    ev.seq = self.seq;
+                    self.seq += 1;
+                }
+                return Some(item);
+            }
+            if let Some(items) = self.waiting.remove(&self.next_chunk) {
+                self.next_chunk += 1;
+                self.current = items;
+                continue;
+            }
+            match self.results.recv() {
+                Ok((u64::MAX, _)) => {
+                    // End marker: everything before it has been received or is in `waiting`.
+                    if self.waiting.is_empty() {
+                        return None;
+                    }
+                    self.waiting.insert(u64::MAX, VecDeque::new());
+                }
+                Ok((i, items)) => {
+                    self.waiting.insert(i, items);
+                }
+                Err(_) => return None,
             }
         }
     }
@@ -282,7 +518,7 @@ impl Iterator for EventStream {
 mod tests {
     use super::*;
 
-    fn read(text: &str) -> Vec<Result<Event, BadEvent>> {
+    fn read(text: &str) -> Vec<Item> {
         let stream = read_reader(
             "t.json",
             Box::new(io::Cursor::new(text.as_bytes().to_vec())),
@@ -310,12 +546,11 @@ mod tests {
 
     #[test]
     fn arrays_eventlists_records_and_pretty_documents() {
-        let items = read("[{\"a\":1},{\"a\":2}]");
-        assert_eq!(items.len(), 2);
-        let items = read("{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"items\":[{\"verb\":\"get\"},{\"verb\":\"list\"}]}\n");
-        assert_eq!(items.len(), 2);
-        let items = read("{\n  \"Records\": [\n    {\"eventName\": \"StopLogging\", \"eventSource\": \"x\"},\n    {\"eventName\": \"B\", \"eventSource\": \"x\"}\n  ]\n}\n");
-        assert_eq!(items.len(), 2);
+        assert_eq!(read("[{\"a\":1},{\"a\":2}]").len(), 2);
+        let list = "{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"items\":[{\"verb\":\"get\"},{\"verb\":\"list\"}]}\n";
+        assert_eq!(read(list).len(), 2);
+        let records = "{\n  \"Records\": [\n    {\"eventName\": \"StopLogging\", \"eventSource\": \"x\"},\n    {\"eventName\": \"B\", \"eventSource\": \"x\"}\n  ]\n}\n";
+        assert_eq!(read(records).len(), 2);
         let items = read("{\n \"a\": 1\n}\n{\n \"a\": 2\n}\n");
         assert_eq!(items.iter().filter(|i| i.is_ok()).count(), 2);
         assert_eq!(items[1].as_ref().map(|e| e.origin.line).ok(), Some(4));
@@ -326,6 +561,16 @@ mod tests {
         let items = read("[1, {\"a\":1}]");
         assert!(items[0].is_err());
         assert!(items[1].is_ok());
+    }
+
+    #[test]
+    fn ndjson_lines_keep_their_text() {
+        let evs: Vec<Event> = read("{\"z\":1,\"a\":2}\n[{\"b\":1}]\n")
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect();
+        assert_eq!(evs[0].to_json_text(), "{\"z\":1,\"a\":2}");
+        assert_eq!(evs[1].to_json_text(), "{\"b\":1}");
     }
 
     #[test]
@@ -341,24 +586,34 @@ mod tests {
         );
         assert_eq!(stream.map(|s| s.count()).unwrap_or(0), 2);
     }
-}
-
-#[cfg(test)]
-mod raw_tests {
-    use super::*;
 
     #[test]
-    fn ndjson_lines_keep_their_text() {
-        let text = "{\"z\":1,\"a\":2}\n[{\"b\":1}]\n";
-        let stream = read_reader(
-            "t",
-            Box::new(io::Cursor::new(text.as_bytes().to_vec())),
-            &EventOptions::default(),
-        );
-        let evs: Vec<Event> = stream
-            .map(|s| s.filter_map(Result::ok).collect())
+    fn parallel_reader_matches_sequential() {
+        let dir = std::env::temp_dir().join(format!("ruleatlas-par-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("events.ndjson");
+        let mut text = String::new();
+        for i in 0..10_000 {
+            if i % 997 == 0 {
+                text.push_str("garbage\n");
+            } else {
+                text.push_str(&format!("{{\"i\":{i}}}\n"));
+            }
+        }
+        let _ = std::fs::write(&path, &text);
+        let p = path.display().to_string();
+        let key = |it: Item| match it {
+            Ok(e) => format!("ok {} {} {}", e.seq, e.origin.line, e.doc),
+            Err(b) => format!("bad {}", b),
+        };
+        let seq: Vec<String> = read_events(&p, &EventOptions::default())
+            .map(|s| s.map(key).collect())
             .unwrap_or_default();
-        assert_eq!(evs[0].to_json_text(), "{\"z\":1,\"a\":2}");
-        assert_eq!(evs[1].to_json_text(), "{\"b\":1}");
+        let par: Vec<String> = read_events_parallel(&p, &EventOptions::default(), 3)
+            .map(|s| s.map(key).collect())
+            .unwrap_or_default();
+        assert_eq!(seq.len(), 10_000);
+        assert_eq!(seq, par);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
