@@ -71,8 +71,13 @@ impl SourceKind {
             return SourceKind::Unknown;
         };
         let s = |k: &str| obj.get(k).and_then(Value::as_str);
+        // Audit events written without `apiVersion` (hand-made captures, Falco's k8s_audit test
+        // traces) still carry the audit Event's own keys.
         if s("kind") == Some("Event")
-            && s("apiVersion").is_some_and(|v| v.starts_with("audit.k8s.io/"))
+            && match s("apiVersion") {
+                Some(v) => v.starts_with("audit.k8s.io/"),
+                None => obj.contains_key("auditID") && obj.contains_key("stage"),
+            }
         {
             return SourceKind::KubernetesAudit;
         }
