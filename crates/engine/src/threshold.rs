@@ -1,26 +1,430 @@
-//! Elastic threshold and new_terms rules (owned by the Elastic work; first cut: not implemented).
+//! Elastic threshold and new_terms rules as streaming stages.
+//!
+//! Threshold: Elastic runs the rule every `interval` over the look-back `from` and alerts for
+//! every `group_by` bucket with at least `min_count` matching events (and at least N distinct
+//! values of the cardinality field); events counted into an alert are not counted again (its
+//! "threshold signal history"). Streaming equivalent: per bucket, the matching events of the
+//! last `window_ms` (by event time); the stage fires as soon as the bucket qualifies and then
+//! empties it. A multi-valued group field puts the event in one bucket per value (a terms
+//! aggregation does the same); an event missing a group field joins no bucket.
+//!
+//! New terms: an event matching the filter fires when one of its combinations of `fields`
+//! values was not seen in matching events during the preceding `history_window_ms` of the
+//! input (the first sighting of every combination in a log is new, as it would be for an index
+//! that starts with that log).
+//!
+//! Both keep state bounded by `EngineOptions::max_states_per_rule` buckets / terms; overflow is
+//! counted and reported, never silent.
 
-use crate::{EngineOptions, Stage};
-use ruleatlas_ir::{Diagnostic, FieldDialect, NewTerms, Threshold};
+use crate::{CompiledExpr, EngineOptions, EventCtx, Match, Stage};
+use ruleatlas_event::{lookup, Event};
+use ruleatlas_ir::{Diagnostic, FieldDialect, FieldPath, NewTerms, Threshold};
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// At most this many value combinations per event (multi-valued fields multiply).
+const MAX_COMBINATIONS: usize = 256;
+/// Events kept per bucket to show in an alert (the count is exact regardless).
+const EVENTS_IN_ALERT: usize = 100;
+
+/// Text form of a term value (numbers and booleans as Elasticsearch's terms show them).
+fn term_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn field_terms(doc: &Value, f: &FieldPath) -> Vec<String> {
+    let mut vals = Vec::new();
+    lookup(doc, f, &mut vals);
+    let mut out: Vec<String> = vals.into_iter().filter_map(term_text).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Every combination of the fields' values; empty when a field has no value.
+fn combinations(doc: &Value, fields: &[FieldPath]) -> Vec<Vec<String>> {
+    let mut combos: Vec<Vec<String>> = vec![Vec::new()];
+    for f in fields {
+        let vals = field_terms(doc, f);
+        if vals.is_empty() {
+            return Vec::new();
+        }
+        let mut next = Vec::with_capacity(combos.len() * vals.len());
+        'outer: for c in &combos {
+            for v in &vals {
+                if next.len() >= MAX_COMBINATIONS {
+                    break 'outer;
+                }
+                let mut c2 = c.clone();
+                c2.push(v.clone());
+                next.push(c2);
+            }
+        }
+        combos = next;
+    }
+    combos
+}
+
+struct Entry {
+    ts: i64,
+    event: Option<Arc<Event>>,
+    /// Values of each cardinality field in this event.
+    card: Vec<Vec<String>>,
+}
+
+#[derive(Default)]
+struct Bucket {
+    entries: VecDeque<Entry>,
+    /// Per cardinality field: value → number of entries holding it.
+    distinct: Vec<HashMap<String, usize>>,
+    kept_events: usize,
+}
+
+impl Bucket {
+    fn evict_before(&mut self, cutoff: i64) {
+        while self.entries.front().is_some_and(|e| e.ts < cutoff) {
+            if let Some(e) = self.entries.pop_front() {
+                if e.event.is_some() {
+                    self.kept_events -= 1;
+                }
+                for (i, vals) in e.card.iter().enumerate() {
+                    for v in vals {
+                        if let Some(n) = self.distinct[i].get_mut(v) {
+                            *n -= 1;
+                            if *n == 0 {
+                                self.distinct[i].remove(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub struct ThresholdStage {
+    filter: CompiledExpr,
+    dialect: FieldDialect,
+    t: Threshold,
+    buckets: HashMap<Vec<String>, Bucket>,
+    last_ts: i64,
+    max_states: usize,
+    overflowed: u64,
+}
+
+impl ThresholdStage {
+    fn fire(&mut self, key: &[String]) -> Option<Match> {
+        let bucket = self.buckets.get(key)?;
+        let count = bucket.entries.len() as u64;
+        if count < self.t.min_count.max(1) {
+            return None;
+        }
+        for (i, (_, min)) in self.t.cardinality.iter().enumerate() {
+            if (bucket.distinct[i].len() as u64) < *min {
+                return None;
+            }
+        }
+        let bucket = self.buckets.remove(key)?;
+        let terms: Vec<Value> = self
+            .t
+            .group_by
+            .iter()
+            .zip(key)
+            .map(|(f, v)| json!({"field": f.name, "value": v}))
+            .collect();
+        let cardinality: Vec<Value> = self
+            .t
+            .cardinality
+            .iter()
+            .zip(&bucket.distinct)
+            .map(|((f, _), d)| json!({"field": f.name, "value": d.len()}))
+            .collect();
+        let mut extra = Map::new();
+        extra.insert(
+            "threshold_result".into(),
+            json!({"count": count, "terms": terms, "cardinality": cardinality}),
+        );
+        Some(Match {
+            events: bucket.entries.into_iter().filter_map(|e| e.event).collect(),
+            extra,
+        })
+    }
+}
+
+impl Stage for ThresholdStage {
+    fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>) {
+        let Some(doc) = ctx.doc(self.dialect) else {
+            return;
+        };
+        if !self.filter.matches(doc) {
+            return;
+        }
+        let ts = ctx.event.ts_ms.unwrap_or(self.last_ts);
+        self.last_ts = self.last_ts.max(ts);
+        let keys = combinations(doc, &self.t.group_by);
+        let card: Vec<Vec<String>> = self
+            .t
+            .cardinality
+            .iter()
+            .map(|(f, _)| field_terms(doc, f))
+            .collect();
+        for key in keys {
+            if !self.buckets.contains_key(&key) && self.buckets.len() >= self.max_states {
+                // Drop buckets whose events all left the window before refusing a new one.
+                if let Some(w) = self.t.window_ms {
+                    let cutoff = ts - w;
+                    self.buckets.retain(|_, b| {
+                        b.evict_before(cutoff);
+                        !b.entries.is_empty()
+                    });
+                }
+                if self.buckets.len() >= self.max_states {
+                    self.overflowed += 1;
+                    continue;
+                }
+            }
+            let n_card = self.t.cardinality.len();
+            let bucket = self.buckets.entry(key.clone()).or_insert_with(|| Bucket {
+                distinct: vec![HashMap::new(); n_card],
+                ..Bucket::default()
+            });
+            if let Some(w) = self.t.window_ms {
+                bucket.evict_before(ts - w);
+            }
+            for (i, vals) in card.iter().enumerate() {
+                for v in vals {
+                    *bucket.distinct[i].entry(v.clone()).or_default() += 1;
+                }
+            }
+            let keep = bucket.kept_events < EVENTS_IN_ALERT;
+            if keep {
+                bucket.kept_events += 1;
+            }
+            bucket.entries.push_back(Entry {
+                ts,
+                event: keep.then(|| ctx.event.clone()),
+                card: card.clone(),
+            });
+            if let Some(m) = self.fire(&key) {
+                out.push(m);
+            }
+        }
+    }
+
+    fn overflowed(&self) -> u64 {
+        self.overflowed
+    }
+}
 
 pub fn compile_threshold(
-    _t: &Threshold,
-    _d: FieldDialect,
-    _o: &EngineOptions,
+    t: &Threshold,
+    d: FieldDialect,
+    o: &EngineOptions,
 ) -> Result<Box<dyn Stage>, Diagnostic> {
-    Err(Diagnostic::unsupported(
-        "unsupported-construct",
-        "threshold rules are not executable yet",
-    ))
+    Ok(Box::new(ThresholdStage {
+        filter: CompiledExpr::compile(&t.filter)?,
+        dialect: d,
+        t: t.clone(),
+        buckets: HashMap::new(),
+        last_ts: i64::MIN,
+        max_states: o.max_states_per_rule.max(1),
+        overflowed: 0,
+    }))
+}
+
+pub struct NewTermsStage {
+    filter: CompiledExpr,
+    dialect: FieldDialect,
+    n: NewTerms,
+    /// Term combination → time it was last seen.
+    seen: HashMap<Vec<String>, i64>,
+    last_ts: i64,
+    max_states: usize,
+    overflowed: u64,
+}
+
+impl Stage for NewTermsStage {
+    fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>) {
+        let Some(doc) = ctx.doc(self.dialect) else {
+            return;
+        };
+        if !self.filter.matches(doc) {
+            return;
+        }
+        let ts = ctx.event.ts_ms.unwrap_or(self.last_ts);
+        self.last_ts = self.last_ts.max(ts);
+        let cutoff = ts.saturating_sub(self.n.history_window_ms);
+        let mut new_terms = Vec::new();
+        for combo in combinations(doc, &self.n.fields) {
+            let is_new = self.seen.get(&combo).is_none_or(|last| *last < cutoff);
+            if !self.seen.contains_key(&combo) && self.seen.len() >= self.max_states {
+                self.seen.retain(|_, last| *last >= cutoff);
+                if self.seen.len() >= self.max_states {
+                    // Not remembered: the same terms will look new again (reported).
+                    self.overflowed += 1;
+                    if is_new {
+                        new_terms.push(combo);
+                    }
+                    continue;
+                }
+            }
+            self.seen.insert(combo.clone(), ts);
+            if is_new {
+                new_terms.push(combo);
+            }
+        }
+        if new_terms.is_empty() {
+            return;
+        }
+        let fields: Vec<&str> = self.n.fields.iter().map(|f| f.name.as_str()).collect();
+        let mut extra = Map::new();
+        extra.insert(
+            "new_terms".into(),
+            json!({"fields": fields, "values": new_terms}),
+        );
+        out.push(Match {
+            events: vec![ctx.event.clone()],
+            extra,
+        });
+    }
+
+    fn overflowed(&self) -> u64 {
+        self.overflowed
+    }
 }
 
 pub fn compile_new_terms(
-    _n: &NewTerms,
-    _d: FieldDialect,
-    _o: &EngineOptions,
+    n: &NewTerms,
+    d: FieldDialect,
+    o: &EngineOptions,
 ) -> Result<Box<dyn Stage>, Diagnostic> {
-    Err(Diagnostic::unsupported(
-        "unsupported-construct",
-        "new_terms rules are not executable yet",
-    ))
+    Ok(Box::new(NewTermsStage {
+        filter: CompiledExpr::compile(&n.filter)?,
+        dialect: d,
+        n: n.clone(),
+        seen: HashMap::new(),
+        last_ts: i64::MIN,
+        max_states: o.max_states_per_rule.max(1),
+        overflowed: 0,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruleatlas_event::EventOptions;
+    use ruleatlas_ir::{CmpOp, Expr, Pred, Scalar};
+
+    fn ev(user: &str, ip: &str, secs: i64) -> Arc<Event> {
+        let ts = ruleatlas_event::format_timestamp(1_700_000_000_000 + secs * 1000);
+        let doc = json!({"@timestamp": ts, "event": {"action": "login"},
+            "user": {"name": user}, "source": {"ip": ip}});
+        Arc::new(Event::new(doc, &EventOptions::default()))
+    }
+
+    fn run(stage: &mut dyn Stage, events: &[Arc<Event>]) -> Vec<Match> {
+        let mut out = Vec::new();
+        for e in events {
+            stage.on_event(&EventCtx::new(e.clone()), &mut out);
+        }
+        stage.finish(&mut out);
+        out
+    }
+
+    fn login() -> Expr {
+        Expr::field(
+            FieldPath::new("event.action"),
+            Pred::Eq(vec![Scalar::from("login")]),
+            false,
+        )
+    }
+
+    #[test]
+    fn threshold_counts_per_bucket_within_the_window() {
+        let t = Threshold {
+            filter: login(),
+            group_by: vec![FieldPath::new("user.name")],
+            min_count: 3,
+            cardinality: vec![],
+            window_ms: Some(60_000),
+        };
+        let opts = EngineOptions::default();
+        let mut s =
+            compile_threshold(&t, FieldDialect::Ecs, &opts).unwrap_or_else(|d| panic!("{d}"));
+        let evs = [
+            ev("a", "1.1.1.1", 0),
+            ev("b", "1.1.1.1", 1),
+            ev("a", "1.1.1.1", 2),
+            ev("a", "1.1.1.1", 3),
+        ];
+        let out = run(s.as_mut(), &evs);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].events.len(), 3);
+        assert_eq!(out[0].extra["threshold_result"]["terms"][0]["value"], "a");
+        // Spread over more than the window: never three at once.
+        let mut s =
+            compile_threshold(&t, FieldDialect::Ecs, &opts).unwrap_or_else(|d| panic!("{d}"));
+        let evs = [
+            ev("a", "x", 0),
+            ev("a", "x", 50),
+            ev("a", "x", 100),
+            ev("a", "x", 150),
+        ];
+        assert!(run(s.as_mut(), &evs).is_empty());
+    }
+
+    #[test]
+    fn threshold_cardinality() {
+        let t = Threshold {
+            filter: login(),
+            group_by: vec![FieldPath::new("user.name")],
+            min_count: 2,
+            cardinality: vec![(FieldPath::new("source.ip"), 2)],
+            window_ms: None,
+        };
+        let opts = EngineOptions::default();
+        let mut s =
+            compile_threshold(&t, FieldDialect::Ecs, &opts).unwrap_or_else(|d| panic!("{d}"));
+        let evs = [
+            ev("a", "1.1.1.1", 0),
+            ev("a", "1.1.1.1", 1),
+            ev("a", "2.2.2.2", 2),
+        ];
+        let out = run(s.as_mut(), &evs);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].events.len(), 3);
+    }
+
+    #[test]
+    fn new_terms_fire_once_per_history_window() {
+        let n = NewTerms {
+            filter: login(),
+            fields: vec![FieldPath::new("user.name"), FieldPath::new("source.ip")],
+            history_window_ms: 100_000,
+        };
+        let opts = EngineOptions::default();
+        let mut s =
+            compile_new_terms(&n, FieldDialect::Ecs, &opts).unwrap_or_else(|d| panic!("{d}"));
+        let evs = [
+            ev("a", "1.1.1.1", 0),   // new
+            ev("a", "1.1.1.1", 50),  // seen 50 s ago
+            ev("a", "2.2.2.2", 60),  // new combination
+            ev("a", "1.1.1.1", 200), // last seen 150 s ago: new again
+        ];
+        let out = run(s.as_mut(), &evs);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[1].extra["new_terms"]["values"][0][1], "2.2.2.2");
+        let unused = Expr::field(
+            FieldPath::new("x"),
+            Pred::Range(CmpOp::Gt, Scalar::Int(1)),
+            false,
+        );
+        assert!(CompiledExpr::compile(&unused).is_ok());
+    }
 }

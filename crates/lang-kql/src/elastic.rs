@@ -360,8 +360,8 @@ fn lower_rule(
         _ => {}
     }
     let filter = match language {
-        "kuery" => lower_kuery(query, loc),
-        "lucene" => lucene::compile(query).map_err(|d| finish(loc, d)),
+        "kuery" => crate::compile(query),
+        "lucene" => lucene::compile(query),
         "eql" => return lower_eql(query, loc),
         "esql" => {
             return unsupported(
@@ -380,7 +380,7 @@ fn lower_rule(
     };
     let filter = match filter {
         Ok(f) => f,
-        Err(lowered) => return lowered,
+        Err(d) => return finish(loc, d),
     };
     let query = match rule_type {
         "threshold" => match threshold(r, filter) {
@@ -413,10 +413,6 @@ fn finish(loc: &Locator<'_>, d: Diagnostic) -> Lowered {
         DiagSeverity::Error => Lowered::Error { diagnostic: d },
         _ => Lowered::Unsupported { diagnostic: d },
     }
-}
-
-fn lower_kuery(query: &str, loc: &Locator<'_>) -> Result<Expr, Lowered> {
-    crate::compile(query).map_err(|d| finish(loc, d))
 }
 
 /// EQL rules go through `ruleatlas_lang_eql`'s Elasticsearch dialect.

@@ -1,0 +1,60 @@
+//! Elastic's NodePort rule, read from the corpus, fires through the engine on a raw audit event
+//! (seen through the ECS view), and only on the right one.
+
+use ruleatlas_engine::{Engine, EngineOptions};
+use ruleatlas_event::{Event, EventOptions};
+use serde_json::json;
+use std::sync::Arc;
+
+const RULE: &str =
+    "rules/elastic/rules/integrations/kubernetes/persistence_exposed_service_created_with_type_nodeport.toml";
+
+fn audit(verb: &str, service_type: &str, decision: &str) -> Arc<Event> {
+    let doc = json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+        "auditID": "0c6a7a3e-1d2b-4e55-9a61-8f1d2b3c4d5e", "stage": "ResponseComplete",
+        "requestURI": "/api/v1/namespaces/default/services", "verb": verb,
+        "user": {"username": "dev@example.com", "groups": ["system:authenticated"]},
+        "sourceIPs": ["192.0.2.10"], "userAgent": "kubectl/v1.30.1 (linux/amd64) kubernetes/abc",
+        "objectRef": {"resource": "services", "namespace": "default", "name": "web", "apiVersion": "v1"},
+        "requestObject": {"kind": "Service", "apiVersion": "v1", "metadata": {"name": "web"},
+            "spec": {"type": service_type, "ports": [{"port": 80, "nodePort": 30080}]}},
+        "responseStatus": {"code": 201},
+        "requestReceivedTimestamp": "2025-03-04T06:22:18.819232Z",
+        "stageTimestamp": "2025-03-04T06:22:18.822532Z",
+        "annotations": {"authorization.k8s.io/decision": decision, "authorization.k8s.io/reason": ""}
+    });
+    Arc::new(Event::new(doc, &EventOptions::default()))
+}
+
+#[test]
+fn nodeport_rule_fires_on_raw_audit() {
+    let Some(data) = ruleatlas_corpus::data_dir("nodeport rule") else {
+        return;
+    };
+    let path = data.join(RULE);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (rules, diags) = ruleatlas_lang_kql::elastic::load_file(&path.display().to_string(), &text);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].lowered.status(), "ok");
+    let rule = Arc::new(rules.into_iter().next().unwrap_or_else(|| unreachable!()));
+
+    let fires = |ev: Arc<Event>| {
+        let mut engine = Engine::new(vec![rule.clone()], EngineOptions::default());
+        let mut alerts = Vec::new();
+        engine.process(ev, &mut alerts);
+        engine.finish(&mut alerts);
+        alerts.len()
+    };
+    assert_eq!(fires(audit("create", "NodePort", "allow")), 1);
+    assert_eq!(fires(audit("patch", "NodePort", "allow")), 1);
+    assert_eq!(fires(audit("create", "ClusterIP", "allow")), 0);
+    assert_eq!(fires(audit("create", "NodePort", "forbid")), 0);
+    assert_eq!(fires(audit("get", "NodePort", "allow")), 0);
+    // Case matters on keyword fields.
+    assert_eq!(fires(audit("create", "nodeport", "allow")), 0);
+    println!(
+        "nodeport rule: fires on allowed create/patch NodePort, not on ClusterIP, forbid, get"
+    );
+}
