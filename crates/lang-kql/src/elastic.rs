@@ -38,7 +38,7 @@ pub fn load_file(path: &str, text: &str) -> (Vec<Rule>, Vec<Diagnostic>) {
         Ok(t) => t,
         Err(e) => {
             let at = e.span().map(|r| r.start).unwrap_or(0);
-            let mut d = Diagnostic::error("toml-syntax", first_line(e.message()))
+            let mut d = Diagnostic::error("toml-syntax", one_line(e.message()))
                 .with_path(path)
                 .with_span(Span::new(at, e.span().map(|r| r.end).unwrap_or(at)));
             let (l, c) = index.line_col(text, at);
@@ -65,8 +65,14 @@ pub fn load_file(path: &str, text: &str) -> (Vec<Rule>, Vec<Diagnostic>) {
     (vec![rule], Vec::new())
 }
 
-fn first_line(msg: &str) -> String {
-    msg.lines().next().unwrap_or(msg).trim().to_string()
+/// The TOML parser's message on one line (it may span several).
+fn one_line(msg: &str) -> String {
+    let parts: Vec<&str> = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    format!("invalid TOML: {}", parts.join("; "))
 }
 
 fn s<'a>(t: &'a Table, k: &str) -> Option<&'a str> {

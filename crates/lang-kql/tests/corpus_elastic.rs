@@ -17,6 +17,12 @@ fn rule_files(root: &std::path::Path) -> Vec<PathBuf> {
     files
 }
 
+/// The corpus, loaded once for both tests.
+fn corpus(root: &std::path::Path) -> &'static (Vec<Rule>, Vec<String>) {
+    static LOADED: std::sync::OnceLock<(Vec<Rule>, Vec<String>)> = std::sync::OnceLock::new();
+    LOADED.get_or_init(|| load_all(root))
+}
+
 fn load_all(root: &std::path::Path) -> (Vec<Rule>, Vec<String>) {
     let mut rules = Vec::new();
     let mut file_errors = Vec::new();
@@ -39,7 +45,7 @@ fn every_kuery_query_parses_and_lowers() {
         return;
     };
     let root = data.join("rules/elastic");
-    let (rules, _) = load_all(&root);
+    let (rules, _) = corpus(&root);
     let kql: Vec<&Rule> = rules.iter().filter(|r| r.language == "kuery").collect();
     let mut failures = Vec::new();
     for r in &kql {
@@ -62,14 +68,14 @@ fn whole_corpus_loads() {
         return;
     };
     let root = data.join("rules/elastic");
-    let (rules, file_errors) = load_all(&root);
+    let (rules, file_errors) = corpus(&root);
     let mut by: BTreeMap<(String, String, &str), usize> = BTreeMap::new();
-    for r in &rules {
+    for r in rules {
         *by.entry((r.rule_type.clone(), r.language.clone(), r.lowered.status()))
             .or_default() += 1;
     }
     let mut totals: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in &rules {
+    for r in rules {
         *totals.entry(r.lowered.status()).or_default() += 1;
     }
     println!(
@@ -81,11 +87,11 @@ fn whole_corpus_loads() {
     for ((t, l, s), n) in &by {
         println!("  type {t:<16} language {l:<8} {s:<12} {n}");
     }
-    for e in &file_errors {
+    for e in file_errors {
         println!("  file: {e}");
     }
     let mut errors = Vec::new();
-    for r in &rules {
+    for r in rules {
         if let Some(d) = r.lowered.diagnostic() {
             if r.lowered.status() == "error" || matches!(r.language.as_str(), "kuery" | "lucene") {
                 errors.push(format!("{} [{}]", d, r.lowered.status()));
