@@ -1,0 +1,226 @@
+//! Falco output templates rendered against a raw audit event: `%ka.user.name` and friends.
+//!
+//! Rendering follows Falco's formatter: a field the event lacks prints `<NA>`, a list field
+//! prints `(a,b)`, and non-string JSON values print as JSON text.
+
+use crate::fields::{k8s_audit_field, Src};
+use ruleatlas_ir::FieldPath;
+use serde_json::Value;
+
+/// Renders `template` for `event` (a raw Kubernetes audit Event).
+pub fn render_output(template: &str, event: &Value) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let name_len = field_name_len(after);
+        if name_len == 0 {
+            out.push('%');
+            rest = after;
+            continue;
+        }
+        let name = &after[..name_len];
+        let mut consumed = name_len;
+        let mut arg = None;
+        if after[name_len..].starts_with('[') {
+            if let Some(close) = after[name_len..].find(']') {
+                arg = Some(&after[name_len + 1..name_len + close]);
+                consumed = name_len + close + 1;
+            }
+        }
+        out.push_str(&render_field(name, arg, event));
+        rest = &after[consumed..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Length of a dotted field name at the start of `s` (`ka.user.name` in `ka.user.name)`).
+fn field_name_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut end = 0;
+    let mut i = 0;
+    let mut segments = 0;
+    while i < b.len() && b[i].is_ascii_alphabetic() {
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+            i += 1;
+        }
+        segments += 1;
+        end = i;
+        if i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_alphabetic() {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if segments >= 2 {
+        end
+    } else {
+        0
+    }
+}
+
+const NA: &str = "<NA>";
+
+fn render_field(name: &str, arg: Option<&str>, event: &Value) -> String {
+    if name == "ka.uri.param" {
+        return arg
+            .and_then(|key| uri_param(event.get("requestURI")?.as_str()?, key))
+            .unwrap_or_else(|| NA.to_string());
+    }
+    let Ok(def) = k8s_audit_field(name, arg) else {
+        return NA.to_string();
+    };
+    let mut vals = Vec::new();
+    match &def.src {
+        Src::Path(p) | Src::Repo(p) => lookup(event, p, &mut vals),
+        Src::Text(p) => {
+            let mut found = Vec::new();
+            lookup_whole(event, p, &mut found);
+            return found.first().map(|v| text(v)).unwrap_or_else(|| NA.to_string());
+        }
+        Src::AnyTrue { flags, containers } => {
+            let mut c = Vec::new();
+            lookup_whole(event, containers, &mut c);
+            if c.is_empty() {
+                return NA.to_string();
+            }
+            lookup(event, flags, &mut vals);
+            let any = vals.iter().any(|v| v.as_bool() == Some(true));
+            return any.to_string();
+        }
+        Src::RawTime => return NA.to_string(),
+    }
+    let mut texts: Vec<String> = vals.iter().map(|v| text(v)).collect();
+    if matches!(def.src, Src::Repo(_)) {
+        texts = texts.iter().map(|t| repository(t).to_string()).collect();
+    }
+    if def.list {
+        if texts.is_empty() {
+            return NA.to_string();
+        }
+        return format!("({})", texts.join(","));
+    }
+    texts.into_iter().next().unwrap_or_else(|| NA.to_string())
+}
+
+/// The plugin's repository: the image up to its first `:`, then up to its first `@`.
+pub fn repository(image: &str) -> &str {
+    let no_tag = image.split(':').next().unwrap_or(image);
+    no_tag.split('@').next().unwrap_or(no_tag)
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn uri_param(uri: &str, key: &str) -> Option<String> {
+    let query = uri.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k) == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                match s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(x) => {
+                        out.push(x);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Values at `path`, arrays flattened (leaf arrays yield their elements).
+fn lookup<'a>(doc: &'a Value, path: &FieldPath, out: &mut Vec<&'a Value>) {
+    let mut whole = Vec::new();
+    lookup_whole(doc, path, &mut whole);
+    for v in whole {
+        match v {
+            Value::Array(items) => out.extend(items.iter()),
+            other => out.push(other),
+        }
+    }
+}
+
+fn lookup_whole<'a>(doc: &'a Value, path: &FieldPath, out: &mut Vec<&'a Value>) {
+    fn walk<'a, S: AsRef<str>>(node: &'a Value, segs: &[S], flatten: bool, out: &mut Vec<&'a Value>) {
+        let Some((first, rest)) = segs.split_first() else {
+            out.push(node);
+            return;
+        };
+        match node {
+            Value::Object(m) => {
+                if let Some(child) = m.get(first.as_ref()) {
+                    walk(child, rest, flatten, out);
+                }
+            }
+            Value::Array(items) => {
+                if let Ok(i) = first.as_ref().parse::<usize>() {
+                    if let Some(child) = items.get(i) {
+                        walk(child, rest, flatten, out);
+                    }
+                } else if flatten {
+                    for it in items {
+                        walk(it, segs, flatten, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    match &path.segments {
+        Some(segs) => walk(doc, segs, false, out),
+        None => {
+            let segs: Vec<&str> = path.name.split('.').collect();
+            walk(doc, &segs, true, out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_fields_lists_and_missing() {
+        let ev = json!({
+            "user": {"username": "minikube-user"},
+            "verb": "create",
+            "objectRef": {"resource": "pods", "name": "nginx"},
+            "responseStatus": {"code": 201},
+            "requestURI": "/api/v1/namespaces/default/pods/nginx/exec?command=bash&command=-i&container=nginx",
+            "requestObject": {"spec": {"containers": [
+                {"image": "nginx:1.7"}, {"image": "docker.io/falco@sha256:ab"}]}}
+        });
+        let t = "user=%ka.user.name target=%ka.target.name/%ka.target.resource code=%ka.response.code ns=%ka.target.namespace images=%ka.req.pod.containers.image repos=%ka.req.pod.containers.image.repository cmd=%ka.uri.param[command] verb=%jevt.value[/verb] 100%";
+        assert_eq!(
+            render_output(t, &ev),
+            "user=minikube-user target=nginx/pods code=201 ns=<NA> images=(nginx:1.7,docker.io/falco@sha256:ab) repos=(nginx,docker.io/falco) cmd=bash verb=create 100%"
+        );
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c%2"), "a b c%2");
+    }
+}
