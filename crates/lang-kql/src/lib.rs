@@ -11,7 +11,7 @@
 //! let e = ruleatlas_lang_kql::compile(r#"kubernetes.audit.verb:("create" or "patch") and not user.name:system*"#).unwrap();
 //! assert_eq!(
 //!     e.to_string(),
-//!     r#"(kubernetes.audit.verb == "create" ∨ kubernetes.audit.verb == "patch") ∧ ¬user.name startswith "system""#
+//!     r#"kubernetes.audit.verb ∈ {"create", "patch"} ∧ ¬user.name startswith "system""#
 //! );
 //! ```
 

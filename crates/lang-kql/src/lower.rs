@@ -32,11 +32,11 @@ pub fn lower(node: &Node) -> Result<Expr, Diagnostic> {
 fn lower_in(node: &Node, prefix: &str) -> Result<Expr, Diagnostic> {
     Ok(match node {
         Node::MatchAll => Expr::Const(true),
-        Node::Or(xs) => Expr::or(
+        Node::Or(xs) => Expr::or(merge_alternatives(
             xs.iter()
                 .map(|x| lower_in(x, prefix))
                 .collect::<Result<_, _>>()?,
-        ),
+        )),
         Node::And(xs) => Expr::and(
             xs.iter()
                 .map(|x| lower_in(x, prefix))
@@ -67,6 +67,54 @@ fn lower_in(node: &Node, prefix: &str) -> Result<Expr, Diagnostic> {
             Expr::field(f, value_pred(value), false)
         }
     })
+}
+
+/// `f:(a or b or c*)` → one `Eq` test with the values `a`, `b` and one `Prefix` test: the
+/// shape the mapper fans out best (`verb ∈ {create, update}`), and one lookup per field.
+fn merge_alternatives(items: Vec<Expr>) -> Vec<Expr> {
+    let mut flat = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Expr::Or(inner) => flat.extend(inner),
+            other => flat.push(other),
+        }
+    }
+    let mut out: Vec<Expr> = Vec::with_capacity(flat.len());
+    for item in flat {
+        if let Expr::Test(t) = &item {
+            let mergeable = out.iter_mut().find_map(|prev| match prev {
+                Expr::Test(p)
+                    if p.subject == t.subject
+                        && p.case_insensitive == t.case_insensitive
+                        && std::mem::discriminant(&p.pred) == std::mem::discriminant(&t.pred) =>
+                {
+                    Some(p)
+                }
+                _ => None,
+            });
+            if let Some(prev) = mergeable {
+                let merged = match (&mut prev.pred, &t.pred) {
+                    (Pred::Eq(a), Pred::Eq(b)) => {
+                        a.extend(b.iter().cloned());
+                        true
+                    }
+                    (Pred::Prefix(a), Pred::Prefix(b))
+                    | (Pred::Suffix(a), Pred::Suffix(b))
+                    | (Pred::Contains(a), Pred::Contains(b))
+                    | (Pred::Wildcard(a), Pred::Wildcard(b)) => {
+                        a.extend(b.iter().cloned());
+                        true
+                    }
+                    _ => false,
+                };
+                if merged {
+                    continue;
+                }
+            }
+        }
+        out.push(item);
+    }
+    out
 }
 
 fn field_name(field: &Lit, prefix: &str) -> String {
@@ -145,6 +193,31 @@ mod tests {
         }
     }
 
+    /// Behaviours Kibana's own grammar tests pin down, checked on the lowered form.
+    #[test]
+    fn kibana_grammar_behaviours() {
+        assert_eq!(low("  "), "true");
+        assert_eq!(low("foo:bar baz"), r#"foo == "bar baz""#);
+        assert_eq!(low("a:x and\u{a0}b:y"), r#"a == "x" ∧ b == "y""#);
+        assert_eq!(
+            low("a:1 or b:2 and c:3 or d:4"),
+            r#"a == "1" ∨ (b == "2" ∧ c == "3") ∨ d == "4""#
+        );
+        assert_eq!(
+            low("foo:((bar or baz) and not qux)"),
+            r#"foo ∈ {"bar", "baz"} ∧ ¬foo == "qux""#
+        );
+        assert_eq!(low("n:{ c:{ d:foo } }"), r#"n.c.d == "foo""#);
+        assert_eq!(low(r#"f:\\\(\)\:\<\>\"\*"#), r#"f == "\\():<>\"*""#);
+        assert_eq!(low(r#"f:"\\""#), r#"f == "\\""#);
+        assert_eq!(low(r#"f:\u0041b"#), r#"f == "Ab""#);
+        assert_eq!(
+            low("bytes >= 1000 and bytes < 8000"),
+            "bytes >= 1000 ∧ bytes < 8000"
+        );
+        assert_eq!(low("machine*:osx"), r#"machine* == "osx""#);
+    }
+
     #[test]
     fn shapes() {
         assert_eq!(low("a:b"), r#"a == "b""#);
@@ -157,7 +230,11 @@ mod tests {
         assert_eq!(low("*:*"), "true");
         assert_eq!(low("a > 5"), "a > 5");
         assert_eq!(low("a:true"), "a == true");
-        assert_eq!(low("not a:(x or y)"), r#"¬(a == "x" ∨ a == "y")"#);
+        assert_eq!(low("not a:(x or y)"), r#"¬a ∈ {"x", "y"}"#);
+        assert_eq!(
+            low("a:(x or y*) or b:z or a:(z or *w or v*)"),
+            r#"a ∈ {"x", "z"} ∨ a startswith {"y", "v"} ∨ b == "z" ∨ a endswith "w""#
+        );
         assert_eq!(low("p:{ q:1 and r:2 }"), r#"p.q == "1" ∧ p.r == "2""#);
         assert_eq!(low("free text"), r#"* == "free text""#);
         assert_eq!(low("a.*:x"), r#"a.* == "x""#);

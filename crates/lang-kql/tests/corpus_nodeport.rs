@@ -58,3 +58,58 @@ fn nodeport_rule_fires_on_raw_audit() {
         "nodeport rule: fires on allowed create/patch NodePort, not on ClusterIP, forbid, get"
     );
 }
+
+const NEW_TERMS_RULE: &str =
+    "rules/elastic/rules/integrations/kubernetes/discovery_denied_service_account_request.toml";
+
+fn denied(user_agent: &str, user: &str, minute: u32) -> Arc<Event> {
+    let doc = json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "stage": "ResponseComplete",
+        "verb": "list", "requestURI": "/api/v1/secrets",
+        "user": {"username": user},
+        "userAgent": user_agent, "sourceIPs": ["10.1.2.3"],
+        "objectRef": {"resource": "secrets", "apiVersion": "v1"},
+        "requestReceivedTimestamp": format!("2025-03-04T06:{minute:02}:00.000000Z"),
+        "stageTimestamp": format!("2025-03-04T06:{minute:02}:00.100000Z"),
+        "annotations": {"authorization.k8s.io/decision": "forbid"}
+    });
+    Arc::new(Event::new(doc, &EventOptions::default()))
+}
+
+/// A `new_terms` rule with a nested KQL value list
+/// (`user_agent.original:(* and not (*kubernetes/$Format or …))`) through the engine.
+#[test]
+fn new_terms_rule_fires_on_first_sighting() {
+    let Some(data) = ruleatlas_corpus::data_dir("new_terms rule") else {
+        return;
+    };
+    let path = data.join(NEW_TERMS_RULE);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (rules, _) = ruleatlas_lang_kql::elastic::load_file(&path.display().to_string(), &text);
+    assert_eq!(rules.first().map(|r| r.lowered.status()), Some("ok"));
+    let rule = Arc::new(rules.into_iter().next().unwrap_or_else(|| unreachable!()));
+    let mut engine = Engine::new(vec![rule], EngineOptions::default());
+    let sa = "system:serviceaccount:default:builder";
+    let events = [
+        denied("curl/8.5.0", sa, 0), // new term
+        denied("curl/8.5.0", sa, 1), // seen
+        denied("kubectl/v1.30.1 (linux/amd64) kubernetes/$Format", sa, 2), // excluded agent
+        denied("python-requests/2.31", "alice", 3), // not a service account
+        denied("python-requests/2.31", sa, 4), // new term
+    ];
+    let mut alerts = Vec::new();
+    for e in events {
+        engine.process(e, &mut alerts);
+    }
+    engine.finish(&mut alerts);
+    let agents: Vec<String> = alerts
+        .iter()
+        .map(|a| {
+            a.events[0].doc["userAgent"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(agents, vec!["curl/8.5.0", "python-requests/2.31"]);
+}
