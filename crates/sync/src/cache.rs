@@ -61,6 +61,18 @@ impl Cache {
         rule_paths_of(&self.lock)
     }
 
+    /// [`Cache::rule_paths`] without the vendors: what a command given no rule paths loads.
+    pub fn rule_folders(&self) -> Vec<PathBuf> {
+        self.rule_paths().into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// [`annotate`]s every rule; rules from outside the cache are left as they are.
+    pub fn annotate_all(&self, rules: &mut [Rule]) {
+        for r in rules {
+            annotate(r, &self.lock);
+        }
+    }
+
     /// The spec folder, laid out like `kubernetes/swagger*.json`, `aws/botocore-<v>/<service>/
     /// <api-version>/service-2.json.gz`; `None` when no spec was synced.
     pub fn specs_dir(&self) -> Option<PathBuf> {

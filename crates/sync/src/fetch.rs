@@ -64,7 +64,14 @@ pub fn download(
     }
     if !status.success() {
         let _ = std::fs::remove_file(dest);
-        let err = err.trim();
+        // With --retry, curl repeats the same message once per attempt.
+        let mut lines: Vec<&str> = err
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines.dedup();
+        let err = lines.join("; ");
         return Err(if err.is_empty() {
             format!("downloading {url} failed ({status})")
         } else {
