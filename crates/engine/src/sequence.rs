@@ -1,37 +1,488 @@
-//! EQL sequences, samples and joins (owned by the EQL work; first cut: not implemented).
+//! EQL sequences, samples and joins.
+//!
+//! Sequences run the state machine both EQL engines use: for each step `i` a map from join key
+//! to the partial sequence waiting for step `i`; an event is tried against the steps from last to
+//! first, so one event never advances the same partial twice, and a newer partial replaces an
+//! older one with the same key at the same step. `maxspan` is measured on event time between the
+//! first event and the current one; partials older than that are evicted, so state stays bounded
+//! by keys alive within the window (and by `max_states_per_rule` overall, counted as overflow).
+//! `with runs=N` expands into N copies of the step; missing-event steps `![…]` discard the
+//! partials waiting on their position (or, trailing, hold completed sequences until the window
+//! passes without the event).
+//!
+//! Samples and joins keep, per key, one slot per step filled in any order; they fire when all
+//! slots are filled (joins are discarded by their `until` step).
 
-use crate::{EngineOptions, Stage};
-use ruleatlas_ir::{Diagnostic, FieldDialect, Join, Sample, Sequence};
+use crate::pipes::{key_of, value_of, Key};
+use crate::{CompiledExpr, EngineOptions, EventCtx, Match, Stage};
+use ruleatlas_event::Event;
+use ruleatlas_ir::{Diagnostic, FieldDialect, Join, Sample, Sequence, Step, ValueExpr};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+struct CStep {
+    filter: CompiledExpr,
+    keys: Vec<ValueExpr>,
+}
+
+impl CStep {
+    fn new(common: &[ValueExpr], s: &Step) -> Result<CStep, Diagnostic> {
+        let mut keys = common.to_vec();
+        keys.extend(s.by.iter().cloned());
+        Ok(CStep {
+            filter: CompiledExpr::compile(&s.filter)?,
+            keys,
+        })
+    }
+
+    /// The step's join key on `doc`, or `None` when a required (non-optional) key field is
+    /// missing and the dialect excludes such events.
+    fn key(&self, doc: &Value, null_keys: bool) -> Option<Key> {
+        if !null_keys {
+            for k in &self.keys {
+                if let ValueExpr::Field(f) = k {
+                    if !f.optional && value_of(k, doc).is_none() {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(key_of(&self.keys, doc))
+    }
+}
+
+struct Partial {
+    events: Vec<Arc<Event>>,
+    start: Option<i64>,
+}
+
+/// Does a partial started at `start` fall outside `maxspan` at time `now`?
+fn expired(maxspan: Option<i64>, start: Option<i64>, now: Option<i64>) -> bool {
+    match (maxspan, start, now) {
+        (Some(span), Some(s), Some(n)) => n - s > span,
+        _ => false,
+    }
+}
+
+/// Whether events whose join key is missing take part (with a null key). Endgame: yes; ES: only
+/// for `?optional` key fields. The field dialect tells the two apart: endgame queries run
+/// against documents as they are.
+fn null_keys_allowed(d: FieldDialect) -> bool {
+    d == FieldDialect::AsIs
+}
+
+pub struct SequenceStage {
+    dialect: FieldDialect,
+    steps: Vec<CStep>,
+    /// `gaps[i]`: missing-event steps before positive step `i`; `gaps[n]` trails the last.
+    gaps: Vec<Vec<CStep>>,
+    until: Option<CStep>,
+    maxspan: Option<i64>,
+    /// `pending[i]`: partials that matched steps `0..i` and wait for step `i` (index 0 unused).
+    pending: Vec<HashMap<Key, Partial>>,
+    /// Leading missing step: when it was last seen, per key.
+    leading_seen: HashMap<Key, Option<i64>>,
+    /// Complete sequences waiting for their window to pass without the trailing missing event.
+    trailing: Vec<(Key, Partial)>,
+    null_keys: bool,
+    cap: usize,
+    live: usize,
+    overflow: u64,
+    seen: u64,
+}
 
 pub fn compile_sequence(
-    _s: &Sequence,
-    _d: FieldDialect,
-    _o: &EngineOptions,
+    s: &Sequence,
+    d: FieldDialect,
+    o: &EngineOptions,
 ) -> Result<Box<dyn Stage>, Diagnostic> {
-    Err(Diagnostic::unsupported(
-        "unsupported-construct",
-        "sequences are not executable yet",
-    ))
+    let mut steps = Vec::new();
+    let mut gaps: Vec<Vec<CStep>> = vec![Vec::new()];
+    for st in &s.steps {
+        if st.missing {
+            if let Some(last) = gaps.last_mut() {
+                last.push(CStep::new(&s.by, st)?);
+            }
+            continue;
+        }
+        for _ in 0..st.runs.max(1) {
+            steps.push(CStep::new(&s.by, st)?);
+            gaps.push(Vec::new());
+        }
+    }
+    if steps.is_empty() {
+        return Err(Diagnostic::error(
+            "eql-semantics",
+            "a sequence needs at least one step that is not a missing-event step",
+        ));
+    }
+    let until = match &s.until {
+        Some(u) => Some(CStep::new(&s.by, u)?),
+        None => None,
+    };
+    let n = steps.len();
+    Ok(Box::new(SequenceStage {
+        dialect: d,
+        steps,
+        gaps,
+        until,
+        maxspan: s.maxspan_ms,
+        pending: (0..n).map(|_| HashMap::new()).collect(),
+        leading_seen: HashMap::new(),
+        trailing: Vec::new(),
+        null_keys: null_keys_allowed(d),
+        cap: o.max_states_per_rule,
+        live: 0,
+        overflow: 0,
+        seen: 0,
+    }))
+}
+
+impl SequenceStage {
+    fn evict(&mut self, now: Option<i64>) {
+        let span = self.maxspan;
+        let mut live = 0;
+        for p in self.pending.iter_mut() {
+            p.retain(|_, part| !expired(span, part.start, now));
+            live += p.len();
+        }
+        self.leading_seen
+            .retain(|_, t| !expired(span, *t, now) && span.is_some());
+        self.live = live;
+    }
+
+    fn complete(&mut self, key: Key, part: Partial, out: &mut Vec<Match>) {
+        if !self.gaps[self.steps.len()].is_empty() && self.maxspan.is_some() {
+            self.trailing.push((key, part));
+        } else {
+            out.push(Match {
+                events: part.events,
+                extra: Default::default(),
+            });
+        }
+    }
+}
+
+impl Stage for SequenceStage {
+    fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>) {
+        let Some(doc) = ctx.doc(self.dialect) else {
+            return;
+        };
+        let now = ctx.event.ts_ms;
+        self.seen += 1;
+        if self.maxspan.is_some() && (self.seen % 4096 == 0 || self.live >= self.cap) {
+            self.evict(now);
+        }
+        let n = self.steps.len();
+        // Trailing-missing sequences whose window has passed are complete.
+        if !self.trailing.is_empty() {
+            let span = self.maxspan;
+            let (done, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.trailing)
+                .into_iter()
+                .partition(|(_, p)| expired(span, p.start, now));
+            self.trailing = keep;
+            for (_, p) in done {
+                out.push(Match {
+                    events: p.events,
+                    extra: Default::default(),
+                });
+            }
+        }
+        if let Some(u) = &self.until {
+            if u.filter.matches(doc) {
+                if let Some(k) = u.key(doc, self.null_keys) {
+                    for p in self.pending.iter_mut() {
+                        if p.remove(&k).is_some() {
+                            self.live = self.live.saturating_sub(1);
+                        }
+                    }
+                    self.trailing.retain(|(tk, _)| *tk != k);
+                }
+            }
+        }
+        for i in 0..=n {
+            for m in &self.gaps[i] {
+                if !m.filter.matches(doc) {
+                    continue;
+                }
+                let Some(k) = m.key(doc, self.null_keys) else {
+                    continue;
+                };
+                if i == 0 {
+                    self.leading_seen.insert(k, now);
+                } else if i == n {
+                    self.trailing.retain(|(tk, _)| *tk != k);
+                } else if self.pending[i].remove(&k).is_some() {
+                    self.live = self.live.saturating_sub(1);
+                }
+            }
+        }
+        for p in (0..n).rev() {
+            if !self.steps[p].filter.matches(doc) {
+                continue;
+            }
+            let Some(key) = self.steps[p].key(doc, self.null_keys) else {
+                continue;
+            };
+            let part = if p == 0 {
+                if let Some(seen) = self.leading_seen.get(&key) {
+                    let within = match (self.maxspan, *seen, now) {
+                        (Some(span), Some(s), Some(t)) => t - s <= span,
+                        _ => true,
+                    };
+                    if within {
+                        continue;
+                    }
+                }
+                Partial {
+                    events: vec![ctx.event.clone()],
+                    start: now,
+                }
+            } else {
+                let Some(mut part) = self.pending[p].remove(&key) else {
+                    continue;
+                };
+                self.live = self.live.saturating_sub(1);
+                if expired(self.maxspan, part.start, now) {
+                    continue;
+                }
+                part.events.push(ctx.event.clone());
+                part
+            };
+            if p + 1 == n {
+                self.complete(key, part, out);
+            } else if self.live >= self.cap && !self.pending[p + 1].contains_key(&key) {
+                self.overflow += 1;
+            } else if self.pending[p + 1].insert(key, part).is_none() {
+                self.live += 1;
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<Match>) {
+        for (_, p) in std::mem::take(&mut self.trailing) {
+            out.push(Match {
+                events: p.events,
+                extra: Default::default(),
+            });
+        }
+    }
+
+    fn overflowed(&self) -> u64 {
+        self.overflow
+    }
+}
+
+/// Samples and joins: per key, one slot per step, filled in any order.
+pub struct SlotStage {
+    dialect: FieldDialect,
+    steps: Vec<CStep>,
+    until: Option<CStep>,
+    slots: HashMap<Key, Vec<Option<Arc<Event>>>>,
+    order: Vec<Key>,
+    null_keys: bool,
+    cap: usize,
+    overflow: u64,
+}
+
+fn slot_stage(
+    by: &[ValueExpr],
+    steps: &[Step],
+    until: Option<&Step>,
+    d: FieldDialect,
+    o: &EngineOptions,
+) -> Result<Box<dyn Stage>, Diagnostic> {
+    let steps = steps
+        .iter()
+        .map(|s| CStep::new(by, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let until = match until {
+        Some(u) => Some(CStep::new(by, u)?),
+        None => None,
+    };
+    Ok(Box::new(SlotStage {
+        dialect: d,
+        steps,
+        until,
+        slots: HashMap::new(),
+        order: Vec::new(),
+        null_keys: null_keys_allowed(d),
+        cap: o.max_states_per_rule,
+        overflow: 0,
+    }))
 }
 
 pub fn compile_sample(
-    _s: &Sample,
-    _d: FieldDialect,
-    _o: &EngineOptions,
+    s: &Sample,
+    d: FieldDialect,
+    o: &EngineOptions,
 ) -> Result<Box<dyn Stage>, Diagnostic> {
-    Err(Diagnostic::unsupported(
-        "unsupported-construct",
-        "samples are not executable yet",
-    ))
+    slot_stage(&s.by, &s.steps, None, d, o)
 }
 
 pub fn compile_join(
-    _j: &Join,
-    _d: FieldDialect,
-    _o: &EngineOptions,
+    j: &Join,
+    d: FieldDialect,
+    o: &EngineOptions,
 ) -> Result<Box<dyn Stage>, Diagnostic> {
-    Err(Diagnostic::unsupported(
-        "unsupported-construct",
-        "joins are not executable yet",
-    ))
+    slot_stage(&j.by, &j.steps, j.until.as_ref(), d, o)
+}
+
+impl Stage for SlotStage {
+    fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>) {
+        let Some(doc) = ctx.doc(self.dialect) else {
+            return;
+        };
+        if let Some(u) = &self.until {
+            if u.filter.matches(doc) {
+                if let Some(k) = u.key(doc, self.null_keys) {
+                    self.slots.remove(&k);
+                }
+            }
+        }
+        let n = self.steps.len();
+        for p in 0..n {
+            if !self.steps[p].filter.matches(doc) {
+                continue;
+            }
+            let Some(key) = self.steps[p].key(doc, self.null_keys) else {
+                continue;
+            };
+            if !self.slots.contains_key(&key) {
+                if self.slots.len() >= self.cap {
+                    self.overflow += 1;
+                    continue;
+                }
+                self.slots.insert(key.clone(), vec![None; n]);
+                self.order.push(key.clone());
+            }
+            let Some(slots) = self.slots.get_mut(&key) else {
+                continue;
+            };
+            if slots[p].is_none() {
+                slots[p] = Some(ctx.event.clone());
+            }
+            if slots.iter().all(Option::is_some) {
+                let events = self
+                    .slots
+                    .remove(&key)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                out.push(Match {
+                    events,
+                    extra: Default::default(),
+                });
+            }
+        }
+        if self.order.len() > 2 * self.slots.len() + 64 {
+            let live = &self.slots;
+            self.order.retain(|k| live.contains_key(k));
+        }
+    }
+
+    fn overflowed(&self) -> u64 {
+        self.overflow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruleatlas_event::EventOptions;
+    use ruleatlas_ir::{Expr, FieldPath, Pred, Scalar};
+    use serde_json::json;
+
+    fn step(name: &str) -> Step {
+        let mut s = Step::new(Expr::field(
+            FieldPath::new("name"),
+            Pred::Eq(vec![Scalar::from(name)]),
+            false,
+        ));
+        s.by = vec![ValueExpr::field("k")];
+        s
+    }
+
+    fn run(seq: Sequence, docs: &[(&str, &str, i64)]) -> Vec<Vec<i64>> {
+        let mut st = compile_sequence(&seq, FieldDialect::Ecs, &EngineOptions::default())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut out = Vec::new();
+        for (i, (name, k, t)) in docs.iter().enumerate() {
+            let ev = Event::new(
+                json!({"name": name, "k": k, "@timestamp": t, "id": i}),
+                &EventOptions::default(),
+            );
+            st.on_event(&EventCtx::new(Arc::new(ev)), &mut out);
+        }
+        st.finish(&mut out);
+        out.iter()
+            .map(|m| {
+                m.events
+                    .iter()
+                    .map(|e| e.doc["id"].as_i64().unwrap_or(-1))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn seq(steps: Vec<Step>, maxspan: Option<i64>) -> Sequence {
+        Sequence {
+            by: Vec::new(),
+            maxspan_ms: maxspan,
+            steps,
+            until: None,
+        }
+    }
+
+    // Times are epoch milliseconds written as seconds-with-fraction would be ambiguous, so the
+    // tests use large millisecond values.
+    const T: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn keys_and_maxspan() {
+        let s = seq(vec![step("a"), step("b")], Some(1000));
+        let got = run(
+            s,
+            &[
+                ("a", "x", T),
+                ("b", "y", T + 100),
+                ("b", "x", T + 900),
+                ("a", "z", T + 1000),
+                ("b", "z", T + 2500),
+            ],
+        );
+        assert_eq!(got, vec![vec![0, 2]]);
+    }
+
+    #[test]
+    fn runs_and_missing_steps() {
+        let mut a = step("a");
+        a.runs = 2;
+        let mut miss = step("m");
+        miss.missing = true;
+        let s = seq(vec![a, miss, step("b")], None);
+        let got = run(
+            s,
+            &[
+                ("a", "x", T),
+                ("a", "x", T + 1),
+                ("b", "x", T + 2),
+                ("a", "y", T),
+                ("a", "y", T + 1),
+                ("m", "y", T + 2),
+                ("b", "y", T + 3),
+            ],
+        );
+        assert_eq!(got, vec![vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn until_discards() {
+        let mut s = seq(vec![step("a"), step("b")], None);
+        s.until = Some(step("stop"));
+        let got = run(s, &[("a", "x", T), ("stop", "x", T + 1), ("b", "x", T + 2)]);
+        assert!(got.is_empty());
+    }
 }

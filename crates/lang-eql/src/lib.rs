@@ -1,1 +1,69 @@
-//! ruleatlas-lang-eql (in progress).
+//! EQL (Event Query Language) in its two dialects: Elasticsearch's (what Elastic's detection
+//! rules use) and endgame's (the `eql` Python package).
+//!
+//! Place in the data flow: rule loaders (the Elastic TOML loader, `ruleatlas query`) hand EQL
+//! text to [`lower`], which lexes and parses it ([`parse`], a hand-written recursive-descent
+//! parser keeping byte spans) and lowers the tree onto the IR ([`ruleatlas_ir::Pipeline`]); the
+//! engine runs the result and the mapper analyses it. Every problem comes back as a located
+//! [`Diagnostic`] (`eql-syntax`, `eql-semantics`, `eql-unsupported`). Central type: the
+//! syntax tree [`ast::PipedQuery`].
+//!
+//! ```
+//! use ruleatlas_lang_eql::{lower, LowerOptions};
+//! let p = lower(r#"process where process.name : "kube*" and not user.name == "root""#, &LowerOptions::default()).unwrap();
+//! assert!(p.query.stage_filters()[0].to_string().contains("process.name like~ \"kube*\""));
+//! ```
+
+pub mod ast;
+mod lex;
+mod lower;
+mod parse;
+
+pub use lower::LowerOptions;
+pub use parse::{parse, parse_expr};
+
+use ruleatlas_ir::{Diagnostic, Pipeline};
+
+/// The two EQL dialects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Dialect {
+    /// Elasticsearch EQL (default).
+    #[default]
+    Elasticsearch,
+    /// The endgame `eql` Python package's dialect.
+    Endgame,
+}
+
+impl Dialect {
+    pub fn parse(name: &str) -> Option<Dialect> {
+        match name.to_ascii_lowercase().as_str() {
+            "elasticsearch" | "es" | "elastic" => Some(Dialect::Elasticsearch),
+            "endgame" | "eql" | "python" => Some(Dialect::Endgame),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Elasticsearch => "elasticsearch",
+            Dialect::Endgame => "endgame",
+        }
+    }
+}
+
+/// Parses and lowers an EQL query. Diagnostic spans are byte offsets into `text`; the caller
+/// shifts them into its file ([`Diagnostic::locate_in`]). Syntax errors are `Error`s; valid
+/// constructs that are not implemented are `Unsupported`.
+pub fn lower(text: &str, opts: &LowerOptions) -> Result<Pipeline, Vec<Diagnostic>> {
+    let tree = parse(text, opts.dialect)?;
+    lower_tree(&tree, opts)
+}
+
+/// Lowers an already parsed query.
+pub fn lower_tree(
+    tree: &ast::PipedQuery,
+    opts: &LowerOptions,
+) -> Result<Pipeline, Vec<Diagnostic>> {
+    let mut l = lower::Lowerer::new(*opts);
+    let p = l.piped(tree);
+    l.finish(p)
+}
