@@ -88,6 +88,10 @@ pub struct Group {
     pub api_version: Option<String>,
     /// Real operations first (sorted), then the synthetic ones (`any-<resource>`, `_catch_all`).
     pub operations: Vec<Operation>,
+    /// Fields of the request/response objects that rules mapped to this group test
+    /// (`requestObject.spec.type` on services); filled from the mapper's analysis.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rule_fields: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
