@@ -153,7 +153,14 @@ fn full_diff(old: &Lock, new: &Lock) -> SyncDiff {
     }
 }
 
-fn load(_folders: &[PathBuf], _lock: &Lock) -> Vec<ruleatlas_ir::Rule> {
-    // Filled in once `ruleatlas_rules::load_paths` is committed.
-    Vec::new()
+fn load(folders: &[PathBuf], lock: &Lock) -> Vec<ruleatlas_ir::Rule> {
+    if folders.is_empty() {
+        return Vec::new();
+    }
+    let (report, _errors) = ruleatlas_rules::load_paths(folders);
+    let mut rules = report.rules;
+    for r in &mut rules {
+        ruleatlas_sync::annotate(r, lock);
+    }
+    rules
 }
