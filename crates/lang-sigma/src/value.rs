@@ -457,10 +457,10 @@ pub fn lower_item(
     Ok(combine(tests, all, neq))
 }
 
+/// The regex crate's message ends with the reason; its first lines repeat the pattern.
 fn first_line(s: &str) -> String {
     s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .next_back()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(s)
         .trim()
         .to_string()
