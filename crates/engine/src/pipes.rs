@@ -43,6 +43,9 @@ pub type Key = Vec<String>;
 pub fn key_of(keys: &[ValueExpr], doc: &Value) -> Key {
     keys.iter()
         .map(|k| match value_of(k, doc) {
+            // A one-element array (`user.extra` values, ECS keyword arrays) joins with its
+            // element, as Elasticsearch compares keyword values.
+            Some(Value::Array(mut a)) if a.len() == 1 => a.remove(0).to_string(),
             Some(v) => v.to_string(),
             None => "null".to_string(),
         })

@@ -171,7 +171,7 @@ impl Stage for SequenceStage {
         };
         let now = ctx.event.ts_ms;
         self.seen += 1;
-        if self.maxspan.is_some() && (self.seen % 4096 == 0 || self.live >= self.cap) {
+        if self.maxspan.is_some() && (self.seen.is_multiple_of(4096) || self.live >= self.cap) {
             self.evict(now);
         }
         let n = self.steps.len();

@@ -485,7 +485,7 @@ impl Lowerer {
                 Lit::Bool(b) => Expr::Const(*b == want),
                 Lit::Int(i) => Expr::Const((*i != 0) == want),
                 Lit::Float(f) => Expr::Const((*f != 0.0) == want),
-                Lit::Str(s) => Expr::Const(!s.is_empty() == want),
+                Lit::Str(s) => Expr::Const(s.is_empty() != want),
             },
             Kind::Field(_) | Kind::Call { .. } | Kind::Arith(..) | Kind::Neg(_) => {
                 if let Some(e) = self.call_as_pred(n, want) {

@@ -295,7 +295,9 @@ impl Parser {
             self.bump();
             maxspan_ms = Some(self.maxspan()?);
         }
-        if steps.len() < 2 && self.diags.is_empty() {
+        // `[a] with runs=3` alone is a sequence of three events.
+        let stages: u32 = steps.iter().map(|s| s.runs).sum();
+        if stages < 2 && self.diags.is_empty() {
             let span = self.peek().span;
             self.error(span, "a sequence needs at least two steps");
         }
@@ -794,9 +796,16 @@ impl Parser {
                     }
                     _ => {}
                 }
+                if matches!(
+                    w.as_str(),
+                    "and" | "or" | "where" | "by" | "until" | "with" | "in" | "like" | "regex"
+                ) {
+                    return self.unexpected("a value or field name");
+                }
                 // Function call: name, optional `~`, `(`.
                 let next = self.peek_at(1);
-                let call = matches!(next.tok, Tok::Op("(")) && !next.spaced
+                // `stringContains (a, "b")`: Elasticsearch accepts a space before `(`.
+                let call = matches!(next.tok, Tok::Op("("))
                     || (matches!(next.tok, Tok::Op("~"))
                         && !next.spaced
                         && matches!(self.peek_at(2).tok, Tok::Op("(")));
@@ -812,12 +821,6 @@ impl Parser {
                         },
                         span: join(t.span, self.prev_span()),
                     });
-                }
-                if matches!(
-                    w.as_str(),
-                    "and" | "or" | "where" | "by" | "until" | "with" | "in" | "like" | "regex"
-                ) {
-                    return self.unexpected("a value or field name");
                 }
                 self.field()
             }
