@@ -45,6 +45,8 @@ enum CValue {
     Lit(Value),
     List(Vec<CValue>),
     Call(Func, Vec<CValue>),
+    /// A condition as a value (`true`/`false`).
+    Cond(Box<Node>),
 }
 
 #[derive(Debug, Clone)]
@@ -202,13 +204,19 @@ fn compile_pred(pred: &Pred, ci: bool) -> Result<CPred, Diagnostic> {
     })
 }
 
-fn compile_value(v: &ValueExpr) -> CValue {
-    match v {
+fn compile_value(v: &ValueExpr) -> Result<CValue, Diagnostic> {
+    Ok(match v {
         ValueExpr::Field(f) => CValue::Field(f.clone()),
         ValueExpr::Lit(s) => CValue::Lit(s.to_json()),
-        ValueExpr::List(xs) => CValue::List(xs.iter().map(compile_value).collect()),
-        ValueExpr::Call(f, args) => CValue::Call(*f, args.iter().map(compile_value).collect()),
-    }
+        ValueExpr::List(xs) => {
+            CValue::List(xs.iter().map(compile_value).collect::<Result<_, _>>()?)
+        }
+        ValueExpr::Call(f, args) => CValue::Call(
+            *f,
+            args.iter().map(compile_value).collect::<Result<_, _>>()?,
+        ),
+        ValueExpr::Cond(e) => CValue::Cond(Box::new(compile_node(e)?)),
+    })
 }
 
 fn compile_node(e: &Expr) -> Result<Node, Diagnostic> {
@@ -218,7 +226,7 @@ fn compile_node(e: &Expr) -> Result<Node, Diagnostic> {
         Expr::Or(xs) => Node::Or(xs.iter().map(compile_node).collect::<Result<_, _>>()?),
         Expr::Not(x) => Node::Not(Box::new(compile_node(x)?)),
         Expr::Test(t) => Node::Test {
-            subject: compile_value(&t.subject),
+            subject: compile_value(&t.subject)?,
             pred: compile_pred(&t.pred, t.case_insensitive)?,
             ci: t.case_insensitive,
         },
@@ -229,11 +237,11 @@ fn compile_node(e: &Expr) -> Result<Node, Diagnostic> {
             case_insensitive,
         } => Node::Compare {
             op: *op,
-            lhs: compile_value(lhs),
-            rhs: compile_value(rhs),
+            lhs: compile_value(lhs)?,
+            rhs: compile_value(rhs)?,
             ci: *case_insensitive,
         },
-        Expr::Value(v) => Node::Value(compile_value(v)),
+        Expr::Value(v) => Node::Value(compile_value(v)?),
     })
 }
 
@@ -284,6 +292,25 @@ fn eval_node(node: &Node, doc: &Value) -> bool {
             subject_values(v, doc, &mut vals);
             vals.iter().any(|v| v.as_ref() == &Value::Bool(true))
         }
+    }
+}
+
+/// A compiled value expression (join keys, sort keys): its value on a document.
+#[derive(Debug, Clone)]
+pub struct CompiledValue {
+    value: CValue,
+}
+
+impl CompiledValue {
+    pub fn compile(v: &ValueExpr) -> Result<CompiledValue, Diagnostic> {
+        Ok(CompiledValue {
+            value: compile_value(v)?,
+        })
+    }
+
+    /// The value (`None`: missing or null); a field with several values gives an array.
+    pub fn value(&self, doc: &Value) -> Option<Value> {
+        arg_value(&self.value, doc).filter(|v| !v.is_null())
     }
 }
 
@@ -347,6 +374,7 @@ fn subject_values<'a>(v: &'a CValue, doc: &'a Value, out: &mut Vec<Cow<'a, Value
                 out.push(Cow::Owned(v));
             }
         }
+        CValue::Cond(c) => out.push(Cow::Owned(Value::Bool(eval_node(c, doc)))),
     }
 }
 
@@ -367,12 +395,51 @@ fn arg_value(v: &CValue, doc: &Value) -> Option<Value> {
             xs.iter().filter_map(|x| arg_value(x, doc)).collect(),
         )),
         CValue::Call(f, args) => call(*f, args, doc),
+        CValue::Cond(c) => Some(Value::Bool(eval_node(c, doc))),
     }
 }
 
 fn call(f: Func, args: &[CValue], doc: &Value) -> Option<Value> {
+    if let (
+        Func::ArraySearch | Func::ArrayCount,
+        [array, CValue::Lit(Value::String(var)), CValue::Cond(body)],
+    ) = (f, args)
+    {
+        return array_predicate(f, array, var, body, doc);
+    }
     let vals: Vec<Option<Value>> = args.iter().map(|a| arg_value(a, doc)).collect();
     func::eval(f, &vals, false)
+}
+
+/// EQL `arraySearch(array, var, cond)` (any element satisfies `cond` with `var` bound to it) and
+/// `arrayCount` (how many do). The condition still sees the rest of the document, so it may
+/// compare an element with an outer field or an enclosing variable.
+fn array_predicate(f: Func, array: &CValue, var: &str, body: &Node, doc: &Value) -> Option<Value> {
+    let items = match arg_value(array, doc) {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    let mut scoped = match doc {
+        Value::Object(o) => Value::Object(o.clone()),
+        _ => Value::Object(serde_json::Map::new()),
+    };
+    let mut count = 0i64;
+    for item in items {
+        if let Value::Object(o) = &mut scoped {
+            o.insert(var.to_string(), item);
+        }
+        if eval_node(body, &scoped) {
+            if f == Func::ArraySearch {
+                return Some(Value::Bool(true));
+            }
+            count += 1;
+        }
+    }
+    Some(if f == Func::ArraySearch {
+        Value::Bool(false)
+    } else {
+        Value::from(count)
+    })
 }
 
 fn test_values(pred: &CPred, ci: bool, vals: &[Cow<'_, Value>]) -> bool {

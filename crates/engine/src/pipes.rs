@@ -6,50 +6,50 @@
 //! (the EQL lowering spells that as the exact path `events/N/field`). Streaming pipes (`head`,
 //! `filter`, `unique`) pass matches on at once; the others buffer until the end of input.
 
+use crate::eval::CompiledValue;
 use crate::{CompiledExpr, EngineOptions, EventCtx, Match, Stage};
-use ruleatlas_event::lookup_raw;
-use ruleatlas_ir::{func, Diagnostic, FieldDialect, FieldPath, Pipe, ValueExpr};
+use ruleatlas_ir::{Diagnostic, FieldDialect, FieldPath, Pipe, ValueExpr};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
-
-/// A value expression's value on a document (`None`: null or missing). Fields with several
-/// values give an array, as function arguments see them.
-pub fn value_of(v: &ValueExpr, doc: &Value) -> Option<Value> {
-    match v {
-        ValueExpr::Field(f) => {
-            let mut found = Vec::new();
-            lookup_raw(doc, f, &mut found);
-            match found.len() {
-                0 => None,
-                1 if found[0].is_null() => None,
-                1 => Some(found[0].clone()),
-                _ => Some(Value::Array(found.into_iter().cloned().collect())),
-            }
-        }
-        ValueExpr::Lit(s) => Some(s.to_json()).filter(|v| !v.is_null()),
-        ValueExpr::List(xs) => Some(Value::Array(
-            xs.iter().filter_map(|x| value_of(x, doc)).collect(),
-        )),
-        ValueExpr::Call(f, args) => {
-            let vals: Vec<Option<Value>> = args.iter().map(|a| value_of(a, doc)).collect();
-            func::eval(*f, &vals, false)
-        }
-    }
-}
 
 /// A composite key: each part's value rendered as JSON text (null for missing).
 pub type Key = Vec<String>;
 
-pub fn key_of(keys: &[ValueExpr], doc: &Value) -> Key {
-    keys.iter()
-        .map(|k| match value_of(k, doc) {
-            // A one-element array (`user.extra` values, ECS keyword arrays) joins with its
-            // element, as Elasticsearch compares keyword values.
-            Some(Value::Array(mut a)) if a.len() == 1 => a.remove(0).to_string(),
-            Some(v) => v.to_string(),
-            None => "null".to_string(),
+/// Compiled key expressions (join keys, `unique`/`sort`/`count` keys).
+pub struct Keys {
+    parts: Vec<CompiledValue>,
+}
+
+impl Keys {
+    pub fn compile(exprs: &[ValueExpr]) -> Result<Keys, Diagnostic> {
+        Ok(Keys {
+            parts: exprs
+                .iter()
+                .map(CompiledValue::compile)
+                .collect::<Result<_, _>>()?,
         })
-        .collect()
+    }
+
+    pub fn values(&self, doc: &Value) -> Vec<Option<Value>> {
+        self.parts.iter().map(|p| p.value(doc)).collect()
+    }
+
+    pub fn key(&self, doc: &Value) -> Key {
+        self.parts
+            .iter()
+            .map(|p| match p.value(doc) {
+                // A one-element array (`user.extra` values, ECS keyword arrays) joins with its
+                // element, as Elasticsearch compares keyword values.
+                Some(Value::Array(mut a)) if a.len() == 1 => a.remove(0).to_string(),
+                Some(v) => v.to_string(),
+                None => "null".to_string(),
+            })
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
 }
 
 /// Does any expression read `events[N]` (so the pipe document must carry all events)?
@@ -72,20 +72,20 @@ enum CPipe {
     },
     Filter(CompiledExpr),
     Sort {
-        keys: Vec<ValueExpr>,
+        keys: Keys,
         buf: Vec<Match>,
     },
     Unique {
-        keys: Vec<ValueExpr>,
+        keys: Keys,
         seen: HashSet<Key>,
     },
     UniqueCount {
-        keys: Vec<ValueExpr>,
+        keys: Keys,
         order: Vec<Key>,
         groups: HashMap<Key, (Match, u64)>,
     },
     Count {
-        keys: Vec<ValueExpr>,
+        keys: Keys,
         groups: HashMap<Key, (Vec<Value>, u64)>,
     },
 }
@@ -122,20 +122,20 @@ pub fn wrap(
                 CPipe::Filter(CompiledExpr::compile(e)?)
             }
             Pipe::Sort(k) => CPipe::Sort {
-                keys: k.clone(),
+                keys: Keys::compile(k)?,
                 buf: Vec::new(),
             },
             Pipe::Unique(k) => CPipe::Unique {
-                keys: k.clone(),
+                keys: Keys::compile(k)?,
                 seen: HashSet::new(),
             },
             Pipe::UniqueCount(k) => CPipe::UniqueCount {
-                keys: k.clone(),
+                keys: Keys::compile(k)?,
                 order: Vec::new(),
                 groups: HashMap::new(),
             },
             Pipe::Count(k) => CPipe::Count {
-                keys: k.clone(),
+                keys: Keys::compile(k)?,
                 groups: HashMap::new(),
             },
         });
@@ -234,7 +234,7 @@ impl PipeStage {
             }
             CPipe::Sort { buf, .. } => buf.push(m),
             CPipe::Unique { keys, seen } => {
-                let k = key_of(keys, &doc);
+                let k = keys.key(&doc);
                 if !seen.contains(&k) {
                     if seen.len() >= cap {
                         self.overflow += 1;
@@ -249,7 +249,7 @@ impl PipeStage {
                 order,
                 groups,
             } => {
-                let k = key_of(keys, &doc);
+                let k = keys.key(&doc);
                 let add = m.extra.get("count").and_then(Value::as_u64).unwrap_or(1);
                 let full = groups.len() >= cap;
                 match groups.get_mut(&k) {
@@ -262,15 +262,16 @@ impl PipeStage {
                 }
             }
             CPipe::Count { keys, groups } => {
-                let k = key_of(keys, &doc);
+                let k = keys.key(&doc);
                 let full = groups.len() >= cap;
                 match groups.get_mut(&k) {
                     Some(g) => g.1 += 1,
                     None if full => self.overflow += 1,
                     None => {
                         let vals = keys
-                            .iter()
-                            .map(|v| value_of(v, &doc).unwrap_or(Value::Null))
+                            .values(&doc)
+                            .into_iter()
+                            .map(|v| v.unwrap_or(Value::Null))
                             .collect();
                         groups.insert(k, (vals, 1));
                     }
@@ -290,25 +291,23 @@ impl PipeStage {
         let released: Vec<Match> = match &mut self.pipes[i] {
             CPipe::Head { .. } | CPipe::Filter(_) | CPipe::Unique { .. } => Vec::new(),
             CPipe::Tail { buf, .. } => buf.drain(..).collect(),
-            CPipe::Sort { keys, buf } => {
-                let keys = keys.clone();
-                let mut items: Vec<(Vec<Option<Value>>, Match)> = std::mem::take(buf)
-                    .into_iter()
-                    .map(|m| (Vec::new(), m))
-                    .collect();
-                for item in items.iter_mut() {
-                    let doc = self.doc(&item.1);
-                    item.0 = keys.iter().map(|k| value_of(k, &doc)).collect();
-                }
+            CPipe::Sort { buf, .. } => {
+                let items = std::mem::take(buf);
+                let docs: Vec<Value> = items.iter().map(|m| self.doc(m)).collect();
+                let CPipe::Sort { keys, .. } = &self.pipes[i] else {
+                    return;
+                };
+                let mut keyed: Vec<(Vec<Option<Value>>, Match)> =
+                    docs.iter().map(|d| keys.values(d)).zip(items).collect();
                 // Stable: equal keys keep their arrival order.
-                items.sort_by(|a, b| {
+                keyed.sort_by(|a, b| {
                     a.0.iter()
                         .zip(b.0.iter())
                         .map(|(x, y)| sort_cmp(x, y))
                         .find(|o| o.is_ne())
                         .unwrap_or(std::cmp::Ordering::Equal)
                 });
-                items.into_iter().map(|(_, m)| m).collect()
+                keyed.into_iter().map(|(_, m)| m).collect()
             }
             CPipe::UniqueCount { order, groups, .. } => {
                 let total: u64 = groups.values().map(|g| g.1).sum();
@@ -327,7 +326,7 @@ impl PipeStage {
             }
             CPipe::Count { keys, groups } => {
                 let total: u64 = groups.values().map(|g| g.1).sum();
-                let single = keys.len() == 1;
+                let single = keys.parts.len() == 1;
                 let mut rows: Vec<(Vec<Value>, u64)> = groups.drain().map(|(_, g)| g).collect();
                 rows.sort_by(|a, b| {
                     a.1.cmp(&b.1).then_with(|| {

@@ -13,7 +13,7 @@
 //! Samples and joins keep, per key, one slot per step filled in any order; they fire when all
 //! slots are filled (joins are discarded by their `until` step).
 
-use crate::pipes::{key_of, value_of, Key};
+use crate::pipes::{Key, Keys};
 use crate::{CompiledExpr, EngineOptions, EventCtx, Match, Stage};
 use ruleatlas_event::Event;
 use ruleatlas_ir::{Diagnostic, FieldDialect, Join, Sample, Sequence, Step, ValueExpr};
@@ -23,32 +23,40 @@ use std::sync::Arc;
 
 struct CStep {
     filter: CompiledExpr,
-    keys: Vec<ValueExpr>,
+    keys: Keys,
+    /// Per key: a plain (not `?optional`) field, which must be present in the elasticsearch
+    /// dialect.
+    required: Vec<bool>,
 }
 
 impl CStep {
     fn new(common: &[ValueExpr], s: &Step) -> Result<CStep, Diagnostic> {
         let mut keys = common.to_vec();
         keys.extend(s.by.iter().cloned());
+        let required = keys
+            .iter()
+            .map(|k| matches!(k, ValueExpr::Field(f) if !f.optional))
+            .collect();
         Ok(CStep {
             filter: CompiledExpr::compile(&s.filter)?,
-            keys,
+            keys: Keys::compile(&keys)?,
+            required,
         })
     }
 
-    /// The step's join key on `doc`, or `None` when a required (non-optional) key field is
-    /// missing and the dialect excludes such events.
+    /// The step's join key on `doc`, or `None` when a required key field is missing and the
+    /// dialect excludes such events.
     fn key(&self, doc: &Value, null_keys: bool) -> Option<Key> {
-        if !null_keys {
-            for k in &self.keys {
-                if let ValueExpr::Field(f) = k {
-                    if !f.optional && value_of(k, doc).is_none() {
-                        return None;
-                    }
-                }
-            }
+        let key = self.keys.key(doc);
+        if !null_keys
+            && key
+                .iter()
+                .zip(&self.required)
+                .any(|(k, req)| *req && k == "null")
+        {
+            return None;
         }
-        Some(key_of(&self.keys, doc))
+        Some(key)
     }
 }
 

@@ -207,6 +207,10 @@ pub enum ValueExpr {
     /// A literal list (EQL `in (a, b_field)` with non-literal members is lowered to `Or` instead).
     List(Vec<ValueExpr>),
     Call(Func, Vec<ValueExpr>),
+    /// A condition used as a value (`true`/`false`): EQL `unique a == b`, and the predicate
+    /// argument of `arraySearch(array, var, condition)` / `arrayCount`, which the engine
+    /// evaluates with `var` bound to each element.
+    Cond(Box<Expr>),
 }
 
 impl ValueExpr {
@@ -297,6 +301,7 @@ impl ValueExpr {
             ValueExpr::List(xs) | ValueExpr::Call(_, xs) => {
                 xs.iter().for_each(|x| x.visit_fields(f))
             }
+            ValueExpr::Cond(e) => e.visit_fields(f),
         }
     }
 }
@@ -326,6 +331,7 @@ impl fmt::Display for ValueExpr {
             ValueExpr::Field(p) => write!(f, "{p}"),
             ValueExpr::Lit(s) => write!(f, "{s}"),
             ValueExpr::List(xs) => write_list(f, xs),
+            ValueExpr::Cond(e) => write!(f, "({e})"),
             ValueExpr::Call(func, args) => {
                 write!(f, "{}(", func.name())?;
                 for (i, a) in args.iter().enumerate() {

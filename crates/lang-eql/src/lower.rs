@@ -243,7 +243,10 @@ impl Lowerer {
                 Val::Value(v) if self.fold() => out.push(ValueExpr::Call(Func::ToLower, vec![v])),
                 Val::Value(v) => out.push(v),
                 Val::Lit(s, _) => out.push(ValueExpr::Lit(s)),
-                Val::Cond(n) => self.unsupported(n.span, "a condition as a join key"),
+                Val::Cond(n) => {
+                    let c = self.cond(&n, true);
+                    out.push(ValueExpr::Cond(Box::new(c)))
+                }
             }
         }
         out
@@ -290,17 +293,8 @@ impl Lowerer {
             "tail" => Pipe::Tail(count(self)?),
             "filter" => Pipe::Filter(self.cond(p.args.first()?, true)),
             name => {
-                let mut keys = Vec::new();
-                for a in &p.args {
-                    match self.value(a) {
-                        Val::Value(v) => keys.push(v),
-                        Val::Lit(s, _) => keys.push(ValueExpr::Lit(s)),
-                        Val::Cond(n) => {
-                            self.unsupported(n.span, format!("a condition as a `{name}` key"));
-                            return None;
-                        }
-                    }
-                }
+                // Keys compare as join keys do (folded in the case-insensitive endgame mode).
+                let keys = self.keys(&p.args);
                 match name {
                     "sort" => Pipe::Sort(keys),
                     "unique" => Pipe::Unique(keys),
@@ -410,11 +404,34 @@ impl Lowerer {
                     return Val::Value(ValueExpr::Lit(Scalar::Null));
                 };
                 if matches!(f, Func::ArraySearch | Func::ArrayCount) {
-                    self.unsupported(
-                        n.span,
-                        format!("`{name}` with a predicate over array elements"),
-                    );
-                    return Val::Value(ValueExpr::Lit(Scalar::Null));
+                    // `arraySearch(array, var, condition)`: `var` names each element inside
+                    // the condition (the engine binds it as a top-level field).
+                    let var = match args.get(1).map(|a| &a.kind) {
+                        Some(Kind::Field(fl)) if fl.segs.len() == 1 && !fl.optional => {
+                            match &fl.segs[0] {
+                                Seg::Key(k) => Some(k.clone()),
+                                Seg::Index(_) => None,
+                            }
+                        }
+                        _ => None,
+                    };
+                    let (Some(var), 3) = (var, args.len()) else {
+                        self.error(
+                            n.span,
+                            format!("`{name}` takes (array, variable, condition)"),
+                        );
+                        return Val::Value(ValueExpr::Lit(Scalar::Null));
+                    };
+                    let array = self.value_expr(&args[0]);
+                    let body = self.cond(&args[2], true);
+                    return Val::Value(ValueExpr::Call(
+                        f,
+                        vec![
+                            array,
+                            ValueExpr::Lit(Scalar::Str(var)),
+                            ValueExpr::Cond(Box::new(body)),
+                        ],
+                    ));
                 }
                 if f == Func::Safe {
                     if let Some(a) = args.first() {
@@ -447,10 +464,7 @@ impl Lowerer {
         match self.value(n) {
             Val::Lit(s, _) => ValueExpr::Lit(s),
             Val::Value(v) => v,
-            Val::Cond(c) => {
-                self.unsupported(c.span, "a condition used as a function argument");
-                ValueExpr::Lit(Scalar::Null)
-            }
+            Val::Cond(c) => ValueExpr::Cond(Box::new(self.cond(&c, true))),
         }
     }
 
