@@ -421,16 +421,25 @@ fn finish(loc: &Locator<'_>, d: Diagnostic) -> Lowered {
     }
 }
 
-/// EQL rules go through `ruleatlas_lang_eql`'s Elasticsearch dialect.
-///
-/// TEMPORARY (until `ruleatlas_lang_eql` publishes its lowering function): reported as
-/// unsupported so the rest of the rule loads.
-fn lower_eql(_query: &str, loc: &Locator<'_>) -> Lowered {
-    unsupported(
-        loc,
-        "unsupported-language",
-        "eql: lowering not wired yet".into(),
-    )
+/// EQL rules go through `ruleatlas_lang_eql`'s Elasticsearch dialect. Of several diagnostics
+/// the first error is reported (else the first unsupported construct).
+fn lower_eql(query: &str, loc: &Locator<'_>) -> Lowered {
+    let opts = ruleatlas_lang_eql::LowerOptions {
+        dialect: ruleatlas_lang_eql::Dialect::Elasticsearch,
+        case_sensitive: false,
+    };
+    match ruleatlas_lang_eql::lower(query, &opts) {
+        Ok(pipeline) => Lowered::Ok { pipeline },
+        Err(diags) => {
+            let first = diags
+                .iter()
+                .find(|d| d.severity == DiagSeverity::Error)
+                .or_else(|| diags.first())
+                .cloned()
+                .unwrap_or_else(|| Diagnostic::error("eql-syntax", "EQL query did not lower"));
+            finish(loc, first)
+        }
+    }
 }
 
 /// `now-9m` → 9 minutes in milliseconds (Elastic date math: s, m, h, d, w; M and y approximate).

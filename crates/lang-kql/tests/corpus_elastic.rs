@@ -110,6 +110,10 @@ fn whole_corpus_loads() {
         .filter(|r| r.lowered.status() != "ok")
         .count();
     assert_eq!(bad_kuery, 0);
+    let eql: Vec<&Rule> = rules.iter().filter(|r| r.language == "eql").collect();
+    let eql_ok = eql.iter().filter(|r| r.lowered.status() == "ok").count();
+    println!("eql rules via the loader: {eql_ok}/{} ok", eql.len());
+    assert!(eql_ok >= 1060, "EQL rules that lower: {eql_ok}");
     // Every rule has an id, a name, a dialect and its ATT&CK entries where the file has threats.
     assert!(rules
         .iter()

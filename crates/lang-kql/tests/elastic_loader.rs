@@ -151,3 +151,22 @@ fn not_a_rule_file() {
     assert!(rules.is_empty());
     assert_eq!(diags[0].code, "not-a-rule");
 }
+
+#[test]
+fn eql_rules_lower_and_their_errors_are_located() {
+    let eql = RULE
+        .replace("type = \"query\"", "type = \"eql\"")
+        .replace("language = \"kuery\"", "language = \"eql\"")
+        .replace(
+            "kubernetes.audit.verb:(\"create\" or \"patch\")\n  and kubernetes.audit.objectRef.resource:services",
+            "any where kubernetes.audit.verb in (\"create\", \"patch\")\n  and kubernetes.audit.objectRef.resource == \"services\"",
+        );
+    let (rules, _) = load_file("e.toml", &eql);
+    assert_eq!(rules[0].lowered.status(), "ok", "{:?}", rules[0].lowered);
+    let bad = eql.replace("== \"services\"", "== == \"services\"");
+    let (rules, _) = load_file("e.toml", &bad);
+    let d = rules[0].lowered.diagnostic().cloned().expect("diagnostic");
+    assert_eq!(rules[0].lowered.status(), "error");
+    assert_eq!(d.line, Some(22), "{d}");
+    assert!(d.code.starts_with("eql"), "{d}");
+}
