@@ -46,6 +46,18 @@ pub enum Func {
     /// The value as Falco's plugins print it: strings as they are, anything else (objects,
     /// arrays, numbers) as compact JSON text (`ka.req.configmap.obj`).
     JsonText,
+    /// The repository part of a container image (`nginx` for `nginx:1.7`): the image up to its
+    /// first `:`, then up to its first `@`, as Falco's k8saudit plugin cuts it. Maps arrays.
+    ImageRepository,
+    /// `allIn(values, set…)`: true when there is at least one value and every value (arrays
+    /// flattened, compared as text) is in the set: Falco's `in` on a list field.
+    AllIn,
+    // endgame lineage (`descendant of [q]`, `child of [q]`, `event of [q]`): the one argument
+    // is the ancestor query as a `ValueExpr::Cond`; the engine's lineage stage tracks process
+    // trees to answer them, plain evaluation gives null.
+    DescendantOf,
+    ChildOf,
+    EventOf,
     // case-insensitive forms (`between~`, …; endgame's default)
     BetweenCi,
     EndsWithCi,
@@ -88,6 +100,11 @@ impl Func {
             Func::ToUpper => "toupper",
             Func::Basename => "basename",
             Func::JsonText => "jsonText",
+            Func::ImageRepository => "imageRepository",
+            Func::AllIn => "allIn",
+            Func::DescendantOf => "descendantOf",
+            Func::ChildOf => "childOf",
+            Func::EventOf => "eventOf",
             Func::BetweenCi => "between~",
             Func::EndsWithCi => "endsWith~",
             Func::IndexOfCi => "indexOf~",
@@ -497,8 +514,23 @@ pub fn eval(func: Func, args: &[Option<Value>], case_insensitive: bool) -> Optio
             Value::String(s) => Some(Value::String(s.clone())),
             other => Some(Value::String(other.to_string())),
         },
+        Func::ImageRepository => image_repository(arg(0)?),
+        Func::AllIn => {
+            let mut values = Vec::new();
+            flat_texts(arg(0)?, &mut values);
+            let mut set = Vec::new();
+            for i in 1..args.len() {
+                if let Some(v) = arg(i) {
+                    flat_texts(v, &mut set);
+                }
+            }
+            Some(Value::Bool(
+                !values.is_empty() && values.iter().all(|v| set.contains(v)),
+            ))
+        }
         // Predicates over array elements need an expression evaluator: the engine's job.
         Func::ArrayCount | Func::ArraySearch => None,
+        Func::DescendantOf | Func::ChildOf | Func::EventOf => None,
         Func::BetweenCi
         | Func::EndsWithCi
         | Func::IndexOfCi
@@ -507,6 +539,33 @@ pub fn eval(func: Func, args: &[Option<Value>], case_insensitive: bool) -> Optio
         | Func::ArrayContainsCi
         | Func::MatchCi
         | Func::WildcardCi => None,
+    }
+}
+
+fn image_repository(v: &Value) -> Option<Value> {
+    match v {
+        Value::String(s) => {
+            let no_tag = s.split(':').next().unwrap_or(s);
+            Some(Value::String(
+                no_tag.split('@').next().unwrap_or(no_tag).to_string(),
+            ))
+        }
+        Value::Array(items) => Some(Value::Array(
+            items.iter().filter_map(image_repository).collect(),
+        )),
+        _ => None,
+    }
+}
+
+/// Scalars as text, arrays flattened, nulls and objects skipped.
+fn flat_texts(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|x| flat_texts(x, out)),
+        other => {
+            if let Some(t) = as_text(other) {
+                out.push(t);
+            }
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! every k8saudit field as a string; a non-string JSON value is seen as its JSON text, which the
 //! IR's loose typing (`true` equals `"true"`, `201` equals `"201"`) reproduces for scalars.
 
-use ruleatlas_ir::FieldPath;
+use ruleatlas_ir::{FieldPath, Pred, Scalar};
 
 /// How a field's values are obtained from the event.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,9 +17,13 @@ pub enum Src {
     /// The repository part of the container images at the path: the image up to its first `:`,
     /// then up to its first `@` (the plugin splits exactly so).
     Repo(FieldPath),
-    /// `"true"` if any flag at `flags` is true, `"false"` otherwise, absent when there are no
-    /// containers (`ka.req.container.privileged`).
-    AnyTrue { flags: FieldPath, containers: FieldPath },
+    /// `"true"` if any value at `values` satisfies `pred`, `"false"` otherwise, absent when
+    /// `present` is (`ka.req.container.privileged`, `ka.req.volume.hostpath[/proc*]`).
+    AnyMatch {
+        values: FieldPath,
+        pred: Pred,
+        present: FieldPath,
+    },
     /// The event timestamp (`jevt.rawtime`): always present and never 0.
     RawTime,
 }
@@ -159,7 +163,9 @@ pub fn k8s_audit_field(name: &str, arg: Option<&str>) -> Result<FieldDef, FieldE
                 )));
             }
             let Some(keys) = container_leaf(leaf) else {
-                return Err(FieldError::Unknown(format!("unknown k8saudit field `{name}`")));
+                return Err(FieldError::Unknown(format!(
+                    "unknown k8saudit field `{name}`"
+                )));
             };
             let path = array_path(&["requestObject", "spec", array], index, keys);
             let src = if leaf == "image.repository" {
@@ -183,7 +189,7 @@ pub fn k8s_audit_field(name: &str, arg: Option<&str>) -> Result<FieldDef, FieldE
         "uri" => one(&["requestURI"]),
         "useragent" => one(&["userAgent"]),
         "sourceips" => match index {
-            Some(i) => one(&["sourceIPs", &i.to_string()]),
+            Some(i) => many(&["sourceIPs", &i.to_string()]),
             None => many(&["sourceIPs"]),
         },
         "target.name" => one(&["objectRef", "name"]),
@@ -206,9 +212,10 @@ pub fn k8s_audit_field(name: &str, arg: Option<&str>) -> Result<FieldDef, FieldE
             list: false,
         },
         "req.container.privileged" => FieldDef {
-            src: Src::AnyTrue {
-                flags: array_path(&containers, None, &["securityContext", "privileged"]),
-                containers: exact(&containers),
+            src: Src::AnyMatch {
+                values: array_path(&containers, None, &["securityContext", "privileged"]),
+                pred: Pred::Eq(vec![Scalar::Bool(true)]),
+                present: exact(&containers),
             },
             list: false,
         },
@@ -261,8 +268,31 @@ pub fn k8s_audit_field(name: &str, arg: Option<&str>) -> Result<FieldDef, FieldE
         "resp.name" => one(&["responseObject", "metadata", "name"]),
         "response.code" => one(&["responseStatus", "code"]),
         "response.reason" => one(&["responseStatus", "reason"]),
+        "req.volume.hostpath" => {
+            let Some(arg) = arg else {
+                return Err(FieldError::Unknown(format!(
+                    "`{name}` needs a path argument, e.g. `{name}[/proc*]`"
+                )));
+            };
+            // A trailing `*` asks for a prefix match, as in the plugin.
+            let pred = match arg.strip_suffix('*') {
+                Some(prefix) => Pred::Prefix(vec![prefix.to_string()]),
+                None => Pred::Eq(vec![Scalar::from(arg)]),
+            };
+            FieldDef {
+                src: Src::AnyMatch {
+                    values: array_path(
+                        &["requestObject", "spec", "volumes"],
+                        None,
+                        &["hostPath", "path"],
+                    ),
+                    pred,
+                    present: exact(&["requestObject", "spec", "volumes"]),
+                },
+                list: false,
+            }
+        }
         "uri.param"
-        | "req.volume.hostpath"
         | "req.binding.subject.has_name"
         | "req.pod.volumes.volume_type"
         | "cluster.name" => {
@@ -270,7 +300,11 @@ pub fn k8s_audit_field(name: &str, arg: Option<&str>) -> Result<FieldDef, FieldE
                 "field `{name}` is not supported in conditions (outputs render it)"
             )))
         }
-        _ => return Err(FieldError::Unknown(format!("unknown k8saudit field `{name}`"))),
+        _ => {
+            return Err(FieldError::Unknown(format!(
+                "unknown k8saudit field `{name}`"
+            )))
+        }
     })
 }
 
@@ -296,19 +330,37 @@ mod tests {
         let d = k8s_audit_field("ka.req.pod.containers.image", None);
         assert_eq!(
             d.map(|d| d.src),
-            Ok(Src::Path(FieldPath::new("requestObject.spec.containers.image")))
+            Ok(Src::Path(FieldPath::new(
+                "requestObject.spec.containers.image"
+            )))
         );
         let d = k8s_audit_field("ka.req.pod.containers.privileged", Some("1"));
-        let want: Vec<String> = ["requestObject", "spec", "containers", "1", "securityContext", "privileged"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let want: Vec<String> = [
+            "requestObject",
+            "spec",
+            "containers",
+            "1",
+            "securityContext",
+            "privileged",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(d.map(|d| d.src), Ok(Src::Path(FieldPath::exact(want))));
         assert!(matches!(
             k8s_audit_field("ka.req.pod.initContainers.image.repository", None),
-            Ok(FieldDef { src: Src::Repo(_), list: true })
+            Ok(FieldDef {
+                src: Src::Repo(_),
+                list: true
+            })
         ));
-        assert!(matches!(k8s_audit_field("ka.nope", None), Err(FieldError::Unknown(_))));
-        assert!(matches!(k8s_audit_field("proc.name", None), Err(FieldError::Unknown(_))));
+        assert!(matches!(
+            k8s_audit_field("ka.nope", None),
+            Err(FieldError::Unknown(_))
+        ));
+        assert!(matches!(
+            k8s_audit_field("proc.name", None),
+            Err(FieldError::Unknown(_))
+        ));
     }
 }

@@ -155,7 +155,10 @@ impl<'a> State<'a> {
                 node.pos,
                 Diagnostic::error(
                     "falco-item",
-                    format!("a rules file item must be a mapping, found a {}", node.kind_name()),
+                    format!(
+                        "a rules file item must be a mapping, found a {}",
+                        node.kind_name()
+                    ),
                 ),
             );
             return;
@@ -272,12 +275,17 @@ impl<'a> State<'a> {
     }
 
     fn is_modification(node: &Node) -> bool {
-        node.get("override").is_some() || node.get("append").and_then(|a| a.as_str()) == Some("true")
+        node.get("override").is_some()
+            || node.get("append").and_then(|a| a.as_str()) == Some("true")
     }
 
     fn list_item(&mut self, file: usize, node: &Node) {
         let Some(name) = node.get("list").and_then(scalar_text) else {
-            self.diag(file, node.pos, Diagnostic::error("falco-item", "`list` needs a name"));
+            self.diag(
+                file,
+                node.pos,
+                Diagnostic::error("falco-item", "`list` needs a name"),
+            );
             return;
         };
         let items = match node.get("items") {
@@ -300,7 +308,10 @@ impl<'a> State<'a> {
                 self.diag(
                     file,
                     n.pos,
-                    Diagnostic::error("falco-item", format!("items of list `{name}` must be a list")),
+                    Diagnostic::error(
+                        "falco-item",
+                        format!("items of list `{name}` must be a list"),
+                    ),
                 );
                 return;
             }
@@ -355,10 +366,16 @@ impl<'a> State<'a> {
 
     fn macro_item(&mut self, file: usize, node: &Node) {
         let Some(name) = node.get("macro").and_then(scalar_text) else {
-            self.diag(file, node.pos, Diagnostic::error("falco-item", "`macro` needs a name"));
+            self.diag(
+                file,
+                node.pos,
+                Diagnostic::error("falco-item", "`macro` needs a name"),
+            );
             return;
         };
-        let Some(cond) = node.get("condition").and_then(|c| Cond::from_node(c, file, &self.files))
+        let Some(cond) = node
+            .get("condition")
+            .and_then(|c| Cond::from_node(c, file, &self.files))
         else {
             self.diag(
                 file,
@@ -390,13 +407,21 @@ impl<'a> State<'a> {
             return Vec::new();
         };
         let NodeKind::Seq(items) = &exc.kind else {
-            self.diag(file, exc.pos, Diagnostic::error("falco-exception", "`exceptions` must be a list"));
+            self.diag(
+                file,
+                exc.pos,
+                Diagnostic::error("falco-exception", "`exceptions` must be a list"),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
         for it in items {
             let Some(name) = it.get("name").and_then(scalar_text) else {
-                self.diag(file, it.pos, Diagnostic::error("falco-exception", "an exception needs a `name`"));
+                self.diag(
+                    file,
+                    it.pos,
+                    Diagnostic::error("falco-exception", "an exception needs a `name`"),
+                );
                 continue;
             };
             let strings = |n: Option<&Node>| -> (Vec<String>, bool) {
@@ -429,7 +454,11 @@ impl<'a> State<'a> {
 
     fn rule_item(&mut self, file: usize, node: &Node) {
         let Some(name) = node.get("rule").and_then(scalar_text) else {
-            self.diag(file, node.pos, Diagnostic::error("falco-item", "`rule` needs a name"));
+            self.diag(
+                file,
+                node.pos,
+                Diagnostic::error("falco-item", "`rule` needs a name"),
+            );
             return;
         };
         let cond = node
@@ -441,7 +470,10 @@ impl<'a> State<'a> {
             _ => Vec::new(),
         });
         let exceptions = self.exceptions(file, node);
-        let enabled = node.get("enabled").and_then(|e| e.as_str()).map(|e| e == "true");
+        let enabled = node
+            .get("enabled")
+            .and_then(|e| e.as_str())
+            .map(|e| e == "true");
         for (k, _) in node.entries() {
             let k = k.as_str().unwrap_or("");
             if !matches!(
@@ -465,7 +497,10 @@ impl<'a> State<'a> {
                 self.diag(
                     file,
                     node.pos,
-                    Diagnostic::warning("falco-unknown-key", format!("rule `{name}`: unknown key `{k}` ignored")),
+                    Diagnostic::warning(
+                        "falco-unknown-key",
+                        format!("rule `{name}`: unknown key `{k}` ignored"),
+                    ),
                 );
             }
         }
@@ -528,9 +563,7 @@ impl<'a> State<'a> {
             source: text("source").unwrap_or_else(|| "syscall".to_string()),
             tags: tags.unwrap_or_default(),
             enabled: enabled.unwrap_or(true),
-            skip_if_unknown_filter: node
-                .get("skip-if-unknown-filter")
-                .and_then(|v| v.as_str())
+            skip_if_unknown_filter: node.get("skip-if-unknown-filter").and_then(|v| v.as_str())
                 == Some("true"),
             exceptions,
             error,
@@ -576,7 +609,11 @@ impl<'a> State<'a> {
         for key in ["output", "desc"] {
             if let (Some(m), Some(v)) = (mode(self, key), text(key)) {
                 let r = &mut self.rules[i];
-                let slot = if key == "output" { &mut r.output } else { &mut r.desc };
+                let slot = if key == "output" {
+                    &mut r.output
+                } else {
+                    &mut r.desc
+                };
                 match (m, slot.as_mut()) {
                     ("append", Some(old)) => {
                         old.push(' ');
@@ -758,7 +795,9 @@ fn exception_ast(e: &ExceptionDef) -> Result<Option<Ast>, String> {
     let fields: Vec<FieldRef> = e
         .fields
         .iter()
-        .map(|f| parse_field(f).ok_or_else(|| format!("exception `{}`: `{f}` is not a field", e.name)))
+        .map(|f| {
+            parse_field(f).ok_or_else(|| format!("exception `{}`: `{f}` is not a field", e.name))
+        })
         .collect::<Result<_, _>>()?;
     if fields.is_empty() {
         return Err(format!("exception `{}` has no `fields`", e.name));
@@ -808,8 +847,9 @@ fn exception_ast(e: &ExceptionDef) -> Result<Option<Ast>, String> {
         let mut checks = Vec::new();
         for (k, (f, v)) in fields.iter().zip(items).enumerate() {
             let op = comp(k, "=")?;
-            let rhs = rhs_for(op, v)
-                .ok_or_else(|| format!("exception `{}`: bad value for `{}`", e.name, f.display()))?;
+            let rhs = rhs_for(op, v).ok_or_else(|| {
+                format!("exception `{}`: bad value for `{}`", e.name, f.display())
+            })?;
             checks.push(Ast::Check {
                 field: f.clone(),
                 op,
@@ -949,7 +989,10 @@ fn lower_rule(
                     files,
                     r.file,
                     r.pos,
-                    Diagnostic::error("falco-priority", format!("rule `{}`: unknown priority `{p}`", r.name)),
+                    Diagnostic::error(
+                        "falco-priority",
+                        format!("rule `{}`: unknown priority `{p}`", r.name),
+                    ),
                 ),
             };
         }
@@ -974,7 +1017,12 @@ fn lower_rule(
             Ok(None) => {}
             Err(m) => {
                 return Lowered::Error {
-                    diagnostic: diag_at(files, e.file, e.pos, Diagnostic::error("falco-exception", m)),
+                    diagnostic: diag_at(
+                        files,
+                        e.file,
+                        e.pos,
+                        Diagnostic::error("falco-exception", m),
+                    ),
                 }
             }
         }
@@ -1027,7 +1075,11 @@ fn make_rule(r: &RuleDef, files: &[File<'_>], lowered: Lowered) -> Rule {
     rule.attack = attack_from_tags(&r.tags);
     rule.tags = r.tags.clone();
     rule.output_template = r.output.as_ref().map(|o| o.trim().to_string());
-    rule.body = r.cond.as_ref().map(|c| c.text.trim().to_string()).unwrap_or_default();
+    rule.body = r
+        .cond
+        .as_ref()
+        .map(|c| c.text.trim().to_string())
+        .unwrap_or_default();
     if let Some(f) = files.get(r.file) {
         rule.source = SourceRef {
             path: f.path.to_string(),

@@ -167,7 +167,7 @@ impl<'a> Lowerer<'a> {
     fn subject(&self, f: &FieldRef, def: &FieldDef, text_id: usize) -> R<ValueExpr> {
         let mut v = match &def.src {
             Src::Path(p) => ValueExpr::Field(p.clone()),
-            Src::Text(p) => ValueExpr::Call(Func::String, vec![ValueExpr::Field(p.clone())]),
+            Src::Text(p) => ValueExpr::Call(Func::JsonText, vec![ValueExpr::Field(p.clone())]),
             _ => {
                 if f.transformers.is_empty() {
                     return Err(self.err(
@@ -216,7 +216,7 @@ impl<'a> Lowerer<'a> {
             return Err(self.err(
                 "falco-list-operator",
                 format!(
-                    "list field `{}` only supports the operators exists, in and intersects, not `{}`",
+                    "list field `{}` only supports the operators exists, in and intersects, not `{}` (Falco refuses it when the check is evaluated)",
                     f.display(),
                     op.as_str()
                 ),
@@ -232,9 +232,11 @@ impl<'a> Lowerer<'a> {
         };
         match &def.src {
             Src::RawTime => self.rawtime(op, &values, span, text_id),
-            Src::AnyTrue { flags, containers } => {
-                self.any_true(flags, containers, op, &values, span, text_id)
-            }
+            Src::AnyMatch {
+                values: at,
+                pred,
+                present,
+            } => self.any_match(at, pred, present, op, &values, span, text_id),
             Src::Repo(images) if f.transformers.is_empty() => {
                 self.repo_check(images, def.list, op, &values, span, text_id)
             }
@@ -263,7 +265,10 @@ impl<'a> Lowerer<'a> {
             Op::Ge => CmpOp::Ge,
             other_op => {
                 return Err(self.unsupported(
-                    format!("`{}` with a field on the right-hand side", other_op.as_str()),
+                    format!(
+                        "`{}` with a field on the right-hand side",
+                        other_op.as_str()
+                    ),
                     text_id,
                     span,
                 ))
@@ -292,17 +297,19 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    fn any_true(
+    #[allow(clippy::too_many_arguments)]
+    fn any_match(
         &self,
-        flags: &FieldPath,
-        containers: &FieldPath,
+        at: &FieldPath,
+        pred: &Pred,
+        present: &FieldPath,
         op: Op,
         values: &[String],
         span: Span,
         text_id: usize,
     ) -> R<Expr> {
-        let some_true = Expr::field(flags.clone(), Pred::Eq(vec![Scalar::from("true")]), false);
-        let present = Expr::field(containers.clone(), Pred::Exists, false);
+        let some_true = Expr::field(at.clone(), pred.clone(), false);
+        let present = Expr::field(present.clone(), Pred::Exists, false);
         let is = |v: &str| -> Expr {
             match v {
                 "true" => some_true.clone(),
@@ -319,7 +326,7 @@ impl<'a> Lowerer<'a> {
             ]),
             other => {
                 return Err(self.unsupported(
-                    format!("`{}` on ka.req.container.privileged", other.as_str()),
+                    format!("`{}` on a true/false field", other.as_str()),
                     text_id,
                     span,
                 ))
@@ -327,7 +334,13 @@ impl<'a> Lowerer<'a> {
         })
     }
 
-    fn one_value<'v>(&self, op: Op, values: &'v [String], span: Span, text_id: usize) -> R<&'v str> {
+    fn one_value<'v>(
+        &self,
+        op: Op,
+        values: &'v [String],
+        span: Span,
+        text_id: usize,
+    ) -> R<&'v str> {
         match values {
             [v] => Ok(v),
             _ => Err(self.err(
@@ -359,13 +372,7 @@ impl<'a> Lowerer<'a> {
         let strs = |vs: &[String]| vs.iter().map(|v| Scalar::from(v.as_str())).collect();
         Ok(match op {
             Op::Exists => test(Pred::Exists, false),
-            Op::In if list => {
-                // Every value in the set: present, and no value outside it.
-                Expr::and(vec![
-                    test(Pred::Exists, false),
-                    Expr::not(test(Pred::Regex(vec![complement_regex(values, false)]), false)),
-                ])
-            }
+            Op::In if list => all_in(subject.clone(), values),
             Op::In | Op::Intersects => {
                 if values.is_empty() {
                     Expr::Const(false)
@@ -439,7 +446,10 @@ impl<'a> Lowerer<'a> {
                     .iter()
                     .map(|v| format!("{}/", v.trim_end_matches('/')))
                     .collect();
-                Expr::or(vec![test(Pred::Eq(exact), false), test(Pred::Prefix(under), false)])
+                Expr::or(vec![
+                    test(Pred::Eq(exact), false),
+                    test(Pred::Prefix(under), false),
+                ])
             }
         })
     }
@@ -468,10 +478,13 @@ impl<'a> Lowerer<'a> {
         };
         Ok(match op {
             Op::Exists => test(Pred::Exists, false),
-            Op::In if list => Expr::and(vec![
-                test(Pred::Exists, false),
-                Expr::not(test(Pred::Regex(vec![complement_regex(values, true)]), false)),
-            ]),
+            Op::In if list => all_in(
+                ValueExpr::Call(
+                    Func::ImageRepository,
+                    vec![ValueExpr::Field(images.clone())],
+                ),
+                values,
+            ),
             Op::In | Op::Intersects | Op::Eq => regex_or_false(any_of(values), false),
             Op::Ne => Expr::and(vec![
                 test(Pred::Exists, false),
@@ -494,10 +507,7 @@ impl<'a> Lowerer<'a> {
                 regex_or_false(re, op == Op::IContains)
             }
             Op::Glob | Op::IGlob => {
-                let alts: Vec<String> = values
-                    .iter()
-                    .map(|g| glob_body(g, "[^:@]"))
-                    .collect();
+                let alts: Vec<String> = values.iter().map(|g| glob_body(g, "[^:@]")).collect();
                 test(
                     Pred::Regex(vec![format!("^(?:{}){TAIL}$", alts.join("|"))]),
                     op == Op::IGlob,
@@ -583,74 +593,21 @@ fn glob_body(glob: &str, any: &str) -> String {
     out
 }
 
-#[derive(Default)]
-struct Trie {
-    terminal: bool,
-    children: Vec<(char, Trie)>,
-}
-
-impl Trie {
-    fn insert(&mut self, s: &str) {
-        let mut node = self;
-        for c in s.chars() {
-            let idx = match node.children.iter().position(|(k, _)| *k == c) {
-                Some(i) => i,
-                None => {
-                    node.children.push((c, Trie::default()));
-                    node.children.len() - 1
-                }
-            };
-            node = &mut node.children[idx].1;
-        }
-        node.terminal = true;
-    }
-}
-
-/// A regex matching exactly the values **not** in `set` (for `repo`: the images whose repository
-/// is not in `set`), built from a trie of the set, since the regex crate has no lookahead.
-pub fn complement_regex(set: &[String], repo: bool) -> String {
-    let mut trie = Trie::default();
-    for v in set {
-        if !(repo && v.contains([':', '@'])) {
-            trie.insert(v);
-        }
-    }
-    fn go(node: &Trie, repo: bool, out: &mut String) {
-        let mut alts: Vec<String> = Vec::new();
-        if !node.terminal {
-            alts.push(if repo { "(?:[:@].*)?".into() } else { String::new() });
-        }
-        // Deviate from the trie here: any other character, then anything.
-        let mut class = String::from("[^");
-        for (c, _) in &node.children {
-            if "\\[]^-&~".contains(*c) {
-                class.push('\\');
-            }
-            class.push(*c);
-        }
-        if repo {
-            class.push_str(":@");
-        }
-        class.push(']');
-        let deviate = if class == "[^]" { ".".to_string() } else { class };
-        alts.push(format!("{deviate}.*"));
-        for (c, child) in &node.children {
-            let mut sub = escape(&c.to_string());
-            go(child, repo, &mut sub);
-            alts.push(sub);
-        }
-        out.push_str("(?:");
-        out.push_str(&alts.join("|"));
-        out.push(')');
-    }
-    let mut body = String::new();
-    go(&trie, repo, &mut body);
-    format!("^{body}$")
+/// Falco's `in` on a list field: there are values and every one is in the set.
+fn all_in(subject: ValueExpr, values: &[String]) -> Expr {
+    let set = values
+        .iter()
+        .map(|v| ValueExpr::Lit(Scalar::from(v.as_str())))
+        .collect();
+    Expr::Value(ValueExpr::Call(
+        Func::AllIn,
+        vec![subject, ValueExpr::List(set)],
+    ))
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if s.len() % 2 == 1 {
         return None;
     }
     (0..s.len())
@@ -663,35 +620,19 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn full_match(re: &str, s: &str) -> bool {
-        regex::Regex::new(re).is_ok_and(|r| r.is_match(s))
-    }
-
     #[test]
     fn escapes_and_globs() {
         assert_eq!(escape("a.b*c"), "a\\.b\\*c");
         assert_eq!(glob_to_regex("/etc/*.conf"), "^(?:/etc/.*\\.conf)$");
         assert_eq!(glob_to_regex("[!a-c]?"), "^(?:[^a-c].)$");
-    }
-
-    #[test]
-    fn complement_of_a_set() {
-        let set: Vec<String> = vec!["nginx".into(), "ngin".into(), "a.b".into()];
-        let re = complement_regex(&set, false);
-        for inside in ["nginx", "ngin", "a.b"] {
-            assert!(!full_match(&re, inside), "{inside} is in the set: {re}");
+        for (glob, s, want) in [
+            ("/etc/*", "/etc/passwd", true),
+            ("a?c", "abc", true),
+            ("[!a]b", "ab", false),
+        ] {
+            let re = regex::Regex::new(&glob_to_regex(glob)).map(|r| r.is_match(s));
+            assert_eq!(re.ok(), Some(want), "{glob} {s}");
         }
-        for outside in ["", "ngi", "nginxx", "nginy", "axb", "a.bc", "apache"] {
-            assert!(full_match(&re, outside), "{outside} is not in the set: {re}");
-        }
-        let repo = complement_regex(&set, true);
-        for inside in ["nginx", "nginx:1.7", "ngin@sha256:ab", "a.b:latest"] {
-            assert!(!full_match(&repo, inside), "{inside}: {repo}");
-        }
-        for outside in ["apache", "nginx2:1", "registry:5000/nginx", "ngi"] {
-            assert!(full_match(&repo, outside), "{outside}: {repo}");
-        }
-        assert!(full_match(&complement_regex(&[], false), "anything"));
     }
 
     #[test]

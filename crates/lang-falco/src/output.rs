@@ -4,7 +4,7 @@
 //! prints `(a,b)`, and non-string JSON values print as JSON text.
 
 use crate::fields::{k8s_audit_field, Src};
-use ruleatlas_ir::FieldPath;
+use ruleatlas_ir::{FieldPath, Pred};
 use serde_json::Value;
 
 /// Renders `template` for `event` (a raw Kubernetes audit Event).
@@ -78,16 +78,30 @@ fn render_field(name: &str, arg: Option<&str>, event: &Value) -> String {
         Src::Text(p) => {
             let mut found = Vec::new();
             lookup_whole(event, p, &mut found);
-            return found.first().map(|v| text(v)).unwrap_or_else(|| NA.to_string());
+            return found
+                .first()
+                .map(|v| text(v))
+                .unwrap_or_else(|| NA.to_string());
         }
-        Src::AnyTrue { flags, containers } => {
+        Src::AnyMatch {
+            values,
+            pred,
+            present,
+        } => {
             let mut c = Vec::new();
-            lookup_whole(event, containers, &mut c);
+            lookup_whole(event, present, &mut c);
             if c.is_empty() {
                 return NA.to_string();
             }
-            lookup(event, flags, &mut vals);
-            let any = vals.iter().any(|v| v.as_bool() == Some(true));
+            lookup(event, values, &mut vals);
+            let any = vals.iter().any(|v| {
+                let t = text(v);
+                match pred {
+                    Pred::Eq(xs) => xs.iter().any(|x| x.to_text() == t),
+                    Pred::Prefix(xs) => xs.iter().any(|x| t.starts_with(x.as_str())),
+                    _ => false,
+                }
+            });
             return any.to_string();
         }
         Src::RawTime => return NA.to_string(),
@@ -134,7 +148,10 @@ fn percent_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                match s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match s
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(x) => {
                         out.push(x);
                         i += 2;
@@ -162,7 +179,12 @@ fn lookup<'a>(doc: &'a Value, path: &FieldPath, out: &mut Vec<&'a Value>) {
 }
 
 fn lookup_whole<'a>(doc: &'a Value, path: &FieldPath, out: &mut Vec<&'a Value>) {
-    fn walk<'a, S: AsRef<str>>(node: &'a Value, segs: &[S], flatten: bool, out: &mut Vec<&'a Value>) {
+    fn walk<'a, S: AsRef<str>>(
+        node: &'a Value,
+        segs: &[S],
+        flatten: bool,
+        out: &mut Vec<&'a Value>,
+    ) {
         let Some((first, rest)) = segs.split_first() else {
             out.push(node);
             return;

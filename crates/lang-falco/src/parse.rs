@@ -178,7 +178,7 @@ impl<'a> P<'a> {
         let r = self.rest();
         if r.starts_with(word) {
             let next = r.as_bytes().get(word.len()).copied();
-            if next.is_none_or(|c| !is_ident_char(c) && c != b'.') {
+            if next.map_or(true, |c| !is_ident_char(c) && c != b'.') {
                 self.i += word.len();
                 return true;
             }
@@ -566,7 +566,9 @@ mod tests {
         assert!(
             matches!(&items[0], Ast::Check { field, .. } if field.transformers == vec!["tolower".to_string()])
         );
-        assert!(matches!(&items[1], Ast::Check { rhs: Rhs::Field(f), .. } if f.name == "proc.pname"));
+        assert!(
+            matches!(&items[1], Ast::Check { rhs: Rhs::Field(f), .. } if f.name == "proc.pname")
+        );
     }
 
     #[test]
@@ -583,6 +585,8 @@ mod tests {
     fn keywords_need_a_boundary() {
         // `notice` and `order` are macro names, not `not ice` / `or der`.
         let a = ok("notice or order");
-        assert!(matches!(a, Ast::Or(v) if matches!(&v[0], Ast::Macro { name, .. } if name == "notice")));
+        assert!(
+            matches!(a, Ast::Or(v) if matches!(&v[0], Ast::Macro { name, .. } if name == "notice"))
+        );
     }
 }

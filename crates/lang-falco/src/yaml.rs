@@ -19,7 +19,10 @@ pub struct Pos {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeKind {
     /// A scalar as written; `quoted` tells `"true"` (a string) from `true`.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -86,7 +89,8 @@ struct Locator<'a> {
 
 impl<'a> Locator<'a> {
     fn new(text: &'a str, line_base: u32, byte_base: usize) -> Locator<'a> {
-        let char_offsets = (!text.is_ascii()).then(|| text.char_indices().map(|(i, _)| i).collect());
+        let char_offsets =
+            (!text.is_ascii()).then(|| text.char_indices().map(|(i, _)| i).collect());
         Locator {
             text,
             char_offsets,
@@ -182,22 +186,20 @@ impl MarkedEventReceiver for Builder<'_> {
                 };
                 self.push(node, anchor);
             }
-            Event::Alias(id) => {
-                match self.anchors.iter().rev().find(|(a, _)| *a == id) {
-                    Some((_, n)) => {
-                        let n = n.clone();
-                        self.push(n, 0);
-                    }
-                    None => {
-                        if self.alias_error.is_none() {
-                            self.alias_error = Some(YamlError {
-                                message: "alias to an unknown anchor".into(),
-                                pos,
-                            });
-                        }
+            Event::Alias(id) => match self.anchors.iter().rev().find(|(a, _)| *a == id) {
+                Some((_, n)) => {
+                    let n = n.clone();
+                    self.push(n, 0);
+                }
+                None => {
+                    if self.alias_error.is_none() {
+                        self.alias_error = Some(YamlError {
+                            message: "alias to an unknown anchor".into(),
+                            pos,
+                        });
                     }
                 }
-            }
+            },
             Event::Nothing
             | Event::StreamStart
             | Event::StreamEnd
@@ -394,7 +396,9 @@ mod tests {
         let items = load_items(text).unwrap_or_default();
         assert_eq!(items.len(), 2);
         assert!(items[0].is_err());
-        let second = items[1].as_ref().map(|n| n.get("macro").and_then(|m| m.as_str()));
+        let second = items[1]
+            .as_ref()
+            .map(|n| n.get("macro").and_then(|m| m.as_str()));
         assert_eq!(second, Ok(Some("m")));
         if let Err(e) = &items[0] {
             assert!(e.pos.line >= 1 && e.pos.line <= 3, "{e:?}");
@@ -403,10 +407,15 @@ mod tests {
 
     #[test]
     fn flow_lists_closed_at_the_key_indentation() {
-        let text = "- list: a\n  items: [\n    \"x\",\n    \"y\"\n  ]\n- macro: m\n  condition: ok\n";
+        let text =
+            "- list: a\n  items: [\n    \"x\",\n    \"y\"\n  ]\n- macro: m\n  condition: ok\n";
         let items = load_items(text).unwrap_or_default();
         assert_eq!(items.len(), 2);
-        let cond = items[1].as_ref().ok().and_then(|n| n.get("condition")).map(|c| c.pos);
+        let cond = items[1]
+            .as_ref()
+            .ok()
+            .and_then(|n| n.get("condition"))
+            .map(|c| c.pos);
         let off = cond.map(|p| p.offset).unwrap_or(0);
         assert_eq!(text.get(off..off + 2), Some("ok"));
         assert_eq!(cond.map(|p| (p.line, p.col)), Some((7, 14)));
@@ -417,8 +426,14 @@ mod tests {
         let docs = parse("[\"true\", true]", 0, 0).unwrap_or_default();
         match &docs[0].kind {
             NodeKind::Seq(items) => {
-                assert!(matches!(&items[0].kind, NodeKind::Scalar { quoted: true, .. }));
-                assert!(matches!(&items[1].kind, NodeKind::Scalar { quoted: false, .. }));
+                assert!(matches!(
+                    &items[0].kind,
+                    NodeKind::Scalar { quoted: true, .. }
+                ));
+                assert!(matches!(
+                    &items[1].kind,
+                    NodeKind::Scalar { quoted: false, .. }
+                ));
             }
             other => panic!("{other:?}"),
         }

@@ -20,15 +20,26 @@ fn k8s_audit_rules_all_lower() {
     }
     let ok = rules.iter().filter(|r| r.lowered.status() == "ok").count();
     for r in rules.iter().filter(|r| r.lowered.status() != "ok") {
-        eprintln!("{}: {:?}", r.id, r.lowered.diagnostic().map(|d| d.to_string()));
+        eprintln!(
+            "{}: {:?}",
+            r.id,
+            r.lowered.diagnostic().map(|d| d.to_string())
+        );
     }
     println!("falco k8s_audit_rules.yaml: {ok}/{} rules ok", rules.len());
     assert_eq!(rules.len(), 48);
     assert_eq!(ok, 48);
     assert!(diags.is_empty());
     for r in &rules {
-        assert_eq!(r.logsource.as_ref().and_then(|l| l.product.as_deref()), Some("kubernetes"));
-        assert!(r.output_template.is_some() && r.severity.is_some(), "{}", r.id);
+        assert_eq!(
+            r.logsource.as_ref().and_then(|l| l.product.as_deref()),
+            Some("kubernetes")
+        );
+        assert!(
+            r.output_template.is_some() && r.severity.is_some(),
+            "{}",
+            r.id
+        );
     }
 }
 
@@ -56,10 +67,18 @@ fn every_falco_rules_file_loads() {
     for r in &rules {
         *by_status.entry(r.lowered.status()).or_insert(0) += 1;
         if r.lowered.status() != "ok" {
-            eprintln!("{}: {:?}", r.id, r.lowered.diagnostic().map(|d| d.to_string()));
+            eprintln!(
+                "{}: {:?}",
+                r.id,
+                r.lowered.diagnostic().map(|d| d.to_string())
+            );
         }
     }
-    println!("falco rules (5 files): {} rules, {by_status:?}, {} diagnostics", rules.len(), diags.len());
+    println!(
+        "falco rules (5 files): {} rules, {by_status:?}, {} diagnostics",
+        rules.len(),
+        diags.len()
+    );
     assert_eq!(rules.len(), 48 + 25 + 31 + 37);
     // One sandbox rule looks for the bytes CA FE BA BE (`bcontains cafebabe`), which are not
     // text; the IR's string predicates cannot say that, and the rule says so.
@@ -72,5 +91,8 @@ fn every_falco_rules_file_loads() {
     assert!(diags.is_empty());
     // The GKE file appends an exception to a rule of the main file.
     let disallowed = rules.iter().find(|r| r.id == "Disallowed K8s User");
-    assert!(disallowed.is_some_and(|r| r.note.as_deref().is_some_and(|n| n.contains("google-container-engine-robot"))));
+    assert!(disallowed.is_some_and(|r| r
+        .note
+        .as_deref()
+        .is_some_and(|n| n.contains("google-container-engine-robot"))));
 }
