@@ -36,11 +36,15 @@ pub struct Args {
     #[arg(long, default_value = "-")]
     output: String,
     /// Largest accepted request body, in bytes (larger ones get 413).
-    #[arg(long, default_value_t = 8 << 20)]
+    #[arg(long, default_value_t = 16 << 20)]
     max_body: usize,
     /// Accepted batches waiting for the rules before new ones get 429 with Retry-After.
     #[arg(long, default_value_t = 64)]
     queue: usize,
+    /// Bytes of request bodies waiting for the rules before new ones get 429 (the parsed events
+    /// take a small multiple of this in memory).
+    #[arg(long, default_value_t = 128 << 20)]
+    queue_bytes: usize,
     /// Event identities (auditID + stage) remembered to skip re-sent batches; 0 turns it off.
     #[arg(long, default_value_t = 1_000_000)]
     dedupe_window: usize,
@@ -53,7 +57,8 @@ pub struct Args {
 }
 
 fn read_tokens(path: &PathBuf) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let tokens: Vec<String> = text
         .lines()
         .map(str::trim)
@@ -80,16 +85,23 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let rules: Vec<Arc<_>> = report.rules.into_iter().map(Arc::new).collect();
     let mut config = Config::new(args.addr, args.spool);
     config.tls = match (args.tls_cert, args.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsFiles { cert, key, client_ca: args.client_ca }),
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert,
+            key,
+            client_ca: args.client_ca,
+        }),
         _ => None,
     };
     config.tokens = args.token_file.as_ref().map(read_tokens).transpose()?;
     config.output = (args.output != "-").then(|| PathBuf::from(&args.output));
     config.max_body = args.max_body;
     config.queue = args.queue;
+    config.queue_bytes = args.queue_bytes;
     config.dedupe_window = args.dedupe_window;
     config.worker_threads = args.threads;
-    config.event_options = EventOptions { timestamp_field: args.timestamp_field };
+    config.event_options = EventOptions {
+        timestamp_field: args.timestamp_field,
+    };
     config.shutdown_grace = Duration::from_secs(30);
     config.handle_signals = true;
     let handle = ruleatlas_webhook::start(config, rules)?;

@@ -63,6 +63,9 @@ pub struct Config {
     pub max_body: usize,
     /// Batches accepted but not yet processed before new ones get 429.
     pub queue: usize,
+    /// Bytes of request bodies accepted but not yet processed before new ones get 429 (parsed
+    /// events take a small multiple of this in memory).
+    pub queue_bytes: usize,
     pub segment_bytes: u64,
     /// Event identities remembered for de-duplicating re-sent batches (0: off).
     pub dedupe_window: usize,
@@ -82,8 +85,9 @@ impl Config {
             tokens: None,
             spool_dir,
             output: None,
-            max_body: 8 << 20,
+            max_body: 16 << 20,
             queue: 64,
+            queue_bytes: 128 << 20,
             segment_bytes: 64 << 20,
             dedupe_window: 1_000_000,
             worker_threads: 2,
@@ -209,6 +213,13 @@ pub fn start(config: Config, rules: Vec<Arc<Rule>>) -> anyhow::Result<Handle> {
     if config.queue == 0 || config.max_body == 0 {
         bail!("--queue and --max-body must be positive");
     }
+    if config.queue_bytes < config.max_body {
+        bail!(
+            "--queue-bytes ({}) must be at least --max-body ({}), or a largest batch could never be accepted",
+            config.queue_bytes,
+            config.max_body
+        );
+    }
     let tls = config.tls.as_ref().map(load_tls).transpose()?;
     let mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
     std::fs::create_dir_all(&config.spool_dir)
@@ -273,6 +284,7 @@ pub fn start(config: Config, rules: Vec<Arc<Rule>>) -> anyhow::Result<Handle> {
     let state = Arc::new(AppState::new(
         metrics.clone(),
         Arc::new(Semaphore::new(config.queue)),
+        Arc::new(Semaphore::new(config.queue_bytes.div_ceil(1024).min(Semaphore::MAX_PERMITS))),
         spool_tx,
         ready.clone(),
         spool_ok,

@@ -35,13 +35,19 @@ pub struct Batch {
 /// One place in the bounded queue; dropping it frees the place.
 pub struct Slot {
     _permit: tokio::sync::OwnedSemaphorePermit,
+    /// The batch's share of the queue's byte budget, in KiB.
+    pub kib: tokio::sync::OwnedSemaphorePermit,
     metrics: Arc<Metrics>,
 }
 
 impl Slot {
-    pub fn new(permit: tokio::sync::OwnedSemaphorePermit, metrics: Arc<Metrics>) -> Slot {
+    pub fn new(
+        permit: tokio::sync::OwnedSemaphorePermit,
+        kib: tokio::sync::OwnedSemaphorePermit,
+        metrics: Arc<Metrics>,
+    ) -> Slot {
         metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
-        Slot { _permit: permit, metrics }
+        Slot { _permit: permit, kib, metrics }
     }
 }
 

@@ -33,6 +33,8 @@ pub struct PeerCert(pub bool);
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub queue: Arc<Semaphore>,
+    /// Byte budget of the queue, in KiB: bodies waiting for the rules never hold more.
+    pub queue_kib: Arc<Semaphore>,
     pub spool_tx: mpsc::UnboundedSender<Append>,
     pub ready: Arc<AtomicBool>,
     pub spool_ok: Arc<AtomicBool>,
@@ -49,6 +51,7 @@ impl AppState {
     pub fn new(
         metrics: Arc<Metrics>,
         queue: Arc<Semaphore>,
+        queue_kib: Arc<Semaphore>,
         spool_tx: mpsc::UnboundedSender<Append>,
         ready: Arc<AtomicBool>,
         spool_ok: Arc<AtomicBool>,
@@ -60,6 +63,7 @@ impl AppState {
         AppState {
             metrics,
             queue,
+            queue_kib,
             spool_tx,
             ready,
             spool_ok,
@@ -136,7 +140,7 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     if !st.spool_ok.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "spool not writable\n").into_response();
     }
-    if st.queue.available_permits() == 0 {
+    if st.queue.available_permits() == 0 || st.queue_kib.available_permits() < st.max_body / 1024 {
         return (StatusCode::SERVICE_UNAVAILABLE, "queue full\n").into_response();
     }
     (StatusCode::OK, "ready\n").into_response()
@@ -219,8 +223,14 @@ async fn ingest(State(st): State<Arc<AppState>>, req: Request) -> Response {
         discard(body, drain_cap).await;
         return too_large(&st, declared);
     }
-    // The queue slot is taken before the body is kept: a full queue costs no memory.
-    let Ok(permit) = st.queue.clone().try_acquire_owned() else {
+    // The queue slot and the body's bytes (as declared, else the most it may be) are taken
+    // before the body is kept: a full queue costs no memory.
+    let need_kib = declared.unwrap_or(st.max_body as u64).div_ceil(1024).max(1);
+    let permits = st.queue.clone().try_acquire_owned().ok().and_then(|p| {
+        let kib = u32::try_from(need_kib).ok()?;
+        Some((p, st.queue_kib.clone().try_acquire_many_owned(kib).ok()?))
+    });
+    let Some((permit, kib)) = permits else {
         discard(body, drain_cap).await;
         return st.refuse(
             Reject::QueueFull,
@@ -229,7 +239,7 @@ async fn ingest(State(st): State<Arc<AppState>>, req: Request) -> Response {
             "queue full: batches are arriving faster than the rules run; retry later".into(),
         );
     };
-    let slot = Slot::new(permit, st.metrics.clone());
+    let mut slot = Slot::new(permit, kib, st.metrics.clone());
     let body = match read_body(body, st.max_body, drain_cap, st.body_timeout).await {
         Ok(b) => b,
         Err(ReadError::TooLarge) => return too_large(&st, None),
@@ -245,6 +255,11 @@ async fn ingest(State(st): State<Arc<AppState>>, req: Request) -> Response {
             )
         }
     };
+    // A body sent without a length reserved the maximum; give back what it did not use.
+    let used = (body.len() as u64).div_ceil(1024).max(1);
+    if used < need_kib {
+        drop(slot.kib.split((need_kib - used) as usize));
+    }
     let events = match parse_body(&body, &st.opts) {
         Ok(evs) => evs,
         Err(BodyError::Malformed(m)) => return st.refuse(Reject::MalformedJson, 0, StatusCode::BAD_REQUEST, m),
