@@ -97,6 +97,8 @@ pub fn anchor(e: &Expr) -> Option<Anchor> {
 /// is not indexable), meaning "candidate for every event".
 pub fn query_anchors(q: &Query) -> Option<Vec<Anchor>> {
     match q {
+        // Lineage tracks every process event, whatever the query's own anchors.
+        Query::Filter(e) if crate::sequence::has_lineage(e) => None,
         Query::Filter(_)
         | Query::Sequence(_)
         | Query::Sample(_)

@@ -156,6 +156,10 @@ pub fn compile_pipeline(
     opts: &EngineOptions,
 ) -> Result<Box<dyn Stage>, Diagnostic> {
     let stage: Box<dyn Stage> = match &p.query {
+        // endgame lineage (`descendant of [...]`) needs process-tree state.
+        Query::Filter(e) if sequence::has_lineage(e) => {
+            sequence::compile_lineage(e, dialect, opts)?
+        }
         Query::Filter(e) => Box::new(FilterStage::new(CompiledExpr::compile(e)?, dialect)),
         Query::Sequence(s) => sequence::compile_sequence(s, dialect, opts)?,
         Query::Sample(s) => sequence::compile_sample(s, dialect, opts)?,

@@ -16,13 +16,16 @@
 use crate::pipes::{Key, Keys};
 use crate::{CompiledExpr, EngineOptions, EventCtx, Match, Stage};
 use ruleatlas_event::Event;
-use ruleatlas_ir::{Diagnostic, FieldDialect, Join, Sample, Sequence, Step, ValueExpr};
+use ruleatlas_ir::{
+    Diagnostic, Expr, FieldDialect, FieldPath, Func, Join, Sample, Sequence, Step, ValueExpr,
+};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 struct CStep {
     filter: CompiledExpr,
+    fork: bool,
     keys: Keys,
     /// Per key: a plain (not `?optional`) field, which must be present in the elasticsearch
     /// dialect.
@@ -39,6 +42,7 @@ impl CStep {
             .collect();
         Ok(CStep {
             filter: CompiledExpr::compile(&s.filter)?,
+            fork: s.fork,
             keys: Keys::compile(&keys)?,
             required,
         })
@@ -248,10 +252,21 @@ impl Stage for SequenceStage {
                     start: now,
                 }
             } else {
-                let Some(mut part) = self.pending[p].remove(&key) else {
+                let part = if self.steps[p].fork {
+                    self.pending[p].get(&key).map(|part| Partial {
+                        events: part.events.clone(),
+                        start: part.start,
+                    })
+                } else {
+                    let removed = self.pending[p].remove(&key);
+                    if removed.is_some() {
+                        self.live = self.live.saturating_sub(1);
+                    }
+                    removed
+                };
+                let Some(mut part) = part else {
                     continue;
                 };
-                self.live = self.live.saturating_sub(1);
                 if expired(self.maxspan, part.start, now) {
                     continue;
                 }
@@ -388,6 +403,243 @@ impl Stage for SlotStage {
         if self.order.len() > 2 * self.slots.len() + 64 {
             let live = &self.slots;
             self.order.retain(|k| live.contains_key(k));
+        }
+    }
+
+    fn overflowed(&self) -> u64 {
+        self.overflow
+    }
+}
+
+// ------------------------------------------------------------------ lineage
+
+/// Does the expression use endgame lineage (`descendant of`, `child of`, `event of`)?
+pub fn has_lineage(e: &Expr) -> bool {
+    fn value(v: &ValueExpr) -> bool {
+        match v {
+            ValueExpr::Call(Func::DescendantOf | Func::ChildOf | Func::EventOf, _) => true,
+            ValueExpr::Call(_, xs) | ValueExpr::List(xs) => xs.iter().any(value),
+            ValueExpr::Cond(e) => has_lineage(e),
+            ValueExpr::Field(_) | ValueExpr::Lit(_) => false,
+        }
+    }
+    match e {
+        Expr::Const(_) => false,
+        Expr::And(xs) | Expr::Or(xs) => xs.iter().any(has_lineage),
+        Expr::Not(x) => has_lineage(x),
+        Expr::Test(t) => value(&t.subject),
+        Expr::Compare { lhs, rhs, .. } => value(lhs) || value(rhs),
+        Expr::Value(v) => value(v),
+    }
+}
+
+/// Where a lineage stage puts each lineage test's answer for the current event.
+const LINEAGE_FIELD: &str = "\u{1}lineage";
+
+/// Process-creation and termination opcodes of endgame process events (the `eql` package's
+/// `data_source: endgame` settings, which its conformance fixtures use).
+const CREATES: [i64; 3] = [1, 3, 9];
+const TERMINATES: [i64; 2] = [2, 4];
+
+struct Tracker {
+    kind: Func,
+    /// The ancestor query, its own nested lineage tests rewritten to synthetic fields.
+    ancestor: CompiledExpr,
+    /// Processes matching the ancestor query (`event of`: the answer itself).
+    sources: HashSet<String>,
+    /// Descendants (or children) of those.
+    derived: HashSet<String>,
+    /// Terminated processes, forgotten at the next process event (as the `eql` package does).
+    dead: Vec<String>,
+    slot: usize,
+}
+
+/// A single-event query using lineage: it watches process creation and termination to know,
+/// for each event's `pid`, whether it descends from (is a child of, is) a process that matched
+/// the bracketed query. Nested lineage tests are answered inner first.
+pub struct LineageStage {
+    dialect: FieldDialect,
+    /// In evaluation order: nested trackers before the ones whose queries use them.
+    trackers: Vec<Tracker>,
+    main: CompiledExpr,
+    cap: usize,
+    overflow: u64,
+}
+
+fn rewrite_value(v: &ValueExpr, trackers: &mut Vec<Tracker>) -> Result<ValueExpr, Diagnostic> {
+    Ok(match v {
+        ValueExpr::Call(f @ (Func::DescendantOf | Func::ChildOf | Func::EventOf), args) => {
+            let Some(ValueExpr::Cond(q)) = args.first() else {
+                return Err(Diagnostic::error(
+                    "eql-semantics",
+                    format!("`{}` needs a bracketed query", f.name()),
+                ));
+            };
+            let q = rewrite_expr(q, trackers)?;
+            let slot = trackers.len();
+            trackers.push(Tracker {
+                kind: *f,
+                ancestor: CompiledExpr::compile(&q)?,
+                sources: HashSet::new(),
+                derived: HashSet::new(),
+                dead: Vec::new(),
+                slot,
+            });
+            ValueExpr::Field(FieldPath::exact(vec![
+                LINEAGE_FIELD.to_string(),
+                slot.to_string(),
+            ]))
+        }
+        ValueExpr::Call(f, xs) => ValueExpr::Call(
+            *f,
+            xs.iter()
+                .map(|x| rewrite_value(x, trackers))
+                .collect::<Result<_, _>>()?,
+        ),
+        ValueExpr::List(xs) => ValueExpr::List(
+            xs.iter()
+                .map(|x| rewrite_value(x, trackers))
+                .collect::<Result<_, _>>()?,
+        ),
+        ValueExpr::Cond(e) => ValueExpr::Cond(Box::new(rewrite_expr(e, trackers)?)),
+        other => other.clone(),
+    })
+}
+
+fn rewrite_expr(e: &Expr, trackers: &mut Vec<Tracker>) -> Result<Expr, Diagnostic> {
+    Ok(match e {
+        Expr::Const(b) => Expr::Const(*b),
+        Expr::And(xs) => Expr::And(
+            xs.iter()
+                .map(|x| rewrite_expr(x, trackers))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Or(xs) => Expr::Or(
+            xs.iter()
+                .map(|x| rewrite_expr(x, trackers))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Not(x) => Expr::Not(Box::new(rewrite_expr(x, trackers)?)),
+        Expr::Test(t) => {
+            let mut t = t.clone();
+            t.subject = rewrite_value(&t.subject, trackers)?;
+            Expr::Test(t)
+        }
+        Expr::Compare {
+            op,
+            lhs,
+            rhs,
+            case_insensitive,
+        } => Expr::Compare {
+            op: *op,
+            lhs: rewrite_value(lhs, trackers)?,
+            rhs: rewrite_value(rhs, trackers)?,
+            case_insensitive: *case_insensitive,
+        },
+        Expr::Value(v) => Expr::Value(rewrite_value(v, trackers)?),
+    })
+}
+
+pub fn compile_lineage(
+    e: &Expr,
+    d: FieldDialect,
+    o: &EngineOptions,
+) -> Result<Box<dyn Stage>, Diagnostic> {
+    let mut trackers = Vec::new();
+    let main = rewrite_expr(e, &mut trackers)?;
+    Ok(Box::new(LineageStage {
+        dialect: d,
+        trackers,
+        main: CompiledExpr::compile(&main)?,
+        cap: o.max_states_per_rule,
+        overflow: 0,
+    }))
+}
+
+/// A pid as a set member (`4` and `"4"` are the same process).
+fn pid_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+impl Stage for LineageStage {
+    fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>) {
+        let Some(doc) = ctx.doc(self.dialect) else {
+            return;
+        };
+        let pid = pid_text(doc.get("pid"));
+        let is_process = doc.get("event_type").and_then(Value::as_str) == Some("process");
+        if is_process {
+            let ppid = pid_text(doc.get("ppid"));
+            let opcode = doc.get("opcode").and_then(Value::as_i64);
+            let create = opcode.is_some_and(|o| CREATES.contains(&o));
+            let terminate = opcode.is_some_and(|o| TERMINATES.contains(&o));
+            // A machine (re)boot: pid 4 "System" starting again.
+            let boot = create
+                && pid.as_deref() == Some("4")
+                && doc.get("process_name").and_then(Value::as_str) == Some("System");
+            for t in self.trackers.iter_mut() {
+                for d in std::mem::take(&mut t.dead) {
+                    t.derived.remove(&d);
+                    t.sources.remove(&d);
+                }
+                if boot {
+                    t.derived.clear();
+                    t.sources.clear();
+                }
+                let parent_known = |t: &Tracker, p: &str| match t.kind {
+                    Func::DescendantOf => t.derived.contains(p) || t.sources.contains(p),
+                    Func::ChildOf => t.sources.contains(p),
+                    _ => false,
+                };
+                let adopt = create
+                    && t.kind != Func::EventOf
+                    && ppid.as_deref().is_some_and(|p| parent_known(t, p));
+                if adopt {
+                    if let Some(p) = &pid {
+                        if t.derived.len() < self.cap {
+                            t.derived.insert(p.clone());
+                        } else {
+                            self.overflow += 1;
+                        }
+                    }
+                } else if terminate {
+                    if let Some(p) = &pid {
+                        t.dead.push(p.clone());
+                    }
+                }
+            }
+        }
+        let mut view = match doc {
+            Value::Object(o) => o.clone(),
+            _ => serde_json::Map::new(),
+        };
+        view.insert(LINEAGE_FIELD.into(), Value::Object(serde_json::Map::new()));
+        let mut view = Value::Object(view);
+        let active_pid = pid.as_deref().filter(|p| *p != "0");
+        for t in self.trackers.iter_mut() {
+            if let Some(p) = active_pid {
+                if t.ancestor.matches(&view) {
+                    if t.sources.len() < self.cap {
+                        t.sources.insert(p.to_string());
+                    } else {
+                        self.overflow += 1;
+                    }
+                }
+            }
+            let answer = pid.as_deref().is_some_and(|p| match t.kind {
+                Func::EventOf => t.sources.contains(p),
+                _ => t.derived.contains(p),
+            });
+            if let Some(Value::Object(slots)) = view.get_mut(LINEAGE_FIELD) {
+                slots.insert(t.slot.to_string(), Value::Bool(answer));
+            }
+        }
+        if self.main.matches(&view) {
+            out.push(Match::single(ctx.event.clone()));
         }
     }
 

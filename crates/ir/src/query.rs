@@ -73,6 +73,10 @@ pub struct Step {
     /// position (between the neighbouring steps, within maxspan).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub missing: bool,
+    /// endgame `fork=true`: a partial sequence reaching this step also stays where it was, so
+    /// later events matching this step branch it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fork: bool,
 }
 
 fn one() -> u32 {
@@ -86,6 +90,7 @@ impl Step {
             by: Vec::new(),
             runs: 1,
             missing: false,
+            fork: false,
         }
     }
 }

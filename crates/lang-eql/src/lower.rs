@@ -229,9 +229,7 @@ impl Lowerer {
         st.by = self.keys(&s.by);
         st.runs = s.runs;
         st.missing = s.missing;
-        if s.fork {
-            self.unsupported(s.span, "`fork=true` steps are not supported");
-        }
+        st.fork = s.fork;
         st
     }
 
@@ -543,14 +541,19 @@ impl Lowerer {
                     e
                 }
             }
-            Kind::Lineage(kind, _) => {
-                let what = match kind {
-                    LineageKind::Descendant => "descendant of",
-                    LineageKind::Child => "child of",
-                    LineageKind::Event => "event of",
+            Kind::Lineage(kind, q) => {
+                let f = match kind {
+                    LineageKind::Descendant => Func::DescendantOf,
+                    LineageKind::Child => Func::ChildOf,
+                    LineageKind::Event => Func::EventOf,
                 };
-                self.unsupported(n.span, format!("`{what}` lineage is not supported"));
-                Expr::Const(false)
+                let ancestor = self.event_query(q);
+                let call = ValueExpr::Call(f, vec![ValueExpr::Cond(Box::new(ancestor))]);
+                if want {
+                    Expr::Value(call)
+                } else {
+                    test(&call, Pred::Eq(vec![Scalar::Bool(false)]), false)
+                }
             }
         }
     }

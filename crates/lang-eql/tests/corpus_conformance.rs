@@ -9,7 +9,7 @@ use ruleatlas_lang_eql::{lower, Dialect, LowerOptions};
 use std::sync::Arc;
 
 /// Current score; raise it when a fix lands so regressions fail.
-const FLOOR: usize = 228;
+const FLOOR: usize = 241;
 
 #[test]
 fn eql_conformance() {
