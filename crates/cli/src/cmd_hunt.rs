@@ -1,8 +1,223 @@
-//! Not implemented yet.
+//! `ruleatlas hunt`: run rules over logs, alerts as NDJSON (or a table) on stdout, a summary on
+//! stderr.
+
+use anyhow::Context;
+use ruleatlas_engine::{Alert, Engine, EngineOptions};
+use ruleatlas_event::{read_events_parallel, EventOptions};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Ndjson,
+    Table,
+}
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Rule files or folders (Elastic TOML, Sigma YAML, Falco YAML).
+    #[arg(long, required = true, num_args = 1..)]
+    rules: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Ndjson)]
+    format: Format,
+    /// Write alerts here instead of stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Field holding the event time (default: @timestamp, requestReceivedTimestamp, eventTime).
+    #[arg(long)]
+    timestamp_field: Option<String>,
+    /// Threads parsing events (default: all cores); rules run on one more.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Event files (NDJSON, JSON array, EventList, CloudTrail Records, .gz); `-` for stdin.
+    #[arg(required = true)]
+    events: Vec<String>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("this command is not implemented yet")
+/// The alert document of the `hunt` contract, as one line of JSON. Events are embedded as they
+/// were read (their input line when known), not re-serialised.
+pub fn alert_json(a: &Alert) -> String {
+    let r = &a.rule;
+    let mut rule = json!({
+        "id": r.id,
+        "name": r.title,
+        "vendor": r.vendor,
+        "severity": r.severity.map(|s| s.as_str()),
+    });
+    if let Some(commit) = &r.source.commit {
+        rule["commit"] = json!(commit);
+    }
+    let mut head = json!({ "rule": rule });
+    if let Some(ts) = a.events.last().and_then(|e| e.ts_ms) {
+        head["@timestamp"] = json!(ruleatlas_event::format_timestamp(ts));
+    }
+    if !a.extra.is_empty() {
+        head["details"] = Value::Object(a.extra.clone());
+    }
+    let mut line = head.to_string();
+    line.pop(); // the closing brace; the events array goes last
+    line.push_str(",\"events\":[");
+    for (i, e) in a.events.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(&e.to_json_text());
+    }
+    line.push_str("]}");
+    line
+}
+
+/// One line for humans: what the last event did.
+fn summary(a: &Alert) -> String {
+    let Some(ev) = a.events.last() else {
+        return String::new();
+    };
+    let d = &ev.doc;
+    let s = |p: &str| d.pointer(p).and_then(Value::as_str).unwrap_or("");
+    if let Some(verb) = d.get("verb").and_then(Value::as_str) {
+        let mut res = s("/objectRef/resource").to_string();
+        if let Some(sub) = d.pointer("/objectRef/subresource").and_then(Value::as_str) {
+            res = format!("{res}/{sub}");
+        }
+        return format!(
+            "{} {verb} {res} {} ns={}",
+            s("/user/username"),
+            s("/objectRef/name"),
+            s("/objectRef/namespace")
+        );
+    }
+    if let Some(name) = d.get("eventName").and_then(Value::as_str) {
+        return format!("{} {}:{name}", s("/userIdentity/arn"), s("/eventSource"));
+    }
+    format!("{} event(s)", a.events.len())
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let (report, path_errors) = ruleatlas_rules::load_paths(&args.rules);
+    for e in &path_errors {
+        eprintln!("ruleatlas: {e}");
+    }
+    if !path_errors.is_empty() {
+        return Ok(2);
+    }
+    for d in &report.diagnostics {
+        eprintln!("{d}");
+    }
+    let rules: Vec<Arc<_>> = report.rules.into_iter().map(Arc::new).collect();
+    let total_rules = rules.len();
+    let mut engine = Engine::new(rules, EngineOptions::default());
+    eprintln!(
+        "hunt: {} rules run, {} not executable ({} loaded)",
+        engine.active_rules(),
+        engine.skipped().len(),
+        total_rules
+    );
+    let opts = EventOptions {
+        timestamp_field: args.timestamp_field.clone(),
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    let sink: Box<dyn Write> = match &args.output {
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = std::io::BufWriter::new(sink);
+    let mut alerts = Vec::new();
+    let (mut events, mut bad, mut bytes_hint) = (0u64, 0u64, 0u64);
+    let mut per_rule: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut unreadable = 0;
+    let mut write_alerts = |alerts: &mut Vec<Alert>, out: &mut dyn Write| -> anyhow::Result<()> {
+        for a in alerts.drain(..) {
+            *per_rule
+                .entry((a.rule.vendor.clone(), a.rule.title.clone()))
+                .or_default() += 1;
+            match args.format {
+                Format::Ndjson => writeln!(out, "{}", alert_json(&a))?,
+                Format::Table => {
+                    let ts = a
+                        .events
+                        .last()
+                        .and_then(|e| e.ts_ms)
+                        .map(ruleatlas_event::format_timestamp)
+                        .unwrap_or_default();
+                    let sev = a.rule.severity.map(|s| s.as_str()).unwrap_or("-");
+                    writeln!(
+                        out,
+                        "{ts:<24} {sev:<13} {:<7} {:<55} {}",
+                        a.rule.vendor,
+                        a.rule.title,
+                        summary(&a)
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    };
+    for path in &args.events {
+        let stream = match read_events_parallel(path, &opts, threads) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("ruleatlas: {e}");
+                unreadable += 1;
+                continue;
+            }
+        };
+        if let Ok(meta) = std::fs::metadata(path) {
+            bytes_hint += meta.len();
+        }
+        for item in stream {
+            match item {
+                Ok(ev) => {
+                    events += 1;
+                    engine.process(Arc::new(ev), &mut alerts);
+                    if !alerts.is_empty() {
+                        write_alerts(&mut alerts, &mut out)?;
+                    }
+                }
+                Err(b) => {
+                    bad += 1;
+                    if bad <= 20 {
+                        eprintln!("{b}");
+                    }
+                }
+            }
+        }
+    }
+    engine.finish(&mut alerts);
+    write_alerts(&mut alerts, &mut out)?;
+    out.flush()?;
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "hunt: {events} events read, {bad} bad, {} alerts, {:.1} s, {:.0} events/s, {:.1} MB/s",
+        per_rule.values().sum::<u64>(),
+        secs,
+        events as f64 / secs,
+        bytes_hint as f64 / secs / 1e6
+    );
+    if bad > 20 {
+        eprintln!("hunt: ({} more bad lines not shown)", bad - 20);
+    }
+    for ((vendor, title), n) in &per_rule {
+        eprintln!("  {n:>8}  {vendor:<7} {title}");
+    }
+    for (rule, n) in engine.overflows() {
+        eprintln!(
+            "hunt: rule {:?} dropped {n} partial matches at its state cap",
+            rule.title
+        );
+    }
+    Ok(if unreadable > 0 { 2 } else { 0 })
 }

@@ -1,8 +1,179 @@
-//! Not implemented yet.
+//! `ruleatlas query`: an ad-hoc query over event files; matching events as NDJSON, unchanged.
+
+use anyhow::{bail, Context};
+use ruleatlas_engine::{run_pipeline, EngineOptions};
+use ruleatlas_event::{read_events, EventOptions};
+use ruleatlas_ir::{Diagnostic, FieldDialect, LineIndex, Pipeline};
+use std::io::Write;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Eql,
+    Kql,
+    Sigma,
+    Falco,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EqlDialect {
+    Elasticsearch,
+    Endgame,
+}
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[arg(long, value_enum)]
+    lang: Lang,
+    /// EQL dialect.
+    #[arg(long, value_enum, default_value_t = EqlDialect::Elasticsearch)]
+    dialect: EqlDialect,
+    /// Endgame dialect: compare strings case-sensitively.
+    #[arg(long)]
+    case_sensitive: bool,
+    /// Field holding the event time (default: @timestamp, requestReceivedTimestamp, eventTime).
+    #[arg(long)]
+    timestamp_field: Option<String>,
+    /// The query: EQL or KQL text, a Falco condition, or a Sigma rule (a file path or YAML text).
+    query: String,
+    /// Event files (NDJSON or JSON array); `-` for stdin.
+    #[arg(required = true)]
+    files: Vec<String>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("this command is not implemented yet")
+/// Prints a query's diagnostics against the query text, `<query>:line:col: …`.
+fn report(text: &str, diags: &[Diagnostic]) -> anyhow::Error {
+    let index = LineIndex::new(text);
+    for d in diags {
+        let d = d.clone().with_path("<query>").locate_in(text, &index, 0);
+        eprintln!("{d}");
+    }
+    anyhow::anyhow!("the query does not compile")
+}
+
+/// The pipelines to run, with the field dialect their names are in: EQL and KQL name the
+/// document's own keys; Sigma and Falco name the log source's native fields, so they also run on
+/// Elastic's Kubernetes documents.
+fn compile(args: &Args) -> anyhow::Result<Vec<(Pipeline, FieldDialect)>> {
+    let q = args.query.as_str();
+    Ok(match args.lang {
+        Lang::Eql => {
+            let opts = ruleatlas_lang_eql::LowerOptions {
+                dialect: match args.dialect {
+                    EqlDialect::Elasticsearch => ruleatlas_lang_eql::Dialect::Elasticsearch,
+                    EqlDialect::Endgame => ruleatlas_lang_eql::Dialect::Endgame,
+                },
+                case_sensitive: args.case_sensitive,
+            };
+            let p = ruleatlas_lang_eql::lower(q, &opts).map_err(|d| report(q, &d))?;
+            vec![(p, FieldDialect::AsIs)]
+        }
+        Lang::Kql => {
+            let e = ruleatlas_lang_kql::compile(q).map_err(|d| report(q, &[d]))?;
+            vec![(Pipeline::filter(e), FieldDialect::AsIs)]
+        }
+        Lang::Sigma => {
+            let (text, path) = match std::fs::read_to_string(q) {
+                Ok(t) => (t, q.to_string()),
+                Err(_) => (q.to_string(), "<query>".to_string()),
+            };
+            let (rules, diags) = ruleatlas_lang_sigma::load_file(&path, &text);
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            let mut out = Vec::new();
+            for r in rules {
+                match r.lowered.pipeline() {
+                    Some(p) => out.push((p.clone(), FieldDialect::Native)),
+                    None => {
+                        if let Some(d) = r.lowered.diagnostic() {
+                            eprintln!("{path}: {}: {d}", r.title);
+                        }
+                    }
+                }
+            }
+            if out.is_empty() {
+                bail!("no executable Sigma rule in the query");
+            }
+            out
+        }
+        Lang::Falco => {
+            // A bare condition becomes a one-rule Falco file, so macros and lists of the k8saudit
+            // field set resolve the same way as in rules files.
+            let text = format!(
+                "- rule: query\n  desc: ad-hoc query\n  condition: {}\n  output: match\n  priority: INFO\n  source: k8s_audit\n",
+                serde_json::to_string(q).context("quoting the condition")?
+            );
+            let (rules, diags) = ruleatlas_lang_falco::load_files(&[("<query>".to_string(), text)]);
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            let mut out = Vec::new();
+            for r in rules {
+                match r.lowered.pipeline() {
+                    Some(p) => out.push((p.clone(), FieldDialect::Native)),
+                    None => bail!(
+                        "{}",
+                        r.lowered
+                            .diagnostic()
+                            .map(|d| d.message.clone())
+                            .unwrap_or_default()
+                    ),
+                }
+            }
+            out
+        }
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let pipelines = compile(&args)?;
+    let opts = EventOptions {
+        timestamp_field: args.timestamp_field.clone(),
+    };
+    let mut events = Vec::new();
+    let mut bad = 0u64;
+    let mut unreadable = false;
+    for f in &args.files {
+        match read_events(f, &opts) {
+            Ok(stream) => {
+                for item in stream {
+                    match item {
+                        Ok(ev) => events.push(Arc::new(ev)),
+                        Err(b) => {
+                            bad += 1;
+                            eprintln!("{b}");
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("ruleatlas: {e}");
+                unreadable = true;
+            }
+        }
+    }
+    // Sequences and maxspan need time order; the input order breaks ties.
+    events.sort_by_key(|e| (e.ts_ms.unwrap_or(i64::MIN), e.seq));
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for (p, dialect) in &pipelines {
+        let matches = run_pipeline(
+            p,
+            *dialect,
+            events.iter().cloned(),
+            &EngineOptions::default(),
+        )
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+        for m in matches {
+            for e in &m.events {
+                writeln!(out, "{}", e.to_json_text())?;
+            }
+        }
+    }
+    out.flush()?;
+    if bad > 0 {
+        eprintln!("query: {bad} bad input lines skipped");
+    }
+    Ok(if unreadable { 2 } else { 0 })
 }

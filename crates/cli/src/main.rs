@@ -16,7 +16,11 @@ mod cmd_sync;
 mod cmd_webhook;
 
 #[derive(Parser)]
-#[command(name = "ruleatlas", version, about = "Map detection rules to the log events they watch, and run them on real logs")]
+#[command(
+    name = "ruleatlas",
+    version,
+    about = "Map detection rules to the log events they watch, and run them on real logs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -105,6 +105,15 @@ pub fn read_reader(
     ))
 }
 
+/// serde_json's message without its own " at line L column C" (the location is ours, in the file).
+fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
 fn bad(name: &Arc<str>, line: u64, column: u64, message: String) -> BadEvent {
     BadEvent {
         path: name.to_string(),
@@ -186,7 +195,7 @@ fn parse_line(
                 name,
                 line,
                 col.max(1),
-                format!("invalid JSON: {e}"),
+                format!("invalid JSON: {}", json_message(&e)),
             )));
         }
     }
@@ -267,7 +276,7 @@ impl EventStream {
                         &self.name,
                         line,
                         e.column() as u64,
-                        format!("invalid JSON: {e}"),
+                        format!("invalid JSON: {}", json_message(&e)),
                     );
                     self.pending.push_back(Err(b));
                     break;

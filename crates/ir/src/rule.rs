@@ -18,8 +18,8 @@ impl Severity {
     /// Accepts the spellings vendors use (Sigma levels, Elastic severities, Falco priorities).
     pub fn parse(s: &str) -> Option<Severity> {
         Some(match s.trim().to_ascii_lowercase().as_str() {
-            "informational" | "info" | "debug" | "notice" => Severity::Informational,
-            "low" | "informational_low" => Severity::Low,
+            "informational" | "info" | "debug" => Severity::Informational,
+            "low" | "notice" => Severity::Low,
             "medium" | "warning" | "moderate" => Severity::Medium,
             "high" | "error" => Severity::High,
             "critical" | "alert" | "emergency" | "crit" | "emerg" => Severity::Critical,
