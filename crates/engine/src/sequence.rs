@@ -48,15 +48,14 @@ impl CStep {
         })
     }
 
-    /// The step's join key on `doc`, or `None` when a required key field is missing and the
-    /// dialect excludes such events.
-    fn key(&self, doc: &Value, null_keys: bool) -> Option<Key> {
+    /// The step's join key on `doc`, or `None` when a required key field is missing: as in
+    /// Elasticsearch, only `?optional` key fields join on null.
+    fn key(&self, doc: &Value) -> Option<Key> {
         let key = self.keys.key(doc);
-        if !null_keys
-            && key
-                .iter()
-                .zip(&self.required)
-                .any(|(k, req)| *req && k == "null")
+        if key
+            .iter()
+            .zip(&self.required)
+            .any(|(k, req)| *req && k == "null")
         {
             return None;
         }
@@ -77,13 +76,6 @@ fn expired(maxspan: Option<i64>, start: Option<i64>, now: Option<i64>) -> bool {
     }
 }
 
-/// Whether events whose join key is missing take part (with a null key). Endgame: yes; ES: only
-/// for `?optional` key fields. The field dialect tells the two apart: endgame queries run
-/// against documents as they are.
-fn null_keys_allowed(d: FieldDialect) -> bool {
-    d == FieldDialect::AsIs
-}
-
 pub struct SequenceStage {
     dialect: FieldDialect,
     steps: Vec<CStep>,
@@ -97,7 +89,6 @@ pub struct SequenceStage {
     leading_seen: HashMap<Key, Option<i64>>,
     /// Complete sequences waiting for their window to pass without the trailing missing event.
     trailing: Vec<(Key, Partial)>,
-    null_keys: bool,
     cap: usize,
     live: usize,
     overflow: u64,
@@ -143,7 +134,6 @@ pub fn compile_sequence(
         pending: (0..n).map(|_| HashMap::new()).collect(),
         leading_seen: HashMap::new(),
         trailing: Vec::new(),
-        null_keys: null_keys_allowed(d),
         cap: o.max_states_per_rule,
         live: 0,
         overflow: 0,
@@ -203,7 +193,7 @@ impl Stage for SequenceStage {
         }
         if let Some(u) = &self.until {
             if u.filter.matches(doc) {
-                if let Some(k) = u.key(doc, self.null_keys) {
+                if let Some(k) = u.key(doc) {
                     for p in self.pending.iter_mut() {
                         if p.remove(&k).is_some() {
                             self.live = self.live.saturating_sub(1);
@@ -218,7 +208,7 @@ impl Stage for SequenceStage {
                 if !m.filter.matches(doc) {
                     continue;
                 }
-                let Some(k) = m.key(doc, self.null_keys) else {
+                let Some(k) = m.key(doc) else {
                     continue;
                 };
                 if i == 0 {
@@ -234,7 +224,7 @@ impl Stage for SequenceStage {
             if !self.steps[p].filter.matches(doc) {
                 continue;
             }
-            let Some(key) = self.steps[p].key(doc, self.null_keys) else {
+            let Some(key) = self.steps[p].key(doc) else {
                 continue;
             };
             let part = if p == 0 {
@@ -304,7 +294,6 @@ pub struct SlotStage {
     until: Option<CStep>,
     slots: HashMap<Key, Vec<Option<Arc<Event>>>>,
     order: Vec<Key>,
-    null_keys: bool,
     cap: usize,
     overflow: u64,
 }
@@ -330,7 +319,6 @@ fn slot_stage(
         until,
         slots: HashMap::new(),
         order: Vec::new(),
-        null_keys: null_keys_allowed(d),
         cap: o.max_states_per_rule,
         overflow: 0,
     }))
@@ -359,7 +347,7 @@ impl Stage for SlotStage {
         };
         if let Some(u) = &self.until {
             if u.filter.matches(doc) {
-                if let Some(k) = u.key(doc, self.null_keys) {
+                if let Some(k) = u.key(doc) {
                     self.slots.remove(&k);
                 }
             }
@@ -369,7 +357,7 @@ impl Stage for SlotStage {
             if !self.steps[p].filter.matches(doc) {
                 continue;
             }
-            let Some(key) = self.steps[p].key(doc, self.null_keys) else {
+            let Some(key) = self.steps[p].key(doc) else {
                 continue;
             };
             if !self.slots.contains_key(&key) {
@@ -736,6 +724,37 @@ mod tests {
             ],
         );
         assert_eq!(got, vec![vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn missing_key_fields_join_only_when_optional() {
+        let s = seq(vec![step("a"), step("b")], None);
+        let mut st = compile_sequence(&s, FieldDialect::Ecs, &EngineOptions::default())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut out = Vec::new();
+        for name in ["a", "b"] {
+            let ev = Event::new(json!({ "name": name }), &EventOptions::default());
+            st.on_event(&EventCtx::new(Arc::new(ev)), &mut out);
+        }
+        assert!(out.is_empty());
+        let mut optional = vec![step("a"), step("b")];
+        for st in optional.iter_mut() {
+            st.by = vec![ValueExpr::Field(FieldPath {
+                optional: true,
+                ..FieldPath::new("k")
+            })];
+        }
+        let mut st = compile_sequence(
+            &seq(optional, None),
+            FieldDialect::Ecs,
+            &EngineOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        for name in ["a", "b"] {
+            let ev = Event::new(json!({ "name": name }), &EventOptions::default());
+            st.on_event(&EventCtx::new(Arc::new(ev)), &mut out);
+        }
+        assert_eq!(out.len(), 1);
     }
 
     #[test]

@@ -233,11 +233,17 @@ impl Lowerer {
         st
     }
 
-    /// Join keys. The endgame engine folds the case of string keys unless case-sensitive.
+    /// Join keys. The endgame engine folds the case of string keys unless case-sensitive, and
+    /// joins on null keys; Elasticsearch joins on null only for `?optional` key fields, so
+    /// endgame key fields are marked optional.
     fn keys(&mut self, by: &[Node]) -> Vec<ValueExpr> {
         let mut out = Vec::new();
         for n in by {
-            match self.value(n) {
+            let mut val = self.value(n);
+            if let (Val::Value(ValueExpr::Field(f)), true) = (&mut val, self.endgame()) {
+                f.optional = true;
+            }
+            match val {
                 Val::Value(v) if self.fold() => out.push(ValueExpr::Call(Func::ToLower, vec![v])),
                 Val::Value(v) => out.push(v),
                 Val::Lit(s, _) => out.push(ValueExpr::Lit(s)),
@@ -811,5 +817,110 @@ impl Lowerer {
             }
         }
         Expr::or(alts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{lower, Dialect, LowerOptions};
+    use ruleatlas_ir::{Expr, Pipe, Query};
+
+    fn filter(q: &str, opts: LowerOptions) -> String {
+        match lower(q, &opts) {
+            Ok(p) => match p.query {
+                Query::Filter(e) => e.to_string(),
+                other => panic!("{other:?}"),
+            },
+            Err(d) => panic!("{q}: {d:?}"),
+        }
+    }
+    fn es(q: &str) -> String {
+        filter(q, LowerOptions::default())
+    }
+    fn eg(q: &str) -> String {
+        filter(q, LowerOptions::endgame())
+    }
+
+    #[test]
+    fn elasticsearch_operators_and_case() {
+        assert_eq!(
+            es(r#"process where process.name == "Cmd.exe""#),
+            r#"event.category == "process" ∧ process.name == "Cmd.exe""#
+        );
+        assert_eq!(
+            es(r#"any where a : ("x*", "y")"#),
+            r#"a ==~ "y" ∨ a like~ "x*""#
+        );
+        assert_eq!(
+            es(r#"any where a like "C:\\W?n*""#),
+            r#"a like "C:\\\\W?n*""#
+        );
+        assert_eq!(es(r#"any where a like~ "x""#), r#"a like~ "x""#);
+        assert_eq!(es(r#"any where a regex "x.*""#), r#"a regex "^(?:x.*)$""#);
+        assert_eq!(es(r#"any where a in~ ("X", "y")"#), r#"a ∈~ {"X", "y"}"#);
+        assert_eq!(es(r#"any where not a in ("x")"#), r#"¬a == "x""#);
+        assert_eq!(
+            es(r#"any where startsWith~(a, "x")"#),
+            r#"a startswith~ "x""#
+        );
+        assert_eq!(es(r#"any where length(a) > 3"#), "length(a) > 3");
+        assert_eq!(es(r#"any where ?a.b != null"#), "a.b exists");
+    }
+
+    #[test]
+    fn endgame_wildcards_case_and_nulls() {
+        // `*` is a wildcard in `==`; `?` and `\` are literal.
+        assert_eq!(
+            eg(r#"file where path == "C:\\x?\\*""#),
+            r#"event_type == "file" ∧ path like~ "C:\\\\x\\?\\\\*""#
+        );
+        // Three-valued logic: `not (x == "*")` needs x to exist.
+        assert_eq!(eg(r#"any where not x == "a""#), r#"x exists ∧ ¬x ==~ "a""#);
+        assert_eq!(eg(r#"any where x != "a""#), r#"x exists ∧ ¬x ==~ "a""#);
+        let cs = LowerOptions {
+            dialect: Dialect::Endgame,
+            case_sensitive: true,
+        };
+        assert_eq!(filter(r#"any where x == "a""#, cs), r#"x == "a""#);
+        assert_eq!(
+            eg(r#"any where startsWith(a, "x")"#),
+            r#"a startswith~ "x""#
+        );
+    }
+
+    #[test]
+    fn sequences_and_pipes() {
+        let p = lower(
+            "sequence by host.id with maxspan=2m [process where true] by p [file where true] with runs=2 until [process where false]",
+            &LowerOptions::default(),
+        )
+        .unwrap_or_else(|d| panic!("{d:?}"));
+        let Query::Sequence(s) = p.query else {
+            panic!("not a sequence")
+        };
+        assert_eq!(s.maxspan_ms, Some(120_000));
+        assert_eq!(s.by.len(), 1);
+        assert_eq!(s.steps[0].by.len(), 1);
+        assert_eq!(s.steps[1].runs, 2);
+        assert!(s.until.is_some());
+        let p = lower(
+            "process where true | unique a | head 3",
+            &LowerOptions::endgame(),
+        )
+        .unwrap_or_else(|d| panic!("{d:?}"));
+        assert!(matches!(p.pipes[..], [Pipe::Unique(_), Pipe::Head(3)]));
+    }
+
+    #[test]
+    fn semantic_errors_are_located() {
+        let d = lower(r#"any where a regex "(""#, &LowerOptions::default()).unwrap_err();
+        assert_eq!(d[0].code, "eql-semantics");
+        assert_eq!(d[0].span.map(|s| s.start), Some(18));
+        let d = lower("any where nosuch(a)", &LowerOptions::default()).unwrap_err();
+        assert!(d[0].message.contains("unknown function"), "{d:?}");
+        assert_eq!(
+            lower("any where true", &LowerOptions::default()).map(|p| p.query),
+            Ok(Query::Filter(Expr::Const(true)))
+        );
     }
 }
