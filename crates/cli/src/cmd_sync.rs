@@ -37,7 +37,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     if args.print_default_sources {
-        print!("{}", ruleatlas_sync::DEFAULT_SOURCES);
+        emit(ruleatlas_sync::DEFAULT_SOURCES)?;
         return Ok(0);
     }
     let cache_dir = match &args.cache {
@@ -74,8 +74,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
         }
         let lock_path = cache_dir.join(ruleatlas_sync::LOCK_FILE);
-        println!(
-            "{} sources, {} failed, {}; lock: {}",
+        emit(&format!(
+            "{} sources, {} failed, {}; lock: {}\n",
             report.outcomes.len(),
             failures.len(),
             if report.changed {
@@ -84,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 "nothing changed"
             },
             lock_path.display()
-        );
+        ))?;
     }
 
     let diff = if args.diff {
@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             None => Cache::open(&cache_dir).ok().and_then(|c| c.prev_lock()),
         };
         match old {
-            Some(old) => Some(full_diff(&old, &report.lock)),
+            Some(old) => Some(full_diff(&old, &report.lock, &cache_dir)),
             None => {
                 eprintln!(
                     "ruleatlas sync: no previous sync to compare with (the first sync has no diff)"
@@ -112,45 +112,113 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             "outcomes": report.outcomes,
             "diff": diff,
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
     } else if let Some(d) = &diff {
-        print!("{}", d.render_text());
+        emit(&d.render_text())?;
     }
     Ok(if failures.is_empty() { 0 } else { 1 })
 }
 
 /// File diff from the locks; rule diff from loading both snapshots of every changed source (the
-/// previous snapshot is kept in the cache for exactly this).
-fn full_diff(old: &Lock, new: &Lock) -> SyncDiff {
+/// previous snapshot is kept in the cache for exactly this); coverage diff from mapping them.
+fn full_diff(old: &Lock, new: &Lock, cache: &std::path::Path) -> SyncDiff {
     let files = diff_locks(old, new);
-    let mut old_rules = Vec::new();
-    let mut new_rules = Vec::new();
+    let changed: Vec<&str> = files
+        .sources
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.name.as_str())
+        .collect();
+    if changed.is_empty() {
+        return SyncDiff {
+            files,
+            rules: Some(Default::default()),
+            coverage: Some(Vec::new()),
+        };
+    }
     let mut complete = true;
-    for s in files.sources.iter().filter(|s| !s.is_empty()) {
-        let sides = [(old, &mut old_rules), (new, &mut new_rules)];
-        for (lock, out) in sides {
-            let Some(locked) = lock.rules_named(&s.name) else {
+    let mut load_side = |lock: &Lock, names: &mut dyn Iterator<Item = &str>| {
+        let mut rules = Vec::new();
+        for name in names {
+            let Some(locked) = lock.rules_named(name) else {
                 continue;
             };
             if !lock.dir_of(locked).is_dir() {
                 complete = false;
                 continue;
             }
-            let folders: Vec<PathBuf> = ruleatlas_sync::rule_paths_of(&Lock {
+            let one = Lock {
                 rules: vec![locked.clone()],
                 ..lock.clone()
-            })
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect();
-            out.extend(load(&folders, lock));
+            };
+            let folders: Vec<PathBuf> = ruleatlas_sync::rule_paths_of(&one)
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            rules.extend(load(&folders, lock));
         }
-    }
+        rules
+    };
+    let old_rules = load_side(old, &mut changed.iter().copied());
+    let new_rules = load_side(new, &mut changed.iter().copied());
+    // Operations covered by the sources that did not change count on both sides, so that "no
+    // longer covered" means no rule at all covers the operation any more.
+    let mut unchanged = new
+        .rules
+        .iter()
+        .map(|r| r.name.as_str())
+        .filter(|n| !changed.contains(n));
+    let same_rules = load_side(new, &mut unchanged);
+    let rules = complete.then(|| diff_rules(&old_rules, &new_rules));
+    let coverage = complete
+        .then(|| coverage_diff(&old_rules, &new_rules, &same_rules, cache))
+        .flatten();
     SyncDiff {
         files,
-        rules: complete.then(|| diff_rules(&old_rules, &new_rules)),
-        coverage: None,
+        rules,
+        coverage,
     }
+}
+
+/// Maps both rule sets with the catalog of the synced specs (or the built-in snapshot). Spec
+/// changes are reported separately: both sides use today's catalog, so coverage changes here come
+/// from rule changes.
+fn coverage_diff(
+    old: &[ruleatlas_ir::Rule],
+    new: &[ruleatlas_ir::Rule],
+    same: &[ruleatlas_ir::Rule],
+    cache: &std::path::Path,
+) -> Option<Vec<ruleatlas_sync::diff::CoverageChange>> {
+    let specs = Cache::open(cache).ok().and_then(|c| c.specs_dir());
+    let catalog = match specs
+        .as_deref()
+        .map(|d| ruleatlas_catalog::Catalog::from_specs(d))
+    {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            eprintln!("ruleatlas sync: the synced specs do not build a catalog ({e}); using the built-in one");
+            ruleatlas_catalog::Catalog::snapshot().ok()?
+        }
+        None => ruleatlas_catalog::Catalog::snapshot().ok()?,
+    };
+    let mapper = ruleatlas_mapper::Mapper::new(&catalog);
+    let triples = |rules: &[ruleatlas_ir::Rule]| {
+        let mut out = Vec::new();
+        for (rule, m) in rules.iter().zip(mapper.map_rules(rules)) {
+            for op in m.operations {
+                out.push((
+                    op.source.as_str().to_string(),
+                    op.id,
+                    format!("{}:{}", rule.vendor, rule.id),
+                ));
+            }
+        }
+        out
+    };
+    let same = triples(same);
+    let before = same.iter().cloned().chain(triples(old));
+    let after = same.iter().cloned().chain(triples(new));
+    Some(ruleatlas_sync::diff_coverage(before, after))
 }
 
 fn load(folders: &[PathBuf], lock: &Lock) -> Vec<ruleatlas_ir::Rule> {
@@ -163,4 +231,14 @@ fn load(folders: &[PathBuf], lock: &Lock) -> Vec<ruleatlas_ir::Rule> {
         ruleatlas_sync::annotate(r, lock);
     }
     rules
+}
+
+/// Writes to stdout; a closed pipe (`ruleatlas sync --diff | head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }

@@ -89,7 +89,8 @@ fn revision_of(r: &LockedRules) -> String {
 /// Runs a sync. Per-source failures are in the report (the run goes on with the other sources);
 /// `Err` only when the cache itself cannot be used.
 pub fn sync(opts: &SyncOptions, progress: &(dyn Progress + Sync)) -> Result<SyncReport, Error> {
-    let root = &opts.cache;
+    // git resolves some paths (GIT_INDEX_FILE) against the work tree, not our working folder.
+    let root = &std::path::absolute(&opts.cache).map_err(|e| Error::io(&opts.cache, e))?;
     std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
     let mut warnings = Vec::new();
     let lock_path = root.join(LOCK_FILE);
@@ -583,4 +584,25 @@ fn collect_garbage(root: &Path, new: &Lock, prev: Option<&Lock>, old: &Lock) -> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_json_shape() {
+        let o = Outcome {
+            name: "sigma".into(),
+            kind: "rules",
+            status: Status::Failed {
+                error: "gone".into(),
+                kept: Some("abc".into()),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&o).unwrap(),
+            serde_json::json!({"name": "sigma", "kind": "rules", "status": "failed", "error": "gone", "kept": "abc"})
+        );
+    }
 }
