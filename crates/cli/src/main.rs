@@ -66,6 +66,15 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // A closed pipe (`ruleatlas check --json … | head`) is the reader's choice, not an error.
+        Err(err)
+            if err
+                .chain()
+                .filter_map(|e| e.downcast_ref::<std::io::Error>())
+                .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("ruleatlas: {err:#}");
             ExitCode::from(2)
