@@ -137,6 +137,41 @@ fn sync_diff_map_and_unreachable() {
         "{out}"
     );
 
+    // A relative --cache works (git resolves some paths against its work tree, not ours).
+    let out = Command::new(env!("CARGO_BIN_EXE_ruleatlas"))
+        .args([
+            "sync",
+            "-q",
+            "--cache",
+            "rel-cache",
+            "--sources",
+            "sources.toml",
+        ])
+        .current_dir(&base)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "upstream is still moved away");
+    std::fs::rename(base.join("moved"), &up).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ruleatlas"))
+        .args([
+            "sync",
+            "-q",
+            "--cache",
+            "rel-cache",
+            "--sources",
+            "sources.toml",
+        ])
+        .current_dir(&base)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(base.join("rel-cache/ruleatlas.lock.json").is_file());
+
     // A broken sources file is a usage error (2), with the file named.
     write(&base, "bad.toml", "[[rules]]\nname = \"x\"\n");
     let bad = base.join("bad.toml");

@@ -50,6 +50,8 @@ fn run(mut cmd: Command, what: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+const FETCHED_REF: &str = "refs/ruleatlas/fetched";
+
 pub fn is_commit_id(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -111,8 +113,10 @@ pub fn fetch(
             "--progress",
             "--",
             url,
-            what,
         ])
+        // A ref (not just FETCH_HEAD) makes the next fetch offer this commit as a base, so only
+        // the objects that changed upstream are sent again.
+        .arg(format!("+{what}:{FETCHED_REF}"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| format!("running git fetch: {e}"))?;
@@ -147,10 +151,19 @@ pub fn fetch(
         return Err(failure(&format!("git fetch {url} {what}"), &stderr_all));
     }
     let mut rev = git();
-    rev.arg("--git-dir")
+    rev.arg("--git-dir").arg(git_dir).args([
+        "rev-parse",
+        "--verify",
+        &format!("{FETCHED_REF}^{{commit}}"),
+    ]);
+    let commit = run(rev, "git rev-parse")?.trim().to_string();
+    // Shallow fetches leave older snapshots' objects behind; let git decide when to pack/prune.
+    let mut gc = git();
+    gc.arg("--git-dir")
         .arg(git_dir)
-        .args(["rev-parse", "--verify", "FETCH_HEAD^{commit}"]);
-    Ok(run(rev, "git rev-parse FETCH_HEAD")?.trim().to_string())
+        .args(["gc", "--auto", "--quiet"]);
+    let _ = run(gc, "git gc");
+    Ok(commit)
 }
 
 /// Committer date of a commit, RFC 3339.
