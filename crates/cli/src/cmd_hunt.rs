@@ -34,8 +34,35 @@ pub struct Args {
     #[arg(long)]
     threads: Option<usize>,
     /// Event files (NDJSON, JSON array, EventList, CloudTrail Records, .gz); `-` for stdin.
-    #[arg(required = true)]
+    /// Event files written right after `--rules` paths are recognised by their extension
+    /// (`.json`, `.ndjson`, `.jsonl`, `.log`, `.gz`) or `-`.
     events: Vec<String>,
+}
+
+/// Is this argument an event input rather than a rule path? (`--rules` takes several values, so
+/// `hunt --rules r/ a.ndjson` hands it the event file too.)
+pub fn looks_like_events(arg: &str) -> bool {
+    if arg == "-" {
+        return true;
+    }
+    let lower = arg.to_ascii_lowercase();
+    [".json", ".ndjson", ".jsonl", ".log", ".gz", ".zst"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+}
+
+/// Moves event files given among `--rules` values to the events list.
+pub fn split_rules_and_events(rules: &mut Vec<PathBuf>, events: &mut Vec<String>) {
+    let (ev, ru): (Vec<PathBuf>, Vec<PathBuf>) = rules
+        .drain(..)
+        .partition(|p| looks_like_events(&p.to_string_lossy()));
+    *rules = ru;
+    let mut moved: Vec<String> = ev
+        .into_iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    moved.append(events);
+    *events = moved;
 }
 
 /// The alert document of the `hunt` contract, as one line of JSON. Events are embedded as they
@@ -96,8 +123,15 @@ fn summary(a: &Alert) -> String {
     format!("{} event(s)", a.events.len())
 }
 
-pub fn run(args: Args) -> anyhow::Result<u8> {
+pub fn run(mut args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
+    split_rules_and_events(&mut args.rules, &mut args.events);
+    if args.events.is_empty() {
+        anyhow::bail!("no event files given (EVENTS...: files, or - for standard input)");
+    }
+    if args.rules.is_empty() {
+        anyhow::bail!("no rule paths given (--rules PATH...)");
+    }
     let (report, path_errors) = ruleatlas_rules::load_paths(&args.rules);
     for e in &path_errors {
         eprintln!("ruleatlas: {e}");
