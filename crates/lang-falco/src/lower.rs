@@ -48,6 +48,9 @@ pub struct Lowerer<'a> {
 
 type R<T> = Result<T, LowerError>;
 
+/// Real rule sets nest macros a dozen deep; the bound keeps a hostile chain off the stack limit.
+const MAX_MACRO_DEPTH: usize = 64;
+
 impl<'a> Lowerer<'a> {
     pub fn new(env: &'a Env<'a>) -> Lowerer<'a> {
         Lowerer {
@@ -109,6 +112,14 @@ impl<'a> Lowerer<'a> {
                 span,
             ));
         };
+        if self.stack.len() >= MAX_MACRO_DEPTH {
+            return Err(self.err(
+                "falco-macro-depth",
+                format!("macros nested more than {MAX_MACRO_DEPTH} deep at `{name}`"),
+                text_id,
+                span,
+            ));
+        }
         if self.stack.iter().any(|s| s == name) {
             let mut chain = self.stack.clone();
             chain.push(name.to_string());

@@ -123,7 +123,11 @@ pub struct ParseError {
 const TRANSFORMERS: &[&str] = &["tolower", "toupper", "b64", "basename", "len"];
 
 pub fn parse(text: &str) -> Result<Ast, ParseError> {
-    let mut p = P { s: text, i: 0 };
+    let mut p = P {
+        s: text,
+        i: 0,
+        depth: 0,
+    };
     let ast = p.or()?;
     p.ws();
     if p.i < p.s.len() {
@@ -135,7 +139,11 @@ pub fn parse(text: &str) -> Result<Ast, ParseError> {
 struct P<'a> {
     s: &'a str,
     i: usize,
+    /// Nesting of `not` and parentheses, bounded so hostile input cannot exhaust the stack.
+    depth: usize,
 }
+
+const MAX_DEPTH: usize = 100;
 
 fn is_ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_'
@@ -222,10 +230,17 @@ impl<'a> P<'a> {
 
     fn not(&mut self) -> Result<Ast, ParseError> {
         self.ws();
-        if self.keyword("not") {
-            return Ok(Ast::Not(Box::new(self.not()?)));
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err_here("condition nested too deeply"));
         }
-        self.check()
+        self.depth += 1;
+        let out = if self.keyword("not") {
+            self.not().map(|e| Ast::Not(Box::new(e)))
+        } else {
+            self.check()
+        };
+        self.depth -= 1;
+        out
     }
 
     fn check(&mut self) -> Result<Ast, ParseError> {
@@ -579,6 +594,14 @@ mod tests {
         assert!(e.is_some_and(|e| e.message.contains("operator") && e.span.start == 8));
         assert!(parse("a and").is_err());
         assert!(parse("x = \"open").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{}ka.verb = x{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(parse(&deep).is_err_and(|e| e.message.contains("too deeply")));
+        let nots = format!("{}ka.verb = x", "not ".repeat(100_000));
+        assert!(parse(&nots).is_err());
     }
 
     #[test]
