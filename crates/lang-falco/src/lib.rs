@@ -28,5 +28,5 @@ mod output;
 mod parse;
 mod yaml;
 
-pub use load::load_files;
+pub use load::{compile_condition, load_files};
 pub use output::render_output;

@@ -1104,6 +1104,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ad_hoc_conditions() {
+        assert!(compile_condition(
+            "ka.verb in (create, update) and not ka.target.subresource exists"
+        )
+        .is_ok());
+        let e = compile_condition("ka.verb = create and ka.nope = 1").err();
+        assert_eq!(
+            e.map(|d| (d.code, d.span.map(|s| s.start))),
+            Some(("falco-unknown-field".to_string(), Some(21)))
+        );
+        let e = compile_condition("kevt and ka.verb = get").err();
+        assert!(e.is_some_and(|d| d.message.contains("undefined macro `kevt`")));
+    }
+
+    #[test]
     fn tags_to_attack() {
         let tags: Vec<String> = ["container", "mitre_execution", "T1059", "T1552.007", "T12"]
             .iter()
@@ -1152,4 +1167,26 @@ mod tests {
         assert_eq!(c["a"], vec!["x", "b"]);
         assert_eq!(c["c"], vec!["x", "b", "z"]);
     }
+}
+
+/// Lowers one ad-hoc `k8s_audit` condition (no macros or lists) for `ruleatlas query`;
+/// a diagnostic's span points into `condition`.
+pub fn compile_condition(condition: &str) -> Result<ruleatlas_ir::Expr, Diagnostic> {
+    let ast = parse::parse(condition)
+        .map_err(|e| Diagnostic::error("falco-syntax", e.message).with_span(e.span))?;
+    let lists = HashMap::new();
+    let macros = HashMap::new();
+    let env = Env {
+        lists: &lists,
+        macros: &macros,
+        k8s_audit: true,
+    };
+    Lowerer::new(&env).lower(&ast, 0).map_err(|e| {
+        let sev = if e.unsupported {
+            DiagSeverity::Unsupported
+        } else {
+            DiagSeverity::Error
+        };
+        Diagnostic::new(sev, e.code, e.message).with_span(e.span)
+    })
 }

@@ -7,8 +7,10 @@ use crate::fields::{k8s_audit_field, Src};
 use ruleatlas_ir::{FieldPath, Pred};
 use serde_json::Value;
 
-/// Renders `template` for `event` (a raw Kubernetes audit Event).
+/// Renders `template` for `event`: a raw Kubernetes audit Event, or an Elastic document whose
+/// `kubernetes.audit` object holds one.
 pub fn render_output(template: &str, event: &Value) -> String {
+    let event = audit_object(event);
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;
     while let Some(i) = rest.find('%') {
@@ -34,6 +36,16 @@ pub fn render_output(template: &str, event: &Value) -> String {
     }
     out.push_str(rest);
     out
+}
+
+fn audit_object(doc: &Value) -> &Value {
+    if doc.get("auditID").is_some() || doc.get("verb").is_some() {
+        return doc;
+    }
+    doc.pointer("/kubernetes/audit")
+        .or_else(|| doc.get("kubernetes.audit"))
+        .filter(|v| v.is_object())
+        .unwrap_or(doc)
 }
 
 /// Length of a dotted field name at the start of `s` (`ka.user.name` in `ka.user.name)`).
@@ -239,6 +251,12 @@ mod tests {
             render_output(t, &ev),
             "user=minikube-user target=nginx/pods code=201 ns=<NA> images=(nginx:1.7,docker.io/falco@sha256:ab) repos=(nginx,docker.io/falco) cmd=bash verb=create 100%"
         );
+    }
+
+    #[test]
+    fn elastic_documents_render_through_their_audit_object() {
+        let doc = json!({"@timestamp": "x", "kubernetes": {"audit": {"verb": "get", "user": {"username": "u"}}}});
+        assert_eq!(render_output("%ka.user.name %ka.verb", &doc), "u get");
     }
 
     #[test]
