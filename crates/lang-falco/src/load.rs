@@ -1099,6 +1099,28 @@ fn make_rule(r: &RuleDef, files: &[File<'_>], lowered: Lowered) -> Rule {
     rule
 }
 
+/// Lowers one ad-hoc `k8s_audit` condition (no macros or lists) for `ruleatlas query`;
+/// a diagnostic's span points into `condition`.
+pub fn compile_condition(condition: &str) -> Result<ruleatlas_ir::Expr, Diagnostic> {
+    let ast = parse::parse(condition)
+        .map_err(|e| Diagnostic::error("falco-syntax", e.message).with_span(e.span))?;
+    let lists = HashMap::new();
+    let macros = HashMap::new();
+    let env = Env {
+        lists: &lists,
+        macros: &macros,
+        k8s_audit: true,
+    };
+    Lowerer::new(&env).lower(&ast, 0).map_err(|e| {
+        let sev = if e.unsupported {
+            DiagSeverity::Unsupported
+        } else {
+            DiagSeverity::Error
+        };
+        Diagnostic::new(sev, e.code, e.message).with_span(e.span)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1167,26 +1189,4 @@ mod tests {
         assert_eq!(c["a"], vec!["x", "b"]);
         assert_eq!(c["c"], vec!["x", "b", "z"]);
     }
-}
-
-/// Lowers one ad-hoc `k8s_audit` condition (no macros or lists) for `ruleatlas query`;
-/// a diagnostic's span points into `condition`.
-pub fn compile_condition(condition: &str) -> Result<ruleatlas_ir::Expr, Diagnostic> {
-    let ast = parse::parse(condition)
-        .map_err(|e| Diagnostic::error("falco-syntax", e.message).with_span(e.span))?;
-    let lists = HashMap::new();
-    let macros = HashMap::new();
-    let env = Env {
-        lists: &lists,
-        macros: &macros,
-        k8s_audit: true,
-    };
-    Lowerer::new(&env).lower(&ast, 0).map_err(|e| {
-        let sev = if e.unsupported {
-            DiagSeverity::Unsupported
-        } else {
-            DiagSeverity::Error
-        };
-        Diagnostic::new(sev, e.code, e.message).with_span(e.span)
-    })
 }
