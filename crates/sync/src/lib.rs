@@ -56,6 +56,8 @@ pub enum Error {
     Lock { path: PathBuf, message: String },
     #[error("nothing synced in {0} yet: run `ruleatlas sync` (or give rule paths / --specs)")]
     NotSynced(PathBuf),
+    #[error("another sync is using this cache ({holder}); if none is running, remove {path}")]
+    Busy { path: PathBuf, holder: String },
     #[error("no cache folder on this platform: pass --cache or set RULEATLAS_CACHE")]
     NoCacheDir,
 }

@@ -92,6 +92,7 @@ pub fn sync(opts: &SyncOptions, progress: &(dyn Progress + Sync)) -> Result<Sync
     // git resolves some paths (GIT_INDEX_FILE) against the work tree, not our working folder.
     let root = &std::path::absolute(&opts.cache).map_err(|e| Error::io(&opts.cache, e))?;
     std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    let _guard = SyncGuard::acquire(root)?;
     let mut warnings = Vec::new();
     let lock_path = root.join(LOCK_FILE);
     let old = if lock_path.exists() {
@@ -224,6 +225,59 @@ pub fn sync(opts: &SyncOptions, progress: &(dyn Progress + Sync)) -> Result<Sync
         changed,
         warnings,
     })
+}
+
+/// One sync per cache at a time: a second one would delete the first one's temporary folders
+/// and race it on the lock. A marker left by a killed sync is taken over once it is old enough
+/// that no real sync could still be running.
+struct SyncGuard(PathBuf);
+
+const GUARD_FILE: &str = ".sync-running";
+const GUARD_STALE: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+impl SyncGuard {
+    fn acquire(root: &Path) -> Result<SyncGuard, Error> {
+        let path = root.join(GUARD_FILE);
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = writeln!(f, "pid {} since {}", std::process::id(), now());
+                    return Ok(SyncGuard(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let age = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    if age.is_some_and(|a| a > GUARD_STALE) {
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    let who = std::fs::read_to_string(&path).unwrap_or_default();
+                    return Err(Error::Busy {
+                        path,
+                        holder: who.trim().to_string(),
+                    });
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Err(Error::Busy {
+            path,
+            holder: String::new(),
+        })
+    }
+}
+
+impl Drop for SyncGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn join_worker<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, String>>) -> Result<T, String> {
@@ -589,6 +643,18 @@ fn collect_garbage(root: &Path, new: &Lock, prev: Option<&Lock>, old: &Lock) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_sync_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("ruleatlas-guard-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let g = SyncGuard::acquire(&dir).unwrap();
+        let err = SyncGuard::acquire(&dir).err().unwrap().to_string();
+        assert!(err.contains("another sync") && err.contains("pid"), "{err}");
+        drop(g);
+        assert!(SyncGuard::acquire(&dir).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn outcome_json_shape() {
