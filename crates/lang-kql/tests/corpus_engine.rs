@@ -1,5 +1,6 @@
-//! Elastic's NodePort rule, read from the corpus, fires through the engine on a raw audit event
-//! (seen through the ECS view), and only on the right one.
+//! Elastic rules read from the corpus, run through the engine: the NodePort query rule on raw
+//! audit events (seen through the ECS view), a new_terms rule and a threshold rule with a
+//! cardinality condition — each firing on the right events only.
 
 use ruleatlas_engine::{Engine, EngineOptions};
 use ruleatlas_event::{Event, EventOptions};
@@ -112,4 +113,74 @@ fn new_terms_rule_fires_on_first_sighting() {
         })
         .collect();
     assert_eq!(agents, vec!["curl/8.5.0", "python-requests/2.31"]);
+}
+
+const THRESHOLD_RULE: &str =
+    "rules/elastic/rules/integrations/azure/discovery_azure_aks_api_request_failure_burst.toml";
+
+fn aks_forbidden(user: &str, resource: &str, minute: u32) -> Arc<Event> {
+    let doc = json!({
+        "@timestamp": format!("2025-03-04T06:{minute:02}:00.000Z"),
+        "data_stream": {"dataset": "azure.platformlogs"},
+        "event": {"action": "Microsoft.ContainerService/managedClusters/diagnosticLogs/Read"},
+        "azure": {
+            "resource": {"id": "/SUBSCRIPTIONS/X/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/C1"},
+            "platformlogs": {"category": "kube-audit", "properties": {"log": {
+                "stage": "ResponseComplete",
+                "responseStatus": {"code": 403, "reason": "Forbidden"},
+                "user": {"username": user},
+                "objectRef": {"resource": resource}
+            }}}
+        }
+    });
+    Arc::new(Event::new(doc, &EventOptions::default()))
+}
+
+/// A threshold rule with a cardinality condition, over its look-back window (`from = now-9m`).
+#[test]
+fn threshold_rule_counts_distinct_resources_in_window() {
+    let Some(data) = ruleatlas_corpus::data_dir("threshold rule") else {
+        return;
+    };
+    let path = data.join(THRESHOLD_RULE);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (rules, _) = ruleatlas_lang_kql::elastic::load_file(&path.display().to_string(), &text);
+    assert_eq!(rules.first().map(|r| r.lowered.status()), Some("ok"));
+    let rule = Arc::new(rules.into_iter().next().unwrap_or_else(|| unreachable!()));
+    let run = |events: Vec<Arc<Event>>| {
+        let mut engine = Engine::new(vec![rule.clone()], EngineOptions::default());
+        let mut alerts = Vec::new();
+        for e in events {
+            engine.process(e, &mut alerts);
+        }
+        engine.finish(&mut alerts);
+        alerts
+    };
+    let burst = ["secrets", "pods", "configmaps", "roles"];
+    let alerts = run(burst
+        .iter()
+        .enumerate()
+        .map(|(i, r)| aks_forbidden("bob", r, i as u32))
+        .collect());
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].events.len(), 4);
+    // Three distinct resources only.
+    let alerts = run(["secrets", "pods", "pods", "roles"]
+        .iter()
+        .map(|r| aks_forbidden("bob", r, 1))
+        .collect());
+    assert!(alerts.is_empty());
+    // Four resources, but 10 minutes apart: never four inside the 9-minute window.
+    let alerts = run(burst
+        .iter()
+        .enumerate()
+        .map(|(i, r)| aks_forbidden("bob", r, 10 * i as u32))
+        .collect());
+    assert!(alerts.is_empty());
+    // System identities are excluded by the query.
+    let alerts = run(burst
+        .iter()
+        .map(|r| aks_forbidden("system:node:worker-1", r, 1))
+        .collect());
+    assert!(alerts.is_empty());
 }
