@@ -25,7 +25,8 @@ impl BodyError {
 }
 
 fn audit_api(v: Option<&Value>) -> bool {
-    v.and_then(Value::as_str).is_some_and(|s| s.starts_with("audit.k8s.io/"))
+    v.and_then(Value::as_str)
+        .is_some_and(|s| s.starts_with("audit.k8s.io/"))
 }
 
 fn describe(v: &Value) -> &'static str {
@@ -43,7 +44,11 @@ fn describe(v: &Value) -> &'static str {
 /// the sender's retry semantics stay simple.
 pub fn parse_body(bytes: &[u8], opts: &EventOptions) -> Result<Vec<Event>, BodyError> {
     let doc: Value = serde_json::from_slice(bytes).map_err(|e| {
-        BodyError::Malformed(format!("malformed JSON at line {} column {}: {e}", e.line(), e.column()))
+        BodyError::Malformed(format!(
+            "malformed JSON at line {} column {}: {e}",
+            e.line(),
+            e.column()
+        ))
     })?;
     let Value::Object(mut map) = doc else {
         return Err(BodyError::WrongKind(format!(
@@ -51,7 +56,11 @@ pub fn parse_body(bytes: &[u8], opts: &EventOptions) -> Result<Vec<Event>, BodyE
             describe(&doc)
         )));
     };
-    let kind = map.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let kind = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let api = map.get("apiVersion").cloned();
     if !audit_api(api.as_ref()) {
         let found = api.as_ref().and_then(Value::as_str).unwrap_or("(none)");
@@ -120,7 +129,10 @@ pub fn dedupe_key(ev: &Event) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     if let Some(id) = d.get("auditID").and_then(Value::as_str) {
         id.hash(&mut h);
-        d.get("stage").and_then(Value::as_str).unwrap_or("").hash(&mut h);
+        d.get("stage")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .hash(&mut h);
     } else if let Some(id) = d.get("eventID").and_then(Value::as_str) {
         1u8.hash(&mut h);
         id.hash(&mut h);
@@ -152,23 +164,44 @@ mod tests {
         let one = br#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","verb":"get"}"#;
         assert_eq!(parse_body(one, &EventOptions::default()).unwrap().len(), 1);
         let empty = br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":null}"#;
-        assert_eq!(parse_body(empty, &EventOptions::default()).unwrap().len(), 0);
+        assert_eq!(
+            parse_body(empty, &EventOptions::default()).unwrap().len(),
+            0
+        );
     }
 
     #[test]
     fn refusals_say_why() {
         let o = EventOptions::default();
         let e = parse_body(b"{\"kind\":", &o).unwrap_err();
-        assert!(matches!(e, BodyError::Malformed(ref m) if m.contains("line 1")), "{e:?}");
+        assert!(
+            matches!(e, BodyError::Malformed(ref m) if m.contains("line 1")),
+            "{e:?}"
+        );
         let e = parse_body(br#"{"kind":"Pod","apiVersion":"v1"}"#, &o).unwrap_err();
-        assert!(matches!(e, BodyError::WrongKind(ref m) if m.contains("\"v1\"")), "{e:?}");
+        assert!(
+            matches!(e, BodyError::WrongKind(ref m) if m.contains("\"v1\"")),
+            "{e:?}"
+        );
         let e = parse_body(br#"{"kind":"Policy","apiVersion":"audit.k8s.io/v1"}"#, &o).unwrap_err();
-        assert!(matches!(e, BodyError::WrongKind(ref m) if m.contains("Policy")), "{e:?}");
+        assert!(
+            matches!(e, BodyError::WrongKind(ref m) if m.contains("Policy")),
+            "{e:?}"
+        );
         let e = parse_body(br#"[1,2]"#, &o).unwrap_err();
-        assert!(matches!(e, BodyError::WrongKind(ref m) if m.contains("an array")), "{e:?}");
-        let e = parse_body(br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[3]}"#, &o)
-            .unwrap_err();
-        assert!(matches!(e, BodyError::WrongKind(ref m) if m.contains("item 0")), "{e:?}");
+        assert!(
+            matches!(e, BodyError::WrongKind(ref m) if m.contains("an array")),
+            "{e:?}"
+        );
+        let e = parse_body(
+            br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[3]}"#,
+            &o,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, BodyError::WrongKind(ref m) if m.contains("item 0")),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -155,19 +155,26 @@ fn load_tls(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
                 .with_context(|| format!("reading client CA {}", ca.display()))?
             {
                 let c = c.with_context(|| format!("parsing client CA {}", ca.display()))?;
-                roots.add(c).with_context(|| format!("client CA {}", ca.display()))?;
+                roots
+                    .add(c)
+                    .with_context(|| format!("client CA {}", ca.display()))?;
             }
             // Connections without a certificate are let through the handshake so they can be
             // answered with a 401 (or authenticate with a token) instead of a TLS alert.
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()
-                .context("client certificate verifier")?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .context("client certificate verifier")?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut cfg = builder.with_single_cert(certs, key).context("TLS certificate and key")?;
+    let mut cfg = builder
+        .with_single_cert(certs, key)
+        .context("TLS certificate and key")?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
@@ -198,13 +205,24 @@ fn open_sink(output: Option<&PathBuf>, cp: &spool::Checkpoint) -> anyhow::Result
             eprintln!("webhook: {key}: shorter than at the last checkpoint (rotated or truncated?); appending");
         }
     }
-    Ok(Sink::File { w: BufWriter::with_capacity(1 << 16, file), path: key, len })
+    Ok(Sink::File {
+        w: BufWriter::with_capacity(1 << 16, file),
+        path: key,
+        len,
+    })
 }
 
 /// Binds, replays the spool and starts serving. Returns once the socket is bound (replay goes
 /// on in the background; `/readyz` says when it is done).
 pub fn start(config: Config, rules: Vec<Arc<Rule>>) -> anyhow::Result<Handle> {
-    if config.tokens.is_none() && config.tls.as_ref().and_then(|t| t.client_ca.as_ref()).is_none() && !config.addr.ip().is_loopback() {
+    if config.tokens.is_none()
+        && config
+            .tls
+            .as_ref()
+            .and_then(|t| t.client_ca.as_ref())
+            .is_none()
+        && !config.addr.ip().is_loopback()
+    {
         bail!(
             "refusing to listen on {} without authentication: give --token-file or --client-ca (only loopback addresses may go without)",
             config.addr
@@ -226,18 +244,36 @@ pub fn start(config: Config, rules: Vec<Arc<Rule>>) -> anyhow::Result<Handle> {
         .with_context(|| format!("creating spool directory {}", config.spool_dir.display()))?;
     let dir = config.spool_dir.clone();
     let checkpoint = spool::read_checkpoint(&dir)?.unwrap_or_default();
-    let segments = spool::list_segments(&dir).with_context(|| format!("reading spool {}", dir.display()))?;
+    let segments =
+        spool::list_segments(&dir).with_context(|| format!("reading spool {}", dir.display()))?;
     let metrics = Arc::new(Metrics::default());
-    metrics.spool_bytes.store(segments.iter().map(|s| s.1).sum(), Ordering::Relaxed);
-    metrics.queue_capacity.store(config.queue as u64, Ordering::Relaxed);
+    metrics
+        .spool_bytes
+        .store(segments.iter().map(|s| s.1).sum(), Ordering::Relaxed);
+    metrics
+        .queue_capacity
+        .store(config.queue as u64, Ordering::Relaxed);
     let sink = open_sink(config.output.as_ref(), &checkpoint)?;
-    let first_seg = segments.last().map(|s| s.0).unwrap_or(0).max(checkpoint.pos.seg) + 1;
-    let writer = spool::SpoolWriter::open(&dir, first_seg, config.segment_bytes, metrics.spool_bytes.clone())
-        .with_context(|| format!("creating a spool segment in {}", dir.display()))?;
+    let first_seg = segments
+        .last()
+        .map(|s| s.0)
+        .unwrap_or(0)
+        .max(checkpoint.pos.seg)
+        + 1;
+    let writer = spool::SpoolWriter::open(
+        &dir,
+        first_seg,
+        config.segment_bytes,
+        metrics.spool_bytes.clone(),
+    )
+    .with_context(|| format!("creating a spool segment in {}", dir.display()))?;
 
     let engine = Engine::new(rules, EngineOptions::default());
     for (rule, why) in engine.skipped() {
-        eprintln!("webhook: rule {:?} ({}) does not run: {why}", rule.title, rule.id);
+        eprintln!(
+            "webhook: rule {:?} ({}) does not run: {why}",
+            rule.title, rule.id
+        );
     }
     eprintln!("webhook: {} rules run", engine.active_rules());
 
@@ -269,13 +305,15 @@ pub fn start(config: Config, rules: Vec<Arc<Rule>>) -> anyhow::Result<Handle> {
     );
     let (fatal_tx, fatal_rx) = mpsc::unbounded_channel::<String>();
     let engine_fatal = fatal_tx.clone();
-    let engine_thread = std::thread::Builder::new().name("webhook-engine".into()).spawn(move || {
-        let r = processor.run(&segments, first_seg, batch_rx);
-        if let Err(e) = &r {
-            let _ = engine_fatal.send(format!("alert output or checkpoint failed: {e}"));
-        }
-        r
-    })?;
+    let engine_thread = std::thread::Builder::new()
+        .name("webhook-engine".into())
+        .spawn(move || {
+            let r = processor.run(&segments, first_seg, batch_rx);
+            if let Err(e) = &r {
+                let _ = engine_fatal.send(format!("alert output or checkpoint failed: {e}"));
+            }
+            r
+        })?;
     let spool_flag = spool_ok.clone();
     let spool_thread = std::thread::Builder::new()
         .name("webhook-spool".into())
@@ -284,7 +322,12 @@ pub fn start(config: Config, rules: Vec<Arc<Rule>>) -> anyhow::Result<Handle> {
     let state = Arc::new(AppState::new(
         metrics.clone(),
         Arc::new(Semaphore::new(config.queue)),
-        Arc::new(Semaphore::new(config.queue_bytes.div_ceil(1024).min(Semaphore::MAX_PERMITS))),
+        Arc::new(Semaphore::new(
+            config
+                .queue_bytes
+                .div_ceil(1024)
+                .min(Semaphore::MAX_PERMITS),
+        )),
         spool_tx,
         ready.clone(),
         spool_ok,
@@ -299,18 +342,31 @@ pub fn start(config: Config, rules: Vec<Arc<Rule>>) -> anyhow::Result<Handle> {
     let signals = config.handle_signals;
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!("webhook: listening on {scheme}://{addr}");
-    let thread = std::thread::Builder::new().name("webhook-main".into()).spawn(move || {
-        let served = runtime.block_on(serve(listener, app, tls, stop_rx, fatal_rx, signals, grace));
-        // The router (and with it the spool sender) is gone: the spool thread drains and ends,
-        // then the engine thread drains the queue, flushes and checkpoints.
-        runtime.shutdown_timeout(Duration::from_secs(1));
-        let spool = spool_thread.join().map_err(|_| anyhow::anyhow!("spool thread panicked"));
-        let engine = engine_thread.join().map_err(|_| anyhow::anyhow!("engine thread panicked"))?;
-        engine.context("engine thread")?;
-        spool?;
-        served
-    })?;
-    Ok(Handle { addr, metrics, ready, stop: Some(stop_tx), thread: Some(thread) })
+    let thread = std::thread::Builder::new()
+        .name("webhook-main".into())
+        .spawn(move || {
+            let served =
+                runtime.block_on(serve(listener, app, tls, stop_rx, fatal_rx, signals, grace));
+            // The router (and with it the spool sender) is gone: the spool thread drains and ends,
+            // then the engine thread drains the queue, flushes and checkpoints.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            let spool = spool_thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("spool thread panicked"));
+            let engine = engine_thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("engine thread panicked"))?;
+            engine.context("engine thread")?;
+            spool?;
+            served
+        })?;
+    Ok(Handle {
+        addr,
+        metrics,
+        ready,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
 }
 
 /// Appends batches to the spool in groups: one fsync covers every batch that arrived while the
@@ -343,16 +399,30 @@ fn spool_loop(
             Ok(()) => {
                 ok.store(true, Ordering::SeqCst);
                 for (a, end) in group.into_iter().zip(ends) {
-                    let Append { events, received, slot, ack, .. } = a;
+                    let Append {
+                        events,
+                        received,
+                        slot,
+                        ack,
+                        ..
+                    } = a;
                     // Engine first, then the answer: nothing is acknowledged that the engine
                     // will not see.
-                    let sent = tx.send(Batch { events, end, received, slot: Some(slot) });
+                    let sent = tx.send(Batch {
+                        events,
+                        end,
+                        received,
+                        slot: Some(slot),
+                    });
                     let _ = ack.send(sent.map_err(|_| "the engine has stopped".to_string()));
                 }
             }
             Err(e) => {
                 ok.store(false, Ordering::SeqCst);
-                eprintln!("webhook: spool write failed: {e}; refusing {} batch(es) with 503", group.len());
+                eprintln!(
+                    "webhook: spool write failed: {e}; refusing {} batch(es) with 503",
+                    group.len()
+                );
                 // A partly written record must stay the last one of its segment.
                 if let Err(e) = writer.roll() {
                     eprintln!("webhook: cannot start a new spool segment: {e}");
@@ -405,7 +475,10 @@ async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let conns = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
     let signal = shutdown_signal(signals);
     tokio::pin!(signal);
     let mut failure = None;
@@ -438,20 +511,35 @@ async fn serve(
             let _permit = permit;
             match tls {
                 Some(acceptor) => {
-                    let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        _ => return,
-                    };
-                    let verified = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
-                    let svc = app.map_request(move |mut r: axum::extract::Request<hyper::body::Incoming>| {
-                        r.extensions_mut().insert(PeerCert(verified));
-                        r
-                    });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
+                    let stream =
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            _ => return,
+                        };
+                    let verified = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .is_some_and(|c| !c.is_empty());
+                    let svc = app.map_request(
+                        move |mut r: axum::extract::Request<hyper::body::Incoming>| {
+                            r.extensions_mut().insert(PeerCert(verified));
+                            r
+                        },
+                    );
+                    let conn = builder.serve_connection_with_upgrades(
+                        TokioIo::new(stream),
+                        TowerToHyperService::new(svc),
+                    );
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
                 None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(app));
+                    let conn = builder.serve_connection_with_upgrades(
+                        TokioIo::new(tcp),
+                        TowerToHyperService::new(app),
+                    );
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
             }

@@ -47,8 +47,9 @@ impl Reject {
 }
 
 /// Upper bounds (seconds) of the latency histogram buckets.
-const BUCKETS: [f64; 14] =
-    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Default)]
 pub struct Histogram {
@@ -63,7 +64,8 @@ impl Histogram {
             self.counts[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
     }
 
     fn render(&self, name: &str, help: &str, out: &mut String) {
@@ -75,7 +77,11 @@ impl Histogram {
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count {count}");
     }
 }
@@ -88,6 +94,8 @@ pub struct Metrics {
     pub events_processed: AtomicU64,
     pub events_duplicate: AtomicU64,
     pub events_replayed: AtomicU64,
+    /// Events on which the rule engine panicked (skipped, logged).
+    pub events_failed: AtomicU64,
     rejected: [AtomicU64; Reject::ALL.len()],
     /// Events in refused batches, by reason, when the body could be read and counted.
     rejected_events: [AtomicU64; Reject::ALL.len()],
@@ -124,30 +132,101 @@ impl Metrics {
         let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
-        counter(&mut out, "ruleatlas_webhook_requests_total", "HTTP requests to the audit endpoint.", &self.requests);
-        counter(&mut out, "ruleatlas_webhook_batches_accepted_total", "Batches spooled and acknowledged.", &self.batches_accepted);
-        counter(&mut out, "ruleatlas_webhook_events_received_total", "Events in acknowledged batches.", &self.events_received);
-        counter(&mut out, "ruleatlas_webhook_events_processed_total", "Events run through the rules (replayed ones included).", &self.events_processed);
-        counter(&mut out, "ruleatlas_webhook_events_replayed_total", "Events replayed from the spool at start-up.", &self.events_replayed);
-        counter(&mut out, "ruleatlas_webhook_events_duplicate_total", "Events skipped as re-sent copies (same auditID and stage).", &self.events_duplicate);
+        counter(
+            &mut out,
+            "ruleatlas_webhook_requests_total",
+            "HTTP requests to the audit endpoint.",
+            &self.requests,
+        );
+        counter(
+            &mut out,
+            "ruleatlas_webhook_batches_accepted_total",
+            "Batches spooled and acknowledged.",
+            &self.batches_accepted,
+        );
+        counter(
+            &mut out,
+            "ruleatlas_webhook_events_received_total",
+            "Events in acknowledged batches.",
+            &self.events_received,
+        );
+        counter(
+            &mut out,
+            "ruleatlas_webhook_events_processed_total",
+            "Events run through the rules (replayed ones included).",
+            &self.events_processed,
+        );
+        counter(
+            &mut out,
+            "ruleatlas_webhook_events_replayed_total",
+            "Events replayed from the spool at start-up.",
+            &self.events_replayed,
+        );
+        counter(
+            &mut out,
+            "ruleatlas_webhook_events_failed_total",
+            "Events the rule engine failed on (skipped and logged).",
+            &self.events_failed,
+        );
+        counter(
+            &mut out,
+            "ruleatlas_webhook_events_duplicate_total",
+            "Events skipped as re-sent copies (same auditID and stage).",
+            &self.events_duplicate,
+        );
         let _ = writeln!(out, "# HELP ruleatlas_webhook_rejected_requests_total Requests refused, by reason.\n# TYPE ruleatlas_webhook_rejected_requests_total counter");
         for (r, v) in Reject::ALL.iter().zip(&self.rejected) {
-            let _ = writeln!(out, "ruleatlas_webhook_rejected_requests_total{{reason=\"{}\"}} {}", r.as_str(), v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "ruleatlas_webhook_rejected_requests_total{{reason=\"{}\"}} {}",
+                r.as_str(),
+                v.load(Ordering::Relaxed)
+            );
         }
         let _ = writeln!(out, "# HELP ruleatlas_webhook_rejected_events_total Events in refused requests whose body was read, by reason.\n# TYPE ruleatlas_webhook_rejected_events_total counter");
         for (r, v) in Reject::ALL.iter().zip(&self.rejected_events) {
-            let _ = writeln!(out, "ruleatlas_webhook_rejected_events_total{{reason=\"{}\"}} {}", r.as_str(), v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "ruleatlas_webhook_rejected_events_total{{reason=\"{}\"}} {}",
+                r.as_str(),
+                v.load(Ordering::Relaxed)
+            );
         }
         let _ = writeln!(out, "# HELP ruleatlas_webhook_alerts_total Alerts written, by rule.\n# TYPE ruleatlas_webhook_alerts_total counter");
         if let Ok(alerts) = self.alerts.lock() {
             for ((id, name), n) in alerts.iter() {
-                let _ = writeln!(out, "ruleatlas_webhook_alerts_total{{rule_id=\"{}\",rule=\"{}\"}} {n}", escape(id), escape(name));
+                let _ = writeln!(
+                    out,
+                    "ruleatlas_webhook_alerts_total{{rule_id=\"{}\",rule=\"{}\"}} {n}",
+                    escape(id),
+                    escape(name)
+                );
             }
         }
-        gauge(&mut out, "ruleatlas_webhook_queue_depth", "Accepted batches not yet processed.", self.queue_depth.load(Ordering::Relaxed));
-        gauge(&mut out, "ruleatlas_webhook_queue_capacity", "Batches the queue holds before answering 429.", self.queue_capacity.load(Ordering::Relaxed));
-        gauge(&mut out, "ruleatlas_webhook_spool_bytes", "Bytes in spool segments not yet deleted.", self.spool_bytes.load(Ordering::Relaxed));
-        counter(&mut out, "ruleatlas_webhook_checkpoints_total", "Processed-offset checkpoints written.", &self.checkpoints);
+        gauge(
+            &mut out,
+            "ruleatlas_webhook_queue_depth",
+            "Accepted batches not yet processed.",
+            self.queue_depth.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "ruleatlas_webhook_queue_capacity",
+            "Batches the queue holds before answering 429.",
+            self.queue_capacity.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "ruleatlas_webhook_spool_bytes",
+            "Bytes in spool segments not yet deleted.",
+            self.spool_bytes.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "ruleatlas_webhook_checkpoints_total",
+            "Processed-offset checkpoints written.",
+            &self.checkpoints,
+        );
         self.latency.render(
             "ruleatlas_webhook_processing_latency_seconds",
             "Time from receiving a batch to its events having been run through the rules.",
@@ -158,7 +237,9 @@ impl Metrics {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -172,12 +253,22 @@ mod tests {
         m.reject(Reject::WrongKind, 3);
         m.latency.observe(0.003);
         m.latency.observe(20.0);
-        m.alerts.lock().unwrap().insert(("id\"1".into(), "A rule".into()), 2);
+        m.alerts
+            .lock()
+            .unwrap()
+            .insert(("id\"1".into(), "A rule".into()), 2);
         let text = m.render();
-        assert!(text.contains("ruleatlas_webhook_rejected_requests_total{reason=\"too_large\"} 1"), "{text}");
+        assert!(
+            text.contains("ruleatlas_webhook_rejected_requests_total{reason=\"too_large\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("ruleatlas_webhook_rejected_events_total{reason=\"wrong_kind\"} 3"));
-        assert!(text.contains("ruleatlas_webhook_alerts_total{rule_id=\"id\\\"1\",rule=\"A rule\"} 2"));
-        assert!(text.contains("ruleatlas_webhook_processing_latency_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(
+            text.contains("ruleatlas_webhook_alerts_total{rule_id=\"id\\\"1\",rule=\"A rule\"} 2")
+        );
+        assert!(
+            text.contains("ruleatlas_webhook_processing_latency_seconds_bucket{le=\"0.005\"} 1")
+        );
         assert!(text.contains("ruleatlas_webhook_processing_latency_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("ruleatlas_webhook_processing_latency_seconds_count 2"));
     }

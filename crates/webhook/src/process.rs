@@ -47,7 +47,11 @@ impl Slot {
         metrics: Arc<Metrics>,
     ) -> Slot {
         metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
-        Slot { _permit: permit, kib, metrics }
+        Slot {
+            _permit: permit,
+            kib,
+            metrics,
+        }
     }
 }
 
@@ -59,7 +63,11 @@ impl Drop for Slot {
 
 /// Where alerts go.
 pub enum Sink {
-    File { w: BufWriter<File>, path: String, len: u64 },
+    File {
+        w: BufWriter<File>,
+        path: String,
+        len: u64,
+    },
     Stdout(BufWriter<io::Stdout>),
 }
 
@@ -105,7 +113,11 @@ pub struct Dedupe {
 
 impl Dedupe {
     pub fn new(cap: usize) -> Dedupe {
-        Dedupe { seen: HashSet::new(), order: VecDeque::new(), cap }
+        Dedupe {
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+            cap,
+        }
     }
 
     /// True if the event is new (and remembers it).
@@ -183,13 +195,34 @@ impl Processor {
     fn run_events(&mut self, events: Vec<Event>) -> io::Result<()> {
         for mut ev in events {
             if !self.dedupe.insert(&ev) {
-                self.metrics.events_duplicate.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .events_duplicate
+                    .fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             ev.seq = self.seq;
             self.seq += 1;
-            self.engine.process(Arc::new(ev), &mut self.alerts);
-            self.metrics.events_processed.fetch_add(1, Ordering::Relaxed);
+            let ev = Arc::new(ev);
+            // A rule that panics on one event must not take the server down: the batch would
+            // be replayed at the restart and panic again, forever.
+            let engine = &mut self.engine;
+            let alerts = &mut self.alerts;
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                engine.process(ev.clone(), alerts)
+            }));
+            if run.is_err() {
+                self.metrics.events_failed.fetch_add(1, Ordering::Relaxed);
+                let id = ev
+                    .doc
+                    .get("auditID")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("?");
+                eprintln!("webhook: the rule engine failed on event auditID={id}; event skipped (counted in ruleatlas_webhook_events_failed_total)");
+                continue;
+            }
+            self.metrics
+                .events_processed
+                .fetch_add(1, Ordering::Relaxed);
             if !self.alerts.is_empty() {
                 self.write_alerts()?;
             }
@@ -202,7 +235,8 @@ impl Processor {
         for a in alerts.drain(..) {
             self.sink.write_line(&alert_json(&a))?;
             if let Ok(mut m) = self.metrics.alerts.lock() {
-                *m.entry((a.rule.id.clone(), a.rule.title.clone())).or_default() += 1;
+                *m.entry((a.rule.id.clone(), a.rule.title.clone()))
+                    .or_default() += 1;
             }
         }
         self.alerts = alerts;
@@ -214,12 +248,23 @@ impl Processor {
     fn checkpoint(&mut self) -> io::Result<()> {
         let output = self.sink.durable()?;
         if self.done != self.checkpointed || output.is_some() {
-            spool::write_checkpoint(&self.dir, &Checkpoint { pos: self.done, output })?;
+            spool::write_checkpoint(
+                &self.dir,
+                &Checkpoint {
+                    pos: self.done,
+                    output,
+                },
+            )?;
             self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
         }
         self.checkpointed = self.done;
         if self.done.seg > self.oldest_seg {
-            spool::delete_segments(&self.dir, self.oldest_seg, self.done.seg, &self.metrics.spool_bytes)?;
+            spool::delete_segments(
+                &self.dir,
+                self.oldest_seg,
+                self.done.seg,
+                &self.metrics.spool_bytes,
+            )?;
             self.oldest_seg = self.done.seg;
         }
         self.since_cp = 0;
@@ -266,7 +311,9 @@ impl Processor {
             }
             let from = if id == cp.seg { cp.off } else { 0 };
             let mut records = Vec::new();
-            let tail = spool::read_segment(&self.dir, id, from, |payload, end| records.push((payload, end)))?;
+            let tail = spool::read_segment(&self.dir, id, from, |payload, end| {
+                records.push((payload, end))
+            })?;
             for (payload, end) in records {
                 match parse_body(&payload, &self.opts) {
                     Ok(events) => {
@@ -290,7 +337,10 @@ impl Processor {
                 );
             }
         }
-        self.done = self.done.max(Pos { seg: first_new, off: 0 });
+        self.done = self.done.max(Pos {
+            seg: first_new,
+            off: 0,
+        });
         self.checkpoint()?;
         if replayed > 0 {
             eprintln!(
@@ -325,9 +375,16 @@ impl Processor {
                 }
                 Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
             };
-            let Batch { events, end, received, slot } = batch;
+            let Batch {
+                events,
+                end,
+                received,
+                slot,
+            } = batch;
             self.run_events(events)?;
-            self.metrics.latency.observe(received.elapsed().as_secs_f64());
+            self.metrics
+                .latency
+                .observe(received.elapsed().as_secs_f64());
             drop(slot);
             self.done = end;
             self.maybe_checkpoint()?;

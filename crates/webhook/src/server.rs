@@ -82,15 +82,25 @@ impl AppState {
         self.metrics.reject(why, events);
         let i = Reject::ALL.iter().position(|r| *r == why).unwrap_or(0);
         let n = self.logged[i].fetch_add(1, Ordering::Relaxed) + 1;
-        if n <= 20 || n % 1000 == 0 {
-            eprintln!("webhook: {} {} (#{n} {}): {message}", status.as_u16(), status.canonical_reason().unwrap_or(""), why.as_str());
+        if n <= 20 || n.is_multiple_of(1000) {
+            eprintln!(
+                "webhook: {} {} (#{n} {}): {message}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or(""),
+                why.as_str()
+            );
         }
         let mut resp = (status, format!("{message}\n")).into_response();
-        if matches!(why, Reject::QueueFull | Reject::SpoolError | Reject::ShuttingDown) {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if matches!(
+            why,
+            Reject::QueueFull | Reject::SpoolError | Reject::ShuttingDown
+        ) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if why == Reject::Unauthenticated && self.tokens.is_some() {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -165,14 +175,21 @@ enum ReadError {
 /// Reads the body up to `max` bytes. A longer body is read on (and discarded) up to `drain`
 /// bytes so the refusal reaches the client on a connection it is still writing to; a client that
 /// sees its write fail instead of a 413 would only retry.
-async fn read_body(body: Body, max: usize, drain: u64, limit: Duration) -> Result<Bytes, ReadError> {
+async fn read_body(
+    body: Body,
+    max: usize,
+    drain: u64,
+    limit: Duration,
+) -> Result<Bytes, ReadError> {
     let mut body = body;
     let mut buf: Vec<u8> = Vec::new();
     let mut seen = 0u64;
     let read = async {
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ReadError::Failed(e.to_string()))?;
-            let Some(data) = frame.data_ref() else { continue };
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
             seen += data.len() as u64;
             if seen > max as u64 {
                 buf = Vec::new();
@@ -244,14 +261,22 @@ async fn ingest(State(st): State<Arc<AppState>>, req: Request) -> Response {
         Ok(b) => b,
         Err(ReadError::TooLarge) => return too_large(&st, None),
         Err(ReadError::Failed(e)) => {
-            return st.refuse(Reject::BodyError, 0, StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))
+            return st.refuse(
+                Reject::BodyError,
+                0,
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request body: {e}"),
+            )
         }
         Err(ReadError::Timeout) => {
             return st.refuse(
                 Reject::BodyTimeout,
                 0,
                 StatusCode::REQUEST_TIMEOUT,
-                format!("request body not received within {} s", st.body_timeout.as_secs()),
+                format!(
+                    "request body not received within {} s",
+                    st.body_timeout.as_secs()
+                ),
             )
         }
     };
@@ -262,23 +287,39 @@ async fn ingest(State(st): State<Arc<AppState>>, req: Request) -> Response {
     }
     let events = match parse_body(&body, &st.opts) {
         Ok(evs) => evs,
-        Err(BodyError::Malformed(m)) => return st.refuse(Reject::MalformedJson, 0, StatusCode::BAD_REQUEST, m),
+        Err(BodyError::Malformed(m)) => {
+            return st.refuse(Reject::MalformedJson, 0, StatusCode::BAD_REQUEST, m)
+        }
         Err(BodyError::WrongKind(m)) => {
             return st.refuse(Reject::WrongKind, 0, StatusCode::UNPROCESSABLE_ENTITY, m)
         }
     };
     let n = events.len() as u64;
     let (ack, acked) = oneshot::channel();
-    let append = Append { payload: body, events, received, slot, ack };
+    let append = Append {
+        payload: body,
+        events,
+        received,
+        slot,
+        ack,
+    };
     if st.spool_tx.send(append).is_err() {
-        return st.refuse(Reject::ShuttingDown, n, StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
+        return st.refuse(
+            Reject::ShuttingDown,
+            n,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down".into(),
+        );
     }
     match acked.await {
         Ok(Ok(())) => {
             st.metrics.batches_accepted.fetch_add(1, Ordering::Relaxed);
             st.metrics.events_received.fetch_add(n, Ordering::Relaxed);
             let mut resp = Response::new(Body::from(format!("{{\"accepted\":{n}}}\n")));
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             resp
         }
         Ok(Err(e)) => st.refuse(
@@ -287,7 +328,12 @@ async fn ingest(State(st): State<Arc<AppState>>, req: Request) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("cannot make the batch durable: {e}"),
         ),
-        Err(_) => st.refuse(Reject::ShuttingDown, n, StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()),
+        Err(_) => st.refuse(
+            Reject::ShuttingDown,
+            n,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down".into(),
+        ),
     }
 }
 

@@ -47,8 +47,12 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<(u64, u64)>> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(stem) = name.strip_suffix(".seg") else { continue };
-        let Ok(id) = stem.parse::<u64>() else { continue };
+        let Some(stem) = name.strip_suffix(".seg") else {
+            continue;
+        };
+        let Ok(id) = stem.parse::<u64>() else {
+            continue;
+        };
         out.push((id, entry.metadata()?.len()));
     }
     out.sort_unstable();
@@ -65,11 +69,26 @@ pub fn read_checkpoint(dir: &Path) -> io::Result<Option<Checkpoint>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("spool checkpoint: {what}"));
+    let bad = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("spool checkpoint: {what}"),
+        )
+    };
     let v: Value = serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?;
-    let num = |k: &str| v.get(k).and_then(Value::as_u64).ok_or_else(|| bad(&format!("missing {k}")));
-    let pos = Pos { seg: num("seg")?, off: num("off")? };
-    let output = match (v.get("output").and_then(Value::as_str), v.get("output_len").and_then(Value::as_u64)) {
+    let num = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad(&format!("missing {k}")))
+    };
+    let pos = Pos {
+        seg: num("seg")?,
+        off: num("off")?,
+    };
+    let output = match (
+        v.get("output").and_then(Value::as_str),
+        v.get("output_len").and_then(Value::as_u64),
+    ) {
         (Some(p), Some(n)) => Some((p.to_string(), n)),
         _ => None,
     };
@@ -104,13 +123,28 @@ pub struct SpoolWriter {
 
 impl SpoolWriter {
     /// Starts a fresh segment `first_seg`.
-    pub fn open(dir: &Path, first_seg: u64, seg_max: u64, bytes: Arc<AtomicU64>) -> io::Result<SpoolWriter> {
+    pub fn open(
+        dir: &Path,
+        first_seg: u64,
+        seg_max: u64,
+        bytes: Arc<AtomicU64>,
+    ) -> io::Result<SpoolWriter> {
         let file = Self::create(dir, first_seg)?;
-        Ok(SpoolWriter { dir: dir.to_path_buf(), seg: first_seg, file, len: 0, seg_max, bytes })
+        Ok(SpoolWriter {
+            dir: dir.to_path_buf(),
+            seg: first_seg,
+            file,
+            len: 0,
+            seg_max,
+            bytes,
+        })
     }
 
     fn create(dir: &Path, id: u64) -> io::Result<File> {
-        let f = OpenOptions::new().create_new(true).append(true).open(seg_path(dir, id))?;
+        let f = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(seg_path(dir, id))?;
         // The new name must survive a crash too, or the data in it is unreachable.
         sync_dir(dir)?;
         Ok(f)
@@ -141,7 +175,10 @@ impl SpoolWriter {
         let n = HEADER + payload.len() as u64;
         self.len += n;
         self.bytes.fetch_add(n, Ordering::Relaxed);
-        Ok(Pos { seg: self.seg, off: self.len })
+        Ok(Pos {
+            seg: self.seg,
+            off: self.len,
+        })
     }
 
     pub fn sync(&mut self) -> io::Result<()> {
@@ -155,7 +192,10 @@ pub enum Tail {
     Clean,
     /// A record cut short or failing its checksum: a write that never completed (never
     /// acknowledged, since acknowledgement waits for fsync).
-    Torn { at: u64, why: String },
+    Torn {
+        at: u64,
+        why: String,
+    },
 }
 
 /// Reads the records of segment `id` from `from`, calling `each(payload, end_offset)`.
@@ -172,19 +212,28 @@ pub fn read_segment(
     let mut at = from;
     while at < size {
         if size - at < HEADER {
-            return Ok(Tail::Torn { at, why: "truncated record header".into() });
+            return Ok(Tail::Torn {
+                at,
+                why: "truncated record header".into(),
+            });
         }
         let mut header = [0u8; 8];
         reader.read_exact(&mut header)?;
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         if size - at - HEADER < len {
-            return Ok(Tail::Torn { at, why: format!("record of {len} bytes cut short") });
+            return Ok(Tail::Torn {
+                at,
+                why: format!("record of {len} bytes cut short"),
+            });
         }
         let mut payload = vec![0u8; len as usize];
         reader.read_exact(&mut payload)?;
         if crc32fast::hash(&payload) != crc {
-            return Ok(Tail::Torn { at, why: "checksum mismatch".into() });
+            return Ok(Tail::Torn {
+                at,
+                why: "checksum mismatch".into(),
+            });
         }
         at += HEADER + len;
         each(payload, at);
@@ -200,7 +249,10 @@ pub fn delete_segments(dir: &Path, from: u64, to: u64, bytes: &AtomicU64) -> io:
         match fs::metadata(&p) {
             Ok(m) => {
                 fs::remove_file(&p)?;
-                bytes.fetch_sub(m.len().min(bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+                bytes.fetch_sub(
+                    m.len().min(bytes.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
                 removed = true;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -233,14 +285,33 @@ mod tests {
         let b = w.append(b"second record").unwrap();
         w.sync().unwrap();
         assert_eq!(a, Pos { seg: 1, off: 20 });
-        assert_eq!(b.seg, 2, "second record does not fit in 40 bytes, so it rolls over");
-        assert_eq!(list_segments(&dir).unwrap().iter().map(|s| s.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            b.seg, 2,
+            "second record does not fit in 40 bytes, so it rolls over"
+        );
+        assert_eq!(
+            list_segments(&dir)
+                .unwrap()
+                .iter()
+                .map(|s| s.0)
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         let mut got = Vec::new();
         read_segment(&dir, 1, 0, |p, end| got.push((p, end))).unwrap();
         read_segment(&dir, 2, 0, |p, end| got.push((p, end))).unwrap();
-        assert_eq!(got, vec![(b"first record".to_vec(), 20), (b"second record".to_vec(), 21)]);
+        assert_eq!(
+            got,
+            vec![
+                (b"first record".to_vec(), 20),
+                (b"second record".to_vec(), 21)
+            ]
+        );
         // A torn write: half a record at the end of segment 2.
-        let mut f = OpenOptions::new().append(true).open(seg_path(&dir, 2)).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(seg_path(&dir, 2))
+            .unwrap();
         f.write_all(&[50, 0, 0, 0, 1, 2, 3, 4, b'x']).unwrap();
         let mut n = 0;
         let tail = read_segment(&dir, 2, 0, |_, _| n += 1).unwrap();
@@ -267,7 +338,13 @@ mod tests {
         data[last] ^= 0xff;
         fs::write(seg_path(&dir, 7), data).unwrap();
         let tail = read_segment(&dir, 7, 0, |_, _| panic!("corrupt record delivered")).unwrap();
-        assert_eq!(tail, Tail::Torn { at: 0, why: "checksum mismatch".into() });
+        assert_eq!(
+            tail,
+            Tail::Torn {
+                at: 0,
+                why: "checksum mismatch".into()
+            }
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -275,7 +352,10 @@ mod tests {
     fn checkpoint_round_trips() {
         let dir = tempdir("cp");
         assert_eq!(read_checkpoint(&dir).unwrap(), None);
-        let cp = Checkpoint { pos: Pos { seg: 3, off: 99 }, output: Some(("/tmp/a.ndjson".into(), 1234)) };
+        let cp = Checkpoint {
+            pos: Pos { seg: 3, off: 99 },
+            output: Some(("/tmp/a.ndjson".into(), 1234)),
+        };
         write_checkpoint(&dir, &cp).unwrap();
         assert_eq!(read_checkpoint(&dir).unwrap(), Some(cp));
         fs::write(dir.join("checkpoint"), "{").unwrap();

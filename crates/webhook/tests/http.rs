@@ -18,10 +18,26 @@ fn tempdir(name: &str) -> PathBuf {
 
 fn secret_rule() -> Arc<Rule> {
     let e = Expr::and(vec![
-        Expr::field(FieldPath::new("verb"), Pred::Eq(vec!["create".into()]), false),
-        Expr::field(FieldPath::new("objectRef.resource"), Pred::Eq(vec!["secrets".into()]), false),
+        Expr::field(
+            FieldPath::new("verb"),
+            Pred::Eq(vec!["create".into()]),
+            false,
+        ),
+        Expr::field(
+            FieldPath::new("objectRef.resource"),
+            Pred::Eq(vec!["secrets".into()]),
+            false,
+        ),
     ]);
-    Arc::new(Rule::new("test", "r-secret", "Secret created", "kql", Lowered::Ok { pipeline: Pipeline::filter(e) }))
+    Arc::new(Rule::new(
+        "test",
+        "r-secret",
+        "Secret created",
+        "kql",
+        Lowered::Ok {
+            pipeline: Pipeline::filter(e),
+        },
+    ))
 }
 
 fn event(id: usize, verb: &str, resource: &str) -> String {
@@ -31,8 +47,11 @@ fn event(id: usize, verb: &str, resource: &str) -> String {
 }
 
 fn list(events: &[String]) -> Vec<u8> {
-    format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#, events.join(","))
-        .into_bytes()
+    format!(
+        r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#,
+        events.join(",")
+    )
+    .into_bytes()
 }
 
 fn config(dir: &std::path::Path) -> Config {
@@ -45,7 +64,10 @@ fn config(dir: &std::path::Path) -> Config {
 fn wait_ready(h: &ruleatlas_webhook::Handle) {
     let t = Instant::now();
     while !h.ready.load(std::sync::atomic::Ordering::SeqCst) {
-        assert!(t.elapsed() < Duration::from_secs(30), "server never became ready");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "server never became ready"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -81,22 +103,44 @@ fn refusals_get_their_status_and_are_counted() {
     let r = conn.post("/", &[], &good).unwrap();
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
-    let r = conn.post("/", &[("Authorization", "Bearer s3cret-tokem")], &good).unwrap();
+    let r = conn
+        .post("/", &[("Authorization", "Bearer s3cret-tokem")], &good)
+        .unwrap();
     assert_eq!(r.status, 401);
-    let r = conn.post("/", &[("Authorization", "Basic czNjcmV0LXRva2Vu")], &good).unwrap();
+    let r = conn
+        .post("/", &[("Authorization", "Basic czNjcmV0LXRva2Vu")], &good)
+        .unwrap();
     assert_eq!(r.status, 401);
 
-    let big = list(&(0..100).map(|i| event(i, "get", "pods")).collect::<Vec<_>>());
+    let big = list(
+        &(0..100)
+            .map(|i| event(i, "get", "pods"))
+            .collect::<Vec<_>>(),
+    );
     assert!(big.len() > 4096);
     let r = conn.post("/", &auth, &big).unwrap();
     assert_eq!(r.status, 413, "{}", r.text());
-    assert!(r.text().contains("exceeds the limit of 4096 bytes"), "{}", r.text());
+    assert!(
+        r.text().contains("exceeds the limit of 4096 bytes"),
+        "{}",
+        r.text()
+    );
 
     let r = conn.post("/", &auth, b"{\"kind\":\"EventList\",").unwrap();
     assert_eq!(r.status, 400);
-    assert!(r.text().contains("malformed JSON at line 1"), "{}", r.text());
+    assert!(
+        r.text().contains("malformed JSON at line 1"),
+        "{}",
+        r.text()
+    );
 
-    let r = conn.post("/", &auth, br#"{"kind":"PodList","apiVersion":"v1","items":[]}"#).unwrap();
+    let r = conn
+        .post(
+            "/",
+            &auth,
+            br#"{"kind":"PodList","apiVersion":"v1","items":[]}"#,
+        )
+        .unwrap();
     assert_eq!(r.status, 422);
     assert!(r.text().contains("PodList"), "{}", r.text());
 
@@ -111,7 +155,9 @@ fn refusals_get_their_status_and_are_counted() {
     let t = Instant::now();
     let text = loop {
         let text = conn.get("/metrics").unwrap().text();
-        if metric(&text, "ruleatlas_webhook_events_processed_total") == 2 || t.elapsed() > Duration::from_secs(10) {
+        if metric(&text, "ruleatlas_webhook_events_processed_total") == 2
+            || t.elapsed() > Duration::from_secs(10)
+        {
             break text;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -120,11 +166,19 @@ fn refusals_get_their_status_and_are_counted() {
     assert_eq!(h.metrics.rejected(Reject::TooLarge), 1);
     assert_eq!(h.metrics.rejected(Reject::MalformedJson), 1);
     assert_eq!(h.metrics.rejected(Reject::WrongKind), 1);
-    assert!(text.contains("ruleatlas_webhook_rejected_requests_total{reason=\"unauthenticated\"} 3"), "{text}");
+    assert!(
+        text.contains("ruleatlas_webhook_rejected_requests_total{reason=\"unauthenticated\"} 3"),
+        "{text}"
+    );
     assert!(text.contains("ruleatlas_webhook_rejected_requests_total{reason=\"wrong_kind\"} 1"));
     assert_eq!(metric(&text, "ruleatlas_webhook_events_received_total"), 2);
     assert_eq!(metric(&text, "ruleatlas_webhook_events_processed_total"), 2);
-    assert!(text.contains("ruleatlas_webhook_alerts_total{rule_id=\"r-secret\",rule=\"Secret created\"} 1"), "{text}");
+    assert!(
+        text.contains(
+            "ruleatlas_webhook_alerts_total{rule_id=\"r-secret\",rule=\"Secret created\"} 1"
+        ),
+        "{text}"
+    );
     h.shutdown().unwrap();
 
     // Nothing refused reached the rules: one alert, for event 1 of the accepted batch.
@@ -142,14 +196,20 @@ fn single_events_and_resent_batches() {
     let h = start(config(&dir), vec![secret_rule()]).unwrap();
     wait_ready(&h);
     let mut conn = Conn::connect(h.addr).unwrap();
-    let single = event(7, "create", "secrets").replace("{\"auditID\"", "{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"auditID\"");
+    let single = event(7, "create", "secrets").replace(
+        "{\"auditID\"",
+        "{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"auditID\"",
+    );
     assert_eq!(conn.post("/", &[], single.as_bytes()).unwrap().status, 200);
     // The same batch twice, as a sender does when an acknowledgement is lost.
     let b = list(&[event(8, "create", "secrets"), event(9, "create", "secrets")]);
     assert_eq!(conn.post("/", &[], &b).unwrap().status, 200);
     assert_eq!(conn.post("/", &[], &b).unwrap().status, 200);
     h.shutdown().unwrap();
-    let ids: Vec<String> = alerts(&dir).iter().map(|a| a["events"][0]["auditID"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = alerts(&dir)
+        .iter()
+        .map(|a| a["events"][0]["auditID"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids, ["id-7", "id-8", "id-9"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -172,21 +232,38 @@ fn spool_is_replayed_from_the_checkpoint_after_a_restart() {
     let spool = dir.join("spool");
     let segs = ruleatlas_webhook::spool::list_segments(&spool).unwrap();
     let next = segs.last().map(|s| s.0).unwrap_or(0) + 1;
-    let mut w = ruleatlas_webhook::spool::SpoolWriter::open(&spool, next, 1 << 20, Default::default()).unwrap();
+    let mut w =
+        ruleatlas_webhook::spool::SpoolWriter::open(&spool, next, 1 << 20, Default::default())
+            .unwrap();
     w.append(&list(&[event(10, "create", "secrets")])).unwrap();
-    w.append(&list(&[event(11, "get", "secrets"), event(12, "create", "secrets")])).unwrap();
+    w.append(&list(&[
+        event(11, "get", "secrets"),
+        event(12, "create", "secrets"),
+    ]))
+    .unwrap();
     w.sync().unwrap();
     drop(w);
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().append(true).open(dir.join("alerts.ndjson")).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("alerts.ndjson"))
+        .unwrap();
     f.write_all(b"{\"half written alert").unwrap();
     drop(f);
 
     let h = start(config(&dir), vec![secret_rule()]).unwrap();
     wait_ready(&h);
-    assert_eq!(h.metrics.events_replayed.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert_eq!(
+        h.metrics
+            .events_replayed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
     h.shutdown().unwrap();
-    let ids: Vec<String> = alerts(&dir).iter().map(|a| a["events"][0]["auditID"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = alerts(&dir)
+        .iter()
+        .map(|a| a["events"][0]["auditID"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids, ["id-0", "id-1", "id-2", "id-10", "id-12"]);
     // Processed segments are deleted; only the current (empty) one is left.
     let left = ruleatlas_webhook::spool::list_segments(&spool).unwrap();
@@ -202,13 +279,29 @@ fn a_full_queue_answers_429_with_retry_after() {
     // A slow rule set: many rules over a large batch keep the engine busy while we post.
     let rules: Vec<Arc<Rule>> = (0..200)
         .map(|i| {
-            let e = Expr::field(FieldPath::new("user.username"), Pred::Regex(vec![format!("^nobody{i}.*x$")]), false);
-            Arc::new(Rule::new("test", &format!("slow-{i}"), "slow", "kql", Lowered::Ok { pipeline: Pipeline::filter(e) }))
+            let e = Expr::field(
+                FieldPath::new("user.username"),
+                Pred::Regex(vec![format!("^nobody{i}.*x$")]),
+                false,
+            );
+            Arc::new(Rule::new(
+                "test",
+                &format!("slow-{i}"),
+                "slow",
+                "kql",
+                Lowered::Ok {
+                    pipeline: Pipeline::filter(e),
+                },
+            ))
         })
         .collect();
     let h = start(c, rules).unwrap();
     wait_ready(&h);
-    let batch = list(&(0..2000).map(|i| event(i, "get", "pods")).collect::<Vec<_>>());
+    let batch = list(
+        &(0..2000)
+            .map(|i| event(i, "get", "pods"))
+            .collect::<Vec<_>>(),
+    );
     let addr = h.addr;
     let mut statuses = Vec::new();
     let clients: Vec<_> = (0..4)
@@ -219,7 +312,9 @@ fn a_full_queue_answers_429_with_retry_after() {
                 let mut got = Vec::new();
                 for j in 0..5 {
                     // Distinct auditIDs per post, so nothing is skipped as a re-send.
-                    let b = String::from_utf8(batch.clone()).unwrap().replace("\"id-", &format!("\"c{k}-{j}-"));
+                    let b = String::from_utf8(batch.clone())
+                        .unwrap()
+                        .replace("\"id-", &format!("\"c{k}-{j}-"));
                     let r = conn.post("/", &[], b.as_bytes()).unwrap();
                     got.push((r.status, r.header("retry-after").map(String::from)));
                 }

@@ -3,8 +3,8 @@
 //! CA never gets a batch accepted.
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use ruleatlas_webhook::{start, Config, TlsFiles};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -20,15 +20,22 @@ fn ca(name: &str) -> Ca {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name.push(DnType::CommonName, name);
-    Ca { cert: p.self_signed(&key).unwrap(), key }
+    Ca {
+        cert: p.self_signed(&key).unwrap(),
+        key,
+    }
 }
 
 fn leaf(ca: &Ca, names: &[&str], client: bool) -> (rcgen::Certificate, KeyPair) {
     let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let mut p =
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     p.distinguished_name.push(DnType::CommonName, names[0]);
-    p.extended_key_usages =
-        vec![if client { ExtendedKeyUsagePurpose::ClientAuth } else { ExtendedKeyUsagePurpose::ServerAuth }];
+    p.extended_key_usages = vec![if client {
+        ExtendedKeyUsagePurpose::ClientAuth
+    } else {
+        ExtendedKeyUsagePurpose::ServerAuth
+    }];
     (p.signed_by(&key, &ca.cert, &ca.key).unwrap(), key)
 }
 
@@ -56,7 +63,9 @@ fn post(
             .unwrap(),
         None => b.with_no_client_auth(),
     };
-    let conn = rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost").unwrap()).unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost").unwrap())
+            .unwrap();
     let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
@@ -69,7 +78,10 @@ fn post(
     let mut resp = Vec::new();
     let _ = tls.read_to_end(&mut resp);
     let text = String::from_utf8_lossy(&resp);
-    text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("no response: {text:?}"))
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no response: {text:?}"))
 }
 
 fn write(dir: &Path, name: &str, text: String) -> std::path::PathBuf {
@@ -103,11 +115,37 @@ fn mutual_tls_and_tokens() {
 
     assert_eq!(post(h.addr, &ca1, Some(&good_client), "", BODY), Ok(200));
     assert_eq!(post(h.addr, &ca1, None, "", BODY), Ok(401));
-    assert_eq!(post(h.addr, &ca1, None, "Authorization: Bearer tok-123\r\n", BODY), Ok(200));
-    assert_eq!(post(h.addr, &ca1, None, "Authorization: Bearer tok-124\r\n", BODY), Ok(401));
+    assert_eq!(
+        post(
+            h.addr,
+            &ca1,
+            None,
+            "Authorization: Bearer tok-123\r\n",
+            BODY
+        ),
+        Ok(200)
+    );
+    assert_eq!(
+        post(
+            h.addr,
+            &ca1,
+            None,
+            "Authorization: Bearer tok-124\r\n",
+            BODY
+        ),
+        Ok(401)
+    );
     let r = post(h.addr, &ca1, Some(&bad_client), "", BODY);
-    assert!(r.is_err() || r == Ok(401), "untrusted client certificate got {r:?}");
-    assert_eq!(h.metrics.batches_accepted.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert!(
+        r.is_err() || r == Ok(401),
+        "untrusted client certificate got {r:?}"
+    );
+    assert_eq!(
+        h.metrics
+            .batches_accepted
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
     h.shutdown().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -123,11 +161,17 @@ fn bad_tls_material_is_a_clear_error() {
         key: dir.join("missing.key"),
         client_ca: None,
     });
-    let err = start(c, Vec::new()).err().expect("bad TLS files must fail").to_string();
+    let err = start(c, Vec::new())
+        .err()
+        .expect("bad TLS files must fail")
+        .to_string();
     assert!(err.contains("srv.crt"), "{err}");
     let mut c = Config::new("0.0.0.0:0".parse().unwrap(), dir.join("spool"));
     c.output = Some(dir.join("alerts.ndjson"));
-    let err = start(c, Vec::new()).err().expect("no auth on a public address must fail").to_string();
+    let err = start(c, Vec::new())
+        .err()
+        .expect("no auth on a public address must fail")
+        .to_string();
     assert!(err.contains("without authentication"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
