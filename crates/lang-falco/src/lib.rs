@@ -21,6 +21,7 @@
 //! assert_eq!(ruleatlas_lang_falco::render_output("by %ka.user.name", &ev), "by alice");
 //! ```
 
+mod compile;
 mod fields;
 mod load;
 mod lower;
@@ -28,5 +29,6 @@ mod output;
 mod parse;
 mod yaml;
 
-pub use load::{compile_condition, load_files};
+pub use compile::compile_condition;
+pub use load::load_files;
 pub use output::render_output;
