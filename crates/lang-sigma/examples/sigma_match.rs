@@ -37,7 +37,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         for a in out.drain(..) {
             let line = a.events.last().map(|e| e.origin.line).unwrap_or(0);
-            hits.entry(a.rule.source.path.clone()).or_default().push(line);
+            hits.entry(a.rule.source.path.clone())
+                .or_default()
+                .push(line);
         }
     }
     engine.finish(&mut out);

@@ -584,6 +584,29 @@ fn field_item(
     value::lower_item(&item, &opts.placeholders, map)
 }
 
+/// Compiles an ad-hoc Sigma detection (`ruleatlas query --lang sigma`): either a whole rule or
+/// just its `detection` mapping (`sel: {verb: create}` plus `condition: sel`). Field names are
+/// mapped as for a rule of the given log source (a whole rule's own `logsource` wins).
+pub fn compile_detection(text: &str, logsource: Option<&LogSourceSel>) -> Result<Expr, Diagnostic> {
+    let index = LineIndex::new(text);
+    let locate = |d: Diagnostic| d.locate_in(text, &index, 0);
+    let docs = yaml::parse(text).map_err(|e| {
+        locate(
+            Diagnostic::error("yaml-syntax", format!("invalid YAML: {}", e.message))
+                .with_span(Span::new(e.offset, e.offset)),
+        )
+    })?;
+    let Some(doc) = docs.into_iter().next() else {
+        return Err(Diagnostic::error("sigma-detection", "empty query"));
+    };
+    let (det, ls) = match doc.root.get("detection") {
+        Some(d) => (d.clone(), logsource_of(&doc.root)),
+        None => (doc.root.clone(), logsource.cloned()),
+    };
+    let map = field_mapper(catalog_source(&ls));
+    detection_expr(&det, &Options::builtin(), &map).map_err(locate)
+}
+
 /// A filter document: `filter: {rules: [...], <selections>, condition}`.
 fn lower_filter(root: &Node, f: &Node, opts: &Options) -> Lowered {
     if f.get("rules").is_none() {

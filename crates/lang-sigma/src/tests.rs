@@ -319,3 +319,39 @@ fn any_field_subject_is_the_documented_star() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn ad_hoc_detections_compile() {
+    let ls = LogSourceSel {
+        product: Some("kubernetes".into()),
+        service: Some("audit".into()),
+        category: None,
+    };
+    let e = compile_detection("sel:\n  apiGroup: apps\ncondition: sel\n", Some(&ls));
+    assert_eq!(
+        e.map(|e| e.to_string()).ok().as_deref(),
+        Some("objectRef.apiGroup ==~ \"apps\"")
+    );
+    let err = compile_detection("sel: {verb: get}\ncondition: sel or x\n", None).err();
+    assert_eq!(err.and_then(|d| d.column), Some(19));
+}
+
+#[test]
+fn truncated_and_odd_documents_never_panic() {
+    let base = rule("  sel:\n    verb|contains|all: [a, b]\n    x|re: '(a'\n  kw: ['*']\n  condition: 1 of them and not (sel or kw)\n");
+    for cut in 0..base.len() {
+        let _ = load_file("t.yml", &base[..cut]);
+    }
+    for odd in [
+        "",
+        "---",
+        "- a\n- b",
+        "title: [",
+        "title: x\ndetection: 5",
+        "title: x\ndetection: {condition: [1]}",
+        "title: x\ncorrelation: {type: temporal, rules: [a], timespan: 0s}",
+        "\u{feff}title: é\ndetection:\n  s: {a: '\u{1F600}*'}\n  condition: s",
+    ] {
+        let _ = load_file("odd.yml", odd);
+    }
+}

@@ -33,6 +33,7 @@ fn corpus_sigma_loads() {
     let mut loaded = 0usize;
     let mut rules: Vec<Rule> = Vec::new();
     let mut failures = Vec::new();
+    let mut since_cut = 0;
     for f in &files {
         let Ok(text) = std::fs::read_to_string(f) else {
             failures.push(format!("{}: unreadable", f.display()));
@@ -55,6 +56,23 @@ fn corpus_sigma_loads() {
                 rules.extend(rs);
             }
             Err(_) => failures.push(format!("{path}: PANIC")),
+        }
+        // Broken input must not panic either: every 20th file, cut at a third and two thirds.
+        since_cut += 1;
+        if since_cut == 20 {
+            since_cut = 0;
+            for frac in [3, 2] {
+                let mut cut = text.len() / frac;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let part = &text[..cut];
+                if std::panic::catch_unwind(|| ruleatlas_lang_sigma::load_file(&path, part))
+                    .is_err()
+                {
+                    failures.push(format!("{path} cut at {cut}: PANIC"));
+                }
+            }
         }
     }
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();

@@ -71,17 +71,25 @@ fn cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
     vec![
         (
             "exec into a pod",
-            audit("create", "pods", json!({"objectRef": {"subresource": "exec", "name": "web"},
-                "requestURI": "/api/v1/namespaces/default/pods/web/exec?command=%2Fbin%2Fsh&stdin=true"})),
+            audit(
+                "create",
+                "pods",
+                json!({"objectRef": {"subresource": "exec", "name": "web"},
+                "requestURI": "/api/v1/namespaces/default/pods/web/exec?command=%2Fbin%2Fsh&stdin=true"}),
+            ),
             vec!["Potential Remote Command Execution In Pod Container"],
         ),
         (
             "privileged hostPath pod in kube-system",
-            audit("create", "pods", json!({"objectRef": {"namespace": "kube-system"},
+            audit(
+                "create",
+                "pods",
+                json!({"objectRef": {"namespace": "kube-system"},
                 "requestObject": {"kind": "Pod", "spec": {
                     "volumes": [{"name": "root", "hostPath": {"path": "/", "type": ""}}],
                     "containers": [{"name": "c", "image": "busybox",
-                        "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}]}}})),
+                        "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}]}}}),
+            ),
             vec![
                 "Creation Of Pod In System Namespace",
                 "Container With A hostPath Mount Created",
@@ -90,7 +98,11 @@ fn cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
         ),
         (
             "cluster role binding created",
-            audit("create", "clusterrolebindings", json!({"objectRef": {"apiGroup": "rbac.authorization.k8s.io", "apiVersion": "v1"}})),
+            audit(
+                "create",
+                "clusterrolebindings",
+                json!({"objectRef": {"apiGroup": "rbac.authorization.k8s.io", "apiVersion": "v1"}}),
+            ),
             vec!["Kubernetes Rolebinding Modification"],
         ),
         (
@@ -105,7 +117,11 @@ fn cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
         ),
         (
             "deployment patched (sidecar injection)",
-            audit("patch", "deployments", json!({"objectRef": {"apiGroup": "apps"}})),
+            audit(
+                "patch",
+                "deployments",
+                json!({"objectRef": {"apiGroup": "apps"}}),
+            ),
             vec!["Potential Sidecar Injection Into Running Deployment"],
         ),
         ("benign pod read", audit("get", "pods", json!({})), vec![]),
@@ -116,16 +132,27 @@ fn cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
         ),
         (
             "S3 bucket logging changed by root",
-            trail("s3.amazonaws.com", "PutBucketLogging", json!({"userIdentity": {"type": "Root"}})),
+            trail(
+                "s3.amazonaws.com",
+                "PutBucketLogging",
+                json!({"userIdentity": {"type": "Root"}}),
+            ),
             vec!["AWS S3 Data Management Tampering", "AWS Root Credentials"],
         ),
-        ("benign S3 read", trail("s3.amazonaws.com", "GetObject", json!({})), vec![]),
+        (
+            "benign S3 read",
+            trail("s3.amazonaws.com", "GetObject", json!({})),
+            vec![],
+        ),
     ]
 }
 
 fn fired(engine: &mut Engine, doc: Value) -> BTreeSet<String> {
     let mut out = Vec::new();
-    engine.process(Arc::new(Event::new(doc, &EventOptions::default())), &mut out);
+    engine.process(
+        Arc::new(Event::new(doc, &EventOptions::default())),
+        &mut out,
+    );
     out.iter().map(|a| a.rule.title.clone()).collect()
 }
 
@@ -148,7 +175,10 @@ fn corpus_sigma_kubernetes_and_cloudtrail_rules_fire_only_where_they_should() {
         .filter(|(r, _)| r.lowered.status() == "ok")
         .map(|(r, why)| format!("{}: {why}", r.title))
         .collect();
-    println!("sigma rules in the engine: {} of {n}", engine.active_rules());
+    println!(
+        "sigma rules in the engine: {} of {n}",
+        engine.active_rules()
+    );
     assert!(not_compiled.is_empty(), "{not_compiled:#?}");
 
     let (mut raw_ok, mut ecs_ok) = (0, 0);
