@@ -365,6 +365,12 @@ fn lower_rule(
         }
         _ => {}
     }
+    if r.get("query").is_none() {
+        return invalid(loc, format!("{rule_type} rule has no `query`"));
+    }
+    if language == "eql" && query.trim().is_empty() {
+        return invalid(loc, "the EQL query is empty".into());
+    }
     let filter = match language {
         "kuery" => crate::compile(query),
         "lucene" => lucene::compile(query),

@@ -170,3 +170,15 @@ fn eql_rules_lower_and_their_errors_are_located() {
     assert_eq!(d.line, Some(22), "{d}");
     assert!(d.code.starts_with("eql"), "{d}");
 }
+
+#[test]
+fn missing_query_is_an_error_not_match_all() {
+    let start = RULE.find("query = '''").unwrap_or(0);
+    let end = RULE.find("[[rule.threat]]").unwrap_or(0);
+    let no_query = format!("{}{}", &RULE[..start], &RULE[end..]);
+    let (rules, _) = load_file("q.toml", &no_query);
+    assert_eq!(rules[0].lowered.status(), "error");
+    let eql = no_query.replace("language = \"kuery\"", "language = \"eql\"");
+    let (rules, _) = load_file("q.toml", &eql);
+    assert_eq!(rules[0].lowered.status(), "error");
+}
