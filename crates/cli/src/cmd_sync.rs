@@ -68,11 +68,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             if let Status::Failed { error, kept } = &o.status {
                 let kept = match kept {
                     Some(rev) => format!("keeping the cached copy at {rev}"),
+                    None if o.kind == "spec" => "no cached copy of this spec".to_string(),
                     None => "no cached copy: its rules are missing".to_string(),
                 };
                 eprintln!("ruleatlas sync: {} failed: {error} ({kept})", o.name);
             }
         }
+        emit(&in_use(&report.lock))?;
         let lock_path = cache_dir.join(ruleatlas_sync::LOCK_FILE);
         emit(&format!(
             "{} sources, {} failed, {}; lock: {}\n",
@@ -241,4 +243,54 @@ fn emit(text: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => Ok(r?),
     }
+}
+
+/// One line per source in use: what the cache now says the atlas is built from.
+fn in_use(lock: &Lock) -> String {
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    for r in &lock.rules {
+        let rev = match (&r.commit, r.dirty) {
+            (Some(c), false) => c.get(..12).unwrap_or(c).to_string(),
+            (Some(c), true) => format!("{}+dirty", c.get(..12).unwrap_or(c)),
+            (None, _) => format!("tree:{}", r.tree_sha256.get(..7).unwrap_or("")),
+        };
+        let date = r
+            .commit_date
+            .as_deref()
+            .map(|d| d.get(..10).unwrap_or(d).to_string())
+            .unwrap_or_else(|| "-".into());
+        rows.push([
+            r.name.clone(),
+            r.vendor.clone(),
+            rev,
+            date,
+            format!("{} files", r.files.len()),
+        ]);
+    }
+    for s in &lock.specs {
+        rows.push([
+            s.name.clone(),
+            "spec".into(),
+            format!("sha256:{}", s.sha256.get(..7).unwrap_or("")),
+            s.fetched_at.get(..10).unwrap_or("-").to_string(),
+            format!("{} files → specs/{}", s.files, s.dest),
+        ]);
+    }
+    let mut width = [0usize; 5];
+    for row in &rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(width)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }

@@ -214,4 +214,36 @@ mod tests {
         );
         assert_eq!(web_url("file:///tmp/r"), "file:///tmp/r");
     }
+
+    #[test]
+    fn file_links() {
+        let mut r = LockedRules {
+            name: "sigma".into(),
+            vendor: "sigma".into(),
+            url: "https://github.com/SigmaHQ/sigma.git".into(),
+            git_ref: None,
+            commit: Some("8eaafff1".into()),
+            commit_date: None,
+            dirty: false,
+            folders: vec!["rules".into()],
+            dir: "repos/sigma/x".into(),
+            tree_sha256: String::new(),
+            files: BTreeMap::new(),
+            fetched_at: String::new(),
+        };
+        assert_eq!(
+            r.file_url("rules/a.yml").as_deref(),
+            Some("https://github.com/SigmaHQ/sigma/blob/8eaafff1/rules/a.yml")
+        );
+        r.url = "https://gitlab.com/team/rules".into();
+        assert_eq!(
+            r.file_url("a.yml").as_deref(),
+            Some("https://gitlab.com/team/rules/-/blob/8eaafff1/a.yml")
+        );
+        r.url = "/srv/rules.git".into();
+        assert_eq!(r.file_url("a.yml"), None);
+        r.commit = None;
+        r.url = "https://github.com/o/r".into();
+        assert_eq!(r.file_url("a.yml"), None);
+    }
 }
