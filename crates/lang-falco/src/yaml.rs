@@ -175,13 +175,21 @@ impl MarkedEventReceiver for Builder<'_> {
                         },
                         a,
                     ),
-                    Some(Frame::Map(entries, _, p, a)) => (
-                        Node {
-                            kind: NodeKind::Map(entries),
-                            pos: p,
-                        },
-                        a,
-                    ),
+                    Some(Frame::Map(entries, _, p, a)) => {
+                        // A block mapping's start mark can sit after its first key; the key is
+                        // where a reader looks for the item.
+                        let pos = match entries.first() {
+                            Some((k, _)) if k.pos.offset < p.offset => k.pos,
+                            _ => p,
+                        };
+                        (
+                            Node {
+                                kind: NodeKind::Map(entries),
+                                pos,
+                            },
+                            a,
+                        )
+                    }
                     None => return,
                 };
                 self.push(node, anchor);
@@ -385,6 +393,7 @@ mod tests {
             kind: NodeKind::Seq(vec![]),
             pos: Pos::default(),
         });
+        assert_eq!((item.pos.line, item.pos.col), (2, 3));
         let cond = item.get("condition").map(|n| n.pos).unwrap_or_default();
         assert_eq!((cond.line, cond.col), (3, 14));
         assert_eq!(&text[cond.offset..cond.offset + 7], "a and b");

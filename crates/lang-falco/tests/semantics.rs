@@ -234,6 +234,13 @@ fn problems_are_located_and_the_rest_loads() {
         .iter()
         .any(|d| d.code == "yaml-syntax" && d.severity == DiagSeverity::Error && d.line.is_some()));
     assert_eq!(fired(&rules, pod(&["x"])), vec!["good"]);
+
+    let (_, diags) = load_files(&[(
+        "a.yaml".into(),
+        "# x\n- list: nope\n  items: [a]\n  append: true\n".into(),
+    )]);
+    let d = diags.first().map(|d| (d.code.as_str(), d.line, d.column));
+    assert_eq!(d, Some(("falco-append", Some(2), Some(3))));
 }
 
 #[test]
