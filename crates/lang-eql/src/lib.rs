@@ -67,3 +67,32 @@ pub fn lower_tree(
     let p = l.piped(tree);
     l.finish(p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruleatlas_ir::{DiagSeverity, LineIndex};
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let text = "sequence\n  [process where a == \"x\"]\n  [file where b in (1, 2]";
+        let diags = lower(text, &LowerOptions::default()).unwrap_err();
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        let d = diags[0].clone().locate_in(text, &LineIndex::new(text), 0);
+        assert_eq!(d.severity, DiagSeverity::Error);
+        assert_eq!(d.code, "eql-syntax");
+        assert_eq!((d.line, d.column), (Some(3), Some(25)));
+        assert!(d.message.contains("expected `)`"), "{}", d.message);
+    }
+
+    #[test]
+    fn endgame_pipes_are_rejected_in_elasticsearch() {
+        let d = lower(
+            "process where true | unique_count a",
+            &LowerOptions::default(),
+        )
+        .unwrap_err();
+        assert!(d[0].message.contains("endgame only"), "{d:?}");
+        assert!(Dialect::parse("endgame") == Some(Dialect::Endgame));
+    }
+}
