@@ -192,10 +192,7 @@ fn coverage_diff(
     cache: &std::path::Path,
 ) -> Option<Vec<ruleatlas_sync::diff::CoverageChange>> {
     let specs = Cache::open(cache).ok().and_then(|c| c.specs_dir());
-    let catalog = match specs
-        .as_deref()
-        .map(|d| ruleatlas_catalog::Catalog::from_specs(d))
-    {
+    let catalog = match specs.as_deref().map(ruleatlas_catalog::Catalog::from_specs) {
         Some(Ok(c)) => c,
         Some(Err(e)) => {
             eprintln!("ruleatlas sync: the synced specs do not build a catalog ({e}); using the built-in one");
