@@ -20,21 +20,69 @@ use toml::{Spanned, Table, Value};
 /// Elastic's default look-back when a rule has no `from`.
 const DEFAULT_FROM: &str = "now-6m";
 
+/// The parts of a rule file the loader reads, in one TOML pass. Every value stays a
+/// `toml::Value` so a mistyped field is judged by the loader (which can say what it expected),
+/// not by serde; `query` keeps its span to locate query diagnostics in the file.
 #[derive(serde::Deserialize)]
-struct QueryOnly {
-    rule: Option<QueryRule>,
+struct RawFile {
+    metadata: Option<Value>,
+    rule: Option<RawRule>,
 }
 
-#[derive(serde::Deserialize)]
-struct QueryRule {
-    query: Option<Spanned<String>>,
+macro_rules! raw_rule {
+    ($($field:ident $(= $key:literal)?),* $(,)?) => {
+        #[derive(serde::Deserialize)]
+        struct RawRule {
+            query: Option<Spanned<Value>>,
+            $( $(#[serde(rename = $key)])? $field: Option<Value>, )*
+        }
+
+        impl RawRule {
+            /// The rule as a table, and the span of its `query` value in the file.
+            fn table(&self) -> (Table, Option<std::ops::Range<usize>>) {
+                let mut t = Table::new();
+                $( if let Some(v) = &self.$field {
+                    t.insert(raw_rule!(@key $field $($key)?).to_string(), v.clone());
+                } )*
+                let span = self.query.as_ref().map(|s| {
+                    t.insert("query".into(), s.get_ref().clone());
+                    s.span()
+                });
+                (t, span)
+            }
+        }
+    };
+    (@key $field:ident $key:literal) => { $key };
+    (@key $field:ident) => { stringify!($field) };
 }
+
+raw_rule!(
+    rule_type = "type",
+    language,
+    rule_id,
+    name,
+    description,
+    severity,
+    risk_score,
+    building_block_type,
+    enabled,
+    index,
+    threat,
+    tags,
+    author,
+    references,
+    false_positives,
+    note,
+    from,
+    threshold,
+    new_terms,
+);
 
 /// Loads one Elastic rule file. Never panics; a file that is not valid TOML yields one located
 /// `toml-syntax` diagnostic, a TOML file without `[rule]` a `not-a-rule` diagnostic.
 pub fn load_file(path: &str, text: &str) -> (Vec<Rule>, Vec<Diagnostic>) {
     let index = LineIndex::new(text);
-    let table: Table = match toml::from_str(text) {
+    let file: RawFile = match toml::from_str(text) {
         Ok(t) => t,
         Err(e) => {
             let at = e.span().map(|r| r.start).unwrap_or(0);
@@ -46,21 +94,18 @@ pub fn load_file(path: &str, text: &str) -> (Vec<Rule>, Vec<Diagnostic>) {
             return (Vec::new(), vec![d]);
         }
     };
-    let Some(Value::Table(rule)) = table.get("rule") else {
+    let Some(raw) = file.rule else {
         let d = Diagnostic::error("not-a-rule", "TOML file has no [rule] table")
             .with_path(path)
             .at(1, 1);
         return (Vec::new(), vec![d]);
     };
-    let meta = match table.get("metadata") {
-        Some(Value::Table(m)) => m.clone(),
+    let meta = match file.metadata {
+        Some(Value::Table(m)) => m,
         _ => Table::new(),
     };
-    let query_span: Option<std::ops::Range<usize>> = toml::from_str::<QueryOnly>(text)
-        .ok()
-        .and_then(|q| q.rule)
-        .and_then(|r| r.query)
-        .map(|s| s.span());
+    let (table, query_span) = raw.table();
+    let rule = &table;
     let rule = build_rule(path, text, &index, rule, &meta, query_span);
     (vec![rule], Vec::new())
 }
