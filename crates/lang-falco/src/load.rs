@@ -145,6 +145,10 @@ impl<'a> State<'a> {
 
     fn item(&mut self, file: usize, node: &Node) {
         self.seq += 1;
+        // A bare `-` (the k8saudit 0.6.0 rules file has one): Falco skips null items.
+        if node.is_null() {
+            return;
+        }
         let NodeKind::Map(entries) = &node.kind else {
             self.diag(
                 file,
