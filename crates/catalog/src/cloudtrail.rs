@@ -25,6 +25,19 @@ struct NamingRules {
     versioned_event_names: Versioned,
     #[serde(default)]
     aliases: HashMap<String, HashMap<String, Vec<String>>>,
+    #[serde(default)]
+    extra_service: Vec<ExtraService>,
+}
+
+/// A CloudTrail event source without a botocore model (console sign-in, CloudShell).
+#[derive(Debug, Default, Deserialize)]
+struct ExtraService {
+    name: String,
+    full_name: String,
+    event_source: String,
+    /// Event name → our description.
+    #[serde(default)]
+    operations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,7 +115,11 @@ pub fn parse_dir(dir: &Path) -> Result<(AwsFacts, AwsProse), CatalogError> {
         .collect();
     names.sort();
     for svc_dir in names {
-        let Some(svc) = svc_dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+        let Some(svc) = svc_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+        else {
             continue;
         };
         // API versions are dates; the newest is the current model.
@@ -128,6 +145,41 @@ pub fn parse_dir(dir: &Path) -> Result<(AwsFacts, AwsProse), CatalogError> {
         }
         services.push(facts);
     }
+    for extra in &rules.extra_service {
+        for (op, d) in &extra.operations {
+            prose
+                .operations
+                .insert(format!("{}:{op}", extra.name), d.clone());
+        }
+        let ops = extra.operations.keys().map(|n| AwsOpFacts {
+            name: n.clone(),
+            event_name: n.clone(),
+            aliases: Vec::new(),
+        });
+        // A newer botocore may model the service (`signin` gained an API): keep its calls and
+        // add the console events it does not model.
+        match services
+            .iter_mut()
+            .find(|s: &&mut AwsServiceFacts| s.event_source == extra.event_source)
+        {
+            Some(s) => {
+                for op in ops {
+                    if !s.operations.iter().any(|o| o.event_name == op.event_name) {
+                        s.operations.push(op);
+                    }
+                }
+                s.operations.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            None => services.push(AwsServiceFacts {
+                name: extra.name.clone(),
+                full_name: extra.full_name.clone(),
+                api_version: String::new(),
+                event_source: extra.event_source.clone(),
+                operations: ops.collect(),
+            }),
+        }
+    }
+    services.sort_by(|a, b| a.name.cmp(&b.name));
     let version = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -163,7 +215,11 @@ fn service_facts(
         }
         None => format!("{signing}.amazonaws.com"),
     };
-    let versioned = rules.versioned_event_names.services.iter().any(|v| v == svc);
+    let versioned = rules
+        .versioned_event_names
+        .services
+        .iter()
+        .any(|v| v == svc);
     let aliases = rules.aliases.get(svc);
     let mut ops = Vec::new();
     let mut docs = Vec::new();
@@ -310,6 +366,8 @@ mod tests {
         assert_eq!(f.event_source, "lambda.amazonaws.com");
         assert_eq!(f.operations[0].event_name, "CreateFunction20150331");
         assert_eq!(f.operations[1].event_name, "UpdateFunctionCode20150331v2");
-        assert!(f.operations[1].aliases.contains(&"UpdateFunctionCode".to_string()));
+        assert!(f.operations[1]
+            .aliases
+            .contains(&"UpdateFunctionCode".to_string()));
     }
 }

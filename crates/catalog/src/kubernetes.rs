@@ -100,7 +100,10 @@ fn clean_description(d: &str) -> String {
 }
 
 /// Parses the OpenAPI document and the (optional) audit field list.
-pub fn parse(swagger: &str, audit_fields: Option<&str>) -> Result<(K8sFacts, K8sProse), CatalogError> {
+pub fn parse(
+    swagger: &str,
+    audit_fields: Option<&str>,
+) -> Result<(K8sFacts, K8sProse), CatalogError> {
     let doc: Value = serde_json::from_str(swagger)
         .map_err(|e| CatalogError::Spec(format!("kubernetes swagger: {e}")))?;
     let version = doc
@@ -198,7 +201,12 @@ pub fn parse(swagger: &str, audit_fields: Option<&str>) -> Result<(K8sFacts, K8s
     if let Some(text) = audit_fields {
         let v: Value = serde_json::from_str(text)
             .map_err(|e| CatalogError::Spec(format!("audit-event fields: {e}")))?;
-        for f in v.get("fields").and_then(Value::as_array).into_iter().flatten() {
+        for f in v
+            .get("fields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let Some(path) = f.get("path").and_then(Value::as_str) else {
                 continue;
             };
@@ -310,7 +318,13 @@ mod tests {
     fn paths_split_into_resource_keys() {
         assert_eq!(
             split_path("/api/v1/namespaces/{namespace}/pods/{name}/exec"),
-            Some(("".into(), "v1".into(), "pods".into(), Some("exec".into()), true))
+            Some((
+                "".into(),
+                "v1".into(),
+                "pods".into(),
+                Some("exec".into()),
+                true
+            ))
         );
         assert_eq!(
             split_path("/apis/apps/v1/watch/namespaces/{namespace}/deployments"),
@@ -318,7 +332,13 @@ mod tests {
         );
         assert_eq!(
             split_path("/api/v1/namespaces/{name}/finalize"),
-            Some(("".into(), "v1".into(), "namespaces".into(), Some("finalize".into()), false))
+            Some((
+                "".into(),
+                "v1".into(),
+                "namespaces".into(),
+                Some("finalize".into()),
+                false
+            ))
         );
         assert_eq!(split_path("/apis/apps/v1/"), None);
         assert_eq!(split_path("/version/"), None);
@@ -335,10 +355,15 @@ mod tests {
     #[test]
     fn descriptions_drop_deprecation_and_capitalise() {
         assert_eq!(
-            clean_description("watch changes to an object of kind Service. deprecated: use the 'watch' parameter"),
+            clean_description(
+                "watch changes to an object of kind Service. deprecated: use the 'watch' parameter"
+            ),
             "Watch changes to an object of kind Service."
         );
-        assert_eq!(synthetic_description("create", "Service", "services", None), "Create a Service.");
+        assert_eq!(
+            synthetic_description("create", "Service", "services", None),
+            "Create a Service."
+        );
         assert_eq!(
             synthetic_description("get", "Ingress", "ingresses", Some("status")),
             "Read the status of an Ingress."

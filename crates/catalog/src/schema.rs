@@ -91,6 +91,10 @@ pub struct SourceSchema {
     /// the ECS shape is not a plain prefix.
     #[serde(default)]
     pub ecs_prefix: String,
+    /// ECS field namespaces only this source's documents have (`kubernetes.audit.`,
+    /// `aws.cloudtrail.`): a rule testing them reads the source.
+    #[serde(default)]
+    pub ecs_namespaces: Vec<String>,
     #[serde(default)]
     pub sigma_logsource: LogsourceSel,
     #[serde(default)]
@@ -229,7 +233,7 @@ impl FieldSchema {
             Spelling::Native | Spelling::Sigma => Some(field.to_string()),
             Spelling::Ecs if !src.ecs_prefix.is_empty() => field
                 .strip_prefix(src.ecs_prefix.as_str())
-                .map(|rest| unescape_ecs_annotation(rest)),
+                .map(unescape_ecs_annotation),
             Spelling::Ecs | Spelling::Falco => None,
         }
     }
@@ -245,7 +249,11 @@ impl FieldSchema {
         if src.ecs_prefix.is_empty() {
             return None;
         }
-        Some(format!("{}{}", src.ecs_prefix, escape_ecs_annotation(field)))
+        Some(format!(
+            "{}{}",
+            src.ecs_prefix,
+            escape_ecs_annotation(field)
+        ))
     }
 
     /// The ECS name of any vendor spelling (Sigma abstract fields and Falco fields included).
@@ -347,8 +355,11 @@ mod tests {
             Some("verb")
         );
         assert_eq!(
-            s.ecs_to_native(k, "kubernetes.audit.annotations.authorization_k8s_io/decision")
-                .as_deref(),
+            s.ecs_to_native(
+                k,
+                "kubernetes.audit.annotations.authorization_k8s_io/decision"
+            )
+            .as_deref(),
             Some("annotations.authorization.k8s.io/decision")
         );
         assert_eq!(

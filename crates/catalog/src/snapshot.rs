@@ -97,7 +97,10 @@ impl TryFrom<String> for AwsOpFacts {
             return Err(format!("empty operation name in `{s}`"));
         }
         let mut parts = rest.map(|r| r.split(',')).into_iter().flatten();
-        let event_name = parts.next().map(str::to_string).unwrap_or_else(|| name.clone());
+        let event_name = parts
+            .next()
+            .map(str::to_string)
+            .unwrap_or_else(|| name.clone());
         Ok(AwsOpFacts {
             name,
             event_name,
@@ -154,7 +157,9 @@ pub fn kubernetes_source(facts: &K8sFacts, prose: Option<&K8sProse>) -> LogSourc
             .iter()
             .find(|g| g.group.is_empty())
             .or_else(|| r.api_groups.first());
-        let kind = primary.map(|g| g.kind.clone()).unwrap_or_else(|| r.name.clone());
+        let kind = primary
+            .map(|g| g.kind.clone())
+            .unwrap_or_else(|| r.name.clone());
         let mut ops_facts = r.operations.clone();
         // Main-resource operations first, then subresources alphabetically, each in verb order.
         ops_facts.sort_by_key(|o| {
@@ -364,32 +369,120 @@ pub fn cloudtrail_source(facts: &AwsFacts, prose: Option<&AwsProse>) -> LogSourc
 /// describe the log format).
 fn cloudtrail_fields() -> Vec<FieldDoc> {
     const FIELDS: &[(&str, &str, &str)] = &[
-        ("eventVersion", "string", "Version of the CloudTrail record format."),
-        ("eventTime", "timestamp", "When the request was completed (UTC)."),
-        ("eventSource", "string", "The service that received the request, e.g. cloudtrail.amazonaws.com."),
-        ("eventName", "string", "The API action requested, e.g. StopLogging."),
+        (
+            "eventVersion",
+            "string",
+            "Version of the CloudTrail record format.",
+        ),
+        (
+            "eventTime",
+            "timestamp",
+            "When the request was completed (UTC).",
+        ),
+        (
+            "eventSource",
+            "string",
+            "The service that received the request, e.g. cloudtrail.amazonaws.com.",
+        ),
+        (
+            "eventName",
+            "string",
+            "The API action requested, e.g. StopLogging.",
+        ),
         ("awsRegion", "string", "The region the request was made to."),
-        ("sourceIPAddress", "string", "IP address the request came from, or the calling service's name."),
-        ("userAgent", "string", "The agent (SDK, CLI, console) that made the request."),
-        ("userIdentity", "object", "Who made the request: type, principal, ARN, account, access key, session context."),
-        ("userIdentity.type", "string", "Kind of identity: Root, IAMUser, AssumedRole, FederatedUser, AWSService, …"),
-        ("userIdentity.arn", "string", "ARN of the principal that made the call."),
-        ("userIdentity.accountId", "string", "Account that owns the principal."),
-        ("userIdentity.accessKeyId", "string", "Access key used to sign the request."),
-        ("userIdentity.userName", "string", "Friendly name of the identity, when it has one."),
-        ("requestParameters", "object", "The request's parameters, as the service logs them (shape depends on the call)."),
-        ("responseElements", "object", "The response for write calls (null for most read calls)."),
-        ("errorCode", "string", "The service's error code when the call failed."),
-        ("errorMessage", "string", "The error's message when the call failed."),
+        (
+            "sourceIPAddress",
+            "string",
+            "IP address the request came from, or the calling service's name.",
+        ),
+        (
+            "userAgent",
+            "string",
+            "The agent (SDK, CLI, console) that made the request.",
+        ),
+        (
+            "userIdentity",
+            "object",
+            "Who made the request: type, principal, ARN, account, access key, session context.",
+        ),
+        (
+            "userIdentity.type",
+            "string",
+            "Kind of identity: Root, IAMUser, AssumedRole, FederatedUser, AWSService, …",
+        ),
+        (
+            "userIdentity.arn",
+            "string",
+            "ARN of the principal that made the call.",
+        ),
+        (
+            "userIdentity.accountId",
+            "string",
+            "Account that owns the principal.",
+        ),
+        (
+            "userIdentity.accessKeyId",
+            "string",
+            "Access key used to sign the request.",
+        ),
+        (
+            "userIdentity.userName",
+            "string",
+            "Friendly name of the identity, when it has one.",
+        ),
+        (
+            "requestParameters",
+            "object",
+            "The request's parameters, as the service logs them (shape depends on the call).",
+        ),
+        (
+            "responseElements",
+            "object",
+            "The response for write calls (null for most read calls).",
+        ),
+        (
+            "errorCode",
+            "string",
+            "The service's error code when the call failed.",
+        ),
+        (
+            "errorMessage",
+            "string",
+            "The error's message when the call failed.",
+        ),
         ("requestID", "string", "The service's id of the request."),
         ("eventID", "string", "CloudTrail's id of this record."),
-        ("eventType", "string", "AwsApiCall, AwsServiceEvent, AwsConsoleSignIn, AwsCloudTrailInsight, …"),
+        (
+            "eventType",
+            "string",
+            "AwsApiCall, AwsServiceEvent, AwsConsoleSignIn, AwsCloudTrailInsight, …",
+        ),
         ("readOnly", "boolean", "Whether the call only reads."),
-        ("managementEvent", "boolean", "Whether this is a management (control-plane) event."),
-        ("recipientAccountId", "string", "Account that received the event."),
-        ("sharedEventID", "string", "Links copies of one event delivered to several accounts."),
-        ("vpcEndpointId", "string", "VPC endpoint the request went through."),
-        ("tlsDetails", "object", "TLS version, cipher suite and host header of the request."),
+        (
+            "managementEvent",
+            "boolean",
+            "Whether this is a management (control-plane) event.",
+        ),
+        (
+            "recipientAccountId",
+            "string",
+            "Account that received the event.",
+        ),
+        (
+            "sharedEventID",
+            "string",
+            "Links copies of one event delivered to several accounts.",
+        ),
+        (
+            "vpcEndpointId",
+            "string",
+            "VPC endpoint the request went through.",
+        ),
+        (
+            "tlsDetails",
+            "object",
+            "TLS version, cipher suite and host header of the request.",
+        ),
     ];
     FIELDS
         .iter()

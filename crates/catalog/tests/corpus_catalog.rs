@@ -55,9 +55,19 @@ fn kubernetes_catalog_from_swagger() {
         panic!("no services group")
     };
     for v in [
-        "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection",
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
     ] {
-        assert!(services.contains(&format!("{v}-services").as_str()), "{v}-services");
+        assert!(
+            services.contains(&format!("{v}-services").as_str()),
+            "{v}-services"
+        );
     }
     for id in [
         "get-services-proxy",
@@ -70,7 +80,12 @@ fn kubernetes_catalog_from_swagger() {
     ] {
         assert!(services.contains(&id), "{id}");
     }
-    for id in ["get-pods-exec", "create-pods-exec", "create-pods-attach", "get-pods-portforward"] {
+    for id in [
+        "get-pods-exec",
+        "create-pods-exec",
+        "create-pods-attach",
+        "get-pods-portforward",
+    ] {
         assert!(k8s.operation(id).is_some(), "{id}");
     }
     let undocumented: Vec<&str> = k8s
@@ -78,11 +93,21 @@ fn kubernetes_catalog_from_swagger() {
         .filter(|o| o.description.trim().is_empty())
         .map(|o| o.id.as_str())
         .collect();
-    assert!(undocumented.is_empty(), "without description: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "without description: {undocumented:?}"
+    );
     let events = k8s.group("events").map(|g| g.api_groups.len());
-    assert_eq!(events, Some(2), "events is served by core and events.k8s.io");
+    assert_eq!(
+        events,
+        Some(2),
+        "events is served by core and events.k8s.io"
+    );
     println!("kubernetes audit fields: {}", k8s.fields.len());
-    assert!(k8s.fields.iter().any(|f| f.path == "objectRef.resource" && !f.description.is_empty()));
+    assert!(k8s
+        .fields
+        .iter()
+        .any(|f| f.path == "objectRef.resource" && !f.description.is_empty()));
 }
 
 #[test]
@@ -100,8 +125,11 @@ fn cloudtrail_catalog_from_botocore() {
         .iter()
         .map(|g| g.operations.iter().filter(|o| !o.synthetic).count())
         .sum();
-    let sources: std::collections::BTreeSet<_> =
-        ct.groups.iter().filter_map(|g| g.event_source.clone()).collect();
+    let sources: std::collections::BTreeSet<_> = ct
+        .groups
+        .iter()
+        .filter_map(|g| g.event_source.clone())
+        .collect();
     println!(
         "cloudtrail {}: {groups} services, {} event sources, {ops_total} operations ({real} distinct ids) + {synth} catch-alls",
         ct.provenance.spec,
@@ -109,15 +137,26 @@ fn cloudtrail_catalog_from_botocore() {
     );
     assert!(groups >= 439);
     assert!((19_500..=20_500).contains(&ops_total), "{ops_total}");
-    for n in ["StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors"] {
+    for n in [
+        "StopLogging",
+        "DeleteTrail",
+        "UpdateTrail",
+        "PutEventSelectors",
+    ] {
         let id = format!("cloudtrail.amazonaws.com:{n}");
         let op = ct.operation(&id);
         assert!(op.is_some(), "{id}");
         assert!(op.is_some_and(|o| !o.description.is_empty() && !o.description.contains('<')));
     }
-    assert!(ct.operation("cloudtrail.amazonaws.com:_catch_all").is_some());
-    assert!(ct.operation("lambda.amazonaws.com:CreateFunction20150331").is_some());
-    assert!(ct.operation("monitoring.amazonaws.com:PutMetricAlarm").is_some());
+    assert!(ct
+        .operation("cloudtrail.amazonaws.com:_catch_all")
+        .is_some());
+    assert!(ct
+        .operation("lambda.amazonaws.com:CreateFunction20150331")
+        .is_some());
+    assert!(ct
+        .operation("monitoring.amazonaws.com:PutMetricAlarm")
+        .is_some());
     assert!(ct
         .operation("servicecatalog-appregistry.amazonaws.com:CreateApplication")
         .is_some());
@@ -130,7 +169,8 @@ fn cloudtrail_catalog_from_botocore() {
 fn snapshot_is_up_to_date() {
     let Some(dir) = specs() else { return };
     // What `ruleatlas_catalog::generate_snapshot` writes.
-    let generated = read(&dir).and_then(|(f, _, _)| f.to_snapshot_text().map_err(|e| e.to_string()));
+    let generated =
+        read(&dir).and_then(|(f, _, _)| f.to_snapshot_text().map_err(|e| e.to_string()));
     let Ok(generated) = generated else {
         panic!("{generated:?}")
     };
@@ -158,7 +198,11 @@ fn snapshot_is_up_to_date() {
             s.map(|s| s.operations().map(|o| o.id.clone()).collect())
                 .unwrap_or_default()
         };
-        assert_eq!(ids(a), ids(b), "{id}: same operations from snapshot and specs");
+        assert_eq!(
+            ids(a),
+            ids(b),
+            "{id}: same operations from snapshot and specs"
+        );
         assert_eq!(a.map(|s| s.provenance.from.as_str()), Some("snapshot"));
     }
 }

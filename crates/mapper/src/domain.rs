@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-
 /// A fixed-size bit set over a universe's indices.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Bits(Vec<u64>);
@@ -48,7 +47,9 @@ impl Bits {
     }
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         self.0.iter().enumerate().flat_map(|(wi, w)| {
-            (0..64).filter(move |b| w & (1 << b) != 0).map(move |b| wi * 64 + b)
+            (0..64)
+                .filter(move |b| w & (1 << b) != 0)
+                .map(move |b| wi * 64 + b)
         })
     }
 }
@@ -340,7 +341,10 @@ mod tests {
         for i in 0..u.len() {
             many.insert(i);
         }
-        assert_eq!(u.render(&many), "verb ∈ {get, create, update, patch, delete}");
+        assert_eq!(
+            u.render(&many),
+            "verb ∈ {get, create, update, patch, delete}"
+        );
         let mut b = KeyBox::top(1);
         b.dims[0] = Some(a.clone());
         let mut d = KeyBox::top(1);

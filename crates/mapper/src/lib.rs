@@ -308,10 +308,7 @@ impl<'c> Mapper<'c> {
                         }
                     }
                     if out.operations.len() == before && model.concretise(b).is_empty() {
-                        empty_reasons.push(format!(
-                            "{label}no {} operation has {reason}",
-                            sid
-                        ));
+                        empty_reasons.push(format!("{label}no {} operation has {reason}", sid));
                     }
                 }
             }
@@ -343,8 +340,7 @@ impl<'c> Mapper<'c> {
                 .filter(|s| {
                     let p = s.sigma_logsource.product.as_deref();
                     let sv = s.sigma_logsource.service.as_deref();
-                    product.as_deref() == p
-                        && (service.is_none() || service.as_deref() == sv)
+                    product.as_deref() == p && (service.is_none() || service.as_deref() == sv)
                 })
                 .map(|s| s.id)
                 .collect();
@@ -389,19 +385,19 @@ impl<'c> Mapper<'c> {
         }
         for (_, e) in stages {
             e.visit_fields(&mut |f| {
-                if DATASET_FIELDS.contains(&f.name.as_str()) || f.name == MODULE_FIELD {
-                    return;
-                }
-                for sp in [Spelling::Ecs, Spelling::Falco] {
-                    for (sid, role) in self.schema.key_roles(sp, &f.name) {
-                        // `event.action` alone names no source: every ECS dataset has it.
-                        if role.is_operation_key() && f.name != "event.action" {
-                            hit.insert(sid);
-                        }
+                // Generic ECS fields (`event.action`, `event.provider`) exist in every dataset
+                // and name no source; the source's own namespace (`kubernetes.audit.*`,
+                // `aws.cloudtrail.*`) and Falco's `ka.*` fields do.
+                for (sid, role) in self.schema.key_roles(Spelling::Falco, &f.name) {
+                    if role.is_operation_key() {
+                        hit.insert(sid);
                     }
                 }
                 for s in self.schema.sources() {
-                    if !s.ecs_prefix.is_empty() && f.name.starts_with(s.ecs_prefix.as_str()) {
+                    if s.ecs_namespaces
+                        .iter()
+                        .any(|p| f.name.starts_with(p.as_str()))
+                    {
                         hit.insert(s.id);
                     }
                 }
@@ -468,7 +464,10 @@ fn collect_dataset_sources(schema: &FieldSchema, e: &Expr, out: &mut BTreeSet<So
             }
             for s in schema.sources() {
                 let vals = if is_ds { &s.datasets } else { &s.modules };
-                if vals.iter().any(|v| pred_holds(&t.pred, v, t.case_insensitive)) {
+                if vals
+                    .iter()
+                    .any(|v| pred_holds(&t.pred, v, t.case_insensitive))
+                {
                     out.insert(s.id);
                 }
             }
@@ -616,7 +615,11 @@ impl Ctx<'_, '_> {
                 let Some(src) = self.schema.source(self.model.id) else {
                     return self.top();
                 };
-                let vals = if is_dataset { &src.datasets } else { &src.modules };
+                let vals = if is_dataset {
+                    &src.datasets
+                } else {
+                    &src.modules
+                };
                 let holds = vals
                     .iter()
                     .any(|v| pred_holds(&t.pred, v, t.case_insensitive));
@@ -765,17 +768,52 @@ impl<'c> SourceModel<'c> {
         let parts: Vec<String> = b
             .dims
             .iter()
+            .enumerate()
             .zip(&self.dims)
-            .filter_map(|(d, u)| d.as_ref().map(|s| u.render(s)))
+            .filter_map(|((i, d), u)| {
+                let set = d.as_ref()?;
+                let comp = u.len() - set.count();
+                // Admits every catalog name (a negated value the catalog does not have).
+                if set.and(&u.present()) == u.present() {
+                    return None;
+                }
+                if set.count() <= 12 || comp <= 12 {
+                    return Some(u.render(set));
+                }
+                // A pattern matched many names across the whole catalog (`eventName like
+                // "Update*"`): show the ones the other constraints keep.
+                let mut kept = Bits::empty(u.len());
+                for (_, _, keys) in self.ops.iter().filter(|(_, _, k)| self.op_matches(k, b)) {
+                    keys[i]
+                        .iter()
+                        .filter(|v| set.contains(**v))
+                        .for_each(|v| kept.insert(*v));
+                }
+                Some(u.render(&kept))
+            })
             .collect();
         if parts.is_empty() {
-            format!(
-                "no constraint on {}",
-                self.source.key_fields.join(", ")
-            )
+            format!("no constraint on {}", self.source.key_fields.join(", "))
         } else {
             parts.join(" ∧ ")
         }
+    }
+
+    /// Does a real operation (its key indices) fall in the box?
+    fn op_matches(&self, keys: &[Vec<usize>], b: &KeyBox) -> bool {
+        keys.iter()
+            .zip(&b.dims)
+            .zip(&self.dims)
+            .all(|((vals, d), u)| match d {
+                // A rule that does not mention the subresource watches the resource itself:
+                // `verb = patch ∧ resource = services` is patch-services, not
+                // patch-services-status.
+                None => match u.absent {
+                    Some(a) => vals.contains(&a),
+                    None => true,
+                },
+                Some(set) => vals.iter().any(|v| set.contains(*v)),
+            })
     }
 
     /// Operation ids (with their group id) a box stands for.
@@ -791,18 +829,25 @@ impl<'c> SourceModel<'c> {
             .roles
             .iter()
             .position(|r| matches!(r, KeyRole::Resource | KeyRole::EventSource));
-        let constrained: Vec<bool> = b.dims.iter().map(Option::is_some).collect();
+        // A dimension that still admits most of its names (typically a negation: `eventSource
+        // ≠ ssm.amazonaws.com`) says little about which operation an event is: when no
+        // dimension is narrower than that, the box is the log source's catch-all.
+        let narrow = b
+            .dims
+            .iter()
+            .zip(&self.dims)
+            .any(|(d, u)| d.as_ref().is_some_and(|s| s.count() * 2 <= u.len()));
+        if !narrow {
+            return vec![(self.source.catch_all.id.clone(), String::new())];
+        }
         let only_conc = conc.is_some_and(|c| {
-            constrained
+            b.dims
                 .iter()
                 .enumerate()
-                .all(|(i, on)| *on == (i == c))
+                .all(|(i, d)| d.is_some() == (i == c))
         });
         let mut out: Vec<(String, String)> = Vec::new();
         let mut seen = BTreeSet::new();
-        if constrained.iter().all(|c| !c) {
-            return vec![(self.source.catch_all.id.clone(), String::new())];
-        }
         if only_conc {
             if let Some(Some(set)) = conc.map(|c| &b.dims[c]) {
                 for i in set.iter() {
@@ -816,18 +861,7 @@ impl<'c> SourceModel<'c> {
             return out;
         }
         for (gi, oi, keys) in &self.ops {
-            let ok = keys
-                .iter()
-                .zip(&b.dims)
-                .zip(&self.dims)
-                .all(|((vals, d), u)| match d {
-                    // A rule that does not mention the subresource watches the resource
-                    // itself: `verb = patch ∧ resource = services` is patch-services, not
-                    // patch-services-status.
-                    None => u.absent.map_or(true, |a| vals.contains(&a)),
-                    Some(set) => vals.iter().any(|v| set.contains(*v)),
-                });
-            if !ok {
+            if !self.op_matches(keys, b) {
                 continue;
             }
             let Some(op) = self
@@ -856,8 +890,7 @@ pub struct Coverage {
 
 impl Coverage {
     pub fn build(mappings: &[RuleMapping]) -> Coverage {
-        let mut by_operation: BTreeMap<(SourceId, String), Vec<(usize, String)>> =
-            BTreeMap::new();
+        let mut by_operation: BTreeMap<(SourceId, String), Vec<(usize, String)>> = BTreeMap::new();
         for (i, m) in mappings.iter().enumerate() {
             for op in &m.operations {
                 by_operation

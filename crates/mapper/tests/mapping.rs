@@ -63,16 +63,24 @@ fn value_sets_fan_out_with_reason() {
         ]),
     );
     let out = m.map_rule(&r);
-    assert_eq!(ids(&out), ["create-services", "patch-services", "update-services"]);
+    assert_eq!(
+        ids(&out),
+        ["create-services", "patch-services", "update-services"]
+    );
     assert_eq!(
         out.operations[0].reason,
         "verb ∈ {create, update, patch} ∧ objectRef.resource = services"
     );
     assert_eq!(
-        out.object_fields.get("services").map(|f| f.iter().cloned().collect::<Vec<_>>()),
+        out.object_fields
+            .get("services")
+            .map(|f| f.iter().cloned().collect::<Vec<_>>()),
         Some(vec!["requestObject.spec.type".to_string()])
     );
-    assert!(out.operations.iter().all(|o| o.source == SourceId::KubernetesAudit));
+    assert!(out
+        .operations
+        .iter()
+        .all(|o| o.source == SourceId::KubernetesAudit));
     let also: Vec<&str> = out
         .also_matches(SourceId::KubernetesAudit, "create-services")
         .map(|o| o.id.as_str())
@@ -84,9 +92,17 @@ fn value_sets_fan_out_with_reason() {
 fn resource_only_lands_on_any_and_nothing_on_catch_all() {
     let c = catalog();
     let m = Mapper::new(&c);
-    let r = rule(FieldDialect::Native, k8s_sel(), eq("objectRef.resource", &["secrets", "configmaps"]));
+    let r = rule(
+        FieldDialect::Native,
+        k8s_sel(),
+        eq("objectRef.resource", &["secrets", "configmaps"]),
+    );
     assert_eq!(ids(&m.map_rule(&r)), ["any-configmaps", "any-secrets"]);
-    let r = rule(FieldDialect::Native, k8s_sel(), eq("user.username", &["system:anonymous"]));
+    let r = rule(
+        FieldDialect::Native,
+        k8s_sel(),
+        eq("user.username", &["system:anonymous"]),
+    );
     let out = m.map_rule(&r);
     assert_eq!(ids(&out), ["_catch_all"]);
     assert!(out.operations[0].reason.starts_with("no constraint"));
@@ -102,13 +118,21 @@ fn negation_complements_within_the_catalog() {
         k8s_sel(),
         Expr::and(vec![
             eq("objectRef.resource", &["secrets"]),
-            eq("verb", &["create", "update", "patch", "delete", "deletecollection"]),
+            eq(
+                "verb",
+                &["create", "update", "patch", "delete", "deletecollection"],
+            ),
             Expr::not(eq("verb", &["create"])),
         ]),
     );
     assert_eq!(
         ids(&m.map_rule(&r)),
-        ["delete-secrets", "deletecollection-secrets", "patch-secrets", "update-secrets"]
+        [
+            "delete-secrets",
+            "deletecollection-secrets",
+            "patch-secrets",
+            "update-secrets"
+        ]
     );
     // `not subresource exists` keeps only main-resource operations.
     let r = rule(
@@ -117,7 +141,11 @@ fn negation_complements_within_the_catalog() {
         Expr::and(vec![
             eq("objectRef.resource", &["pods"]),
             eq("verb", &["get"]),
-            Expr::not(Expr::field(FieldPath::new("objectRef.subresource"), Pred::Exists, false)),
+            Expr::not(Expr::field(
+                FieldPath::new("objectRef.subresource"),
+                Pred::Exists,
+                false,
+            )),
         ]),
     );
     assert_eq!(ids(&m.map_rule(&r)), ["get-pods"]);
@@ -134,15 +162,26 @@ fn wildcards_and_or_branches_expand_against_names() {
             Expr::and(vec![
                 eq("verb", &["create"]),
                 eq("objectRef.resource", &["pods"]),
-                Expr::field(FieldPath::new("objectRef.subresource"), Pred::Wildcard(vec!["ex*".into()]), false),
+                Expr::field(
+                    FieldPath::new("objectRef.subresource"),
+                    Pred::Wildcard(vec!["ex*".into()]),
+                    false,
+                ),
             ]),
             Expr::and(vec![
                 eq("verb", &["delete"]),
-                Expr::field(FieldPath::new("objectRef.resource"), Pred::Prefix(vec!["clusterrolebind".into()]), false),
+                Expr::field(
+                    FieldPath::new("objectRef.resource"),
+                    Pred::Prefix(vec!["clusterrolebind".into()]),
+                    false,
+                ),
             ]),
         ]),
     );
-    assert_eq!(ids(&m.map_rule(&r)), ["create-pods-exec", "delete-clusterrolebindings"]);
+    assert_eq!(
+        ids(&m.map_rule(&r)),
+        ["create-pods-exec", "delete-clusterrolebindings"]
+    );
 }
 
 #[test]
@@ -165,9 +204,16 @@ fn cloudtrail_event_names_and_sources() {
     let out = m.map_rule(&r);
     assert_eq!(
         ids(&out),
-        ["cloudtrail.amazonaws.com:DeleteTrail", "cloudtrail.amazonaws.com:StopLogging"]
+        [
+            "cloudtrail.amazonaws.com:DeleteTrail",
+            "cloudtrail.amazonaws.com:StopLogging"
+        ]
     );
-    let r = rule(FieldDialect::Native, sel.clone(), eq("eventSource", &["kms.amazonaws.com"]));
+    let r = rule(
+        FieldDialect::Native,
+        sel.clone(),
+        eq("eventSource", &["kms.amazonaws.com"]),
+    );
     assert_eq!(ids(&m.map_rule(&r)), ["kms.amazonaws.com:_catch_all"]);
     // ECS spelling: event.action is the event name in CloudTrail.
     let r = rule(
@@ -197,16 +243,31 @@ fn unmapped_rules_say_why() {
     );
     let out = m.map_rule(&win);
     assert!(!out.is_mapped());
-    assert!(out.unmapped_reason.as_deref().is_some_and(|r| r.contains("product=windows")));
-    let bad = rule(FieldDialect::Native, k8s_sel(), eq("objectRef.resource", &["nosuchthing"]));
+    assert!(out
+        .unmapped_reason
+        .as_deref()
+        .is_some_and(|r| r.contains("product=windows")));
+    let bad = rule(
+        FieldDialect::Native,
+        k8s_sel(),
+        eq("objectRef.resource", &["nosuchthing"]),
+    );
     let out = m.map_rule(&bad);
-    assert!(out.unmapped_reason.as_deref().is_some_and(|r| r.contains("no kubernetes-audit operation")), "{out:?}");
+    assert!(
+        out.unmapped_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("no kubernetes-audit operation")),
+        "{out:?}"
+    );
     let mut esql = rule(FieldDialect::Ecs, None, Expr::Const(true));
     esql.lowered = Lowered::Unsupported {
         diagnostic: Diagnostic::error("unsupported-language", "ES|QL is not supported yet"),
     };
     let out = m.map_rule(&esql);
-    assert!(out.unmapped_reason.as_deref().is_some_and(|r| r.contains("ES|QL")));
+    assert!(out
+        .unmapped_reason
+        .as_deref()
+        .is_some_and(|r| r.contains("ES|QL")));
     let generic = rule(FieldDialect::Ecs, None, eq("process.name", &["bash"]));
     assert!(!m.map_rule(&generic).is_mapped());
 }
@@ -222,8 +283,14 @@ fn sequences_map_every_step_and_correlations_follow_references() {
                 by: Vec::new(),
                 maxspan_ms: None,
                 steps: vec![
-                    Step::new(Expr::and(vec![eq("verb", &["create"]), eq("objectRef.resource", &["serviceaccounts"])])),
-                    Step::new(Expr::and(vec![eq("verb", &["create"]), eq("objectRef.resource", &["clusterrolebindings"])])),
+                    Step::new(Expr::and(vec![
+                        eq("verb", &["create"]),
+                        eq("objectRef.resource", &["serviceaccounts"]),
+                    ])),
+                    Step::new(Expr::and(vec![
+                        eq("verb", &["create"]),
+                        eq("objectRef.resource", &["clusterrolebindings"]),
+                    ])),
                 ],
                 until: None,
             }),
@@ -231,10 +298,23 @@ fn sequences_map_every_step_and_correlations_follow_references() {
         },
     };
     let out = m.map_rule(&seq);
-    assert_eq!(ids(&out), ["create-clusterrolebindings", "create-serviceaccounts"]);
-    assert!(out.operations.iter().any(|o| o.reason.starts_with("step 2: ")));
+    assert_eq!(
+        ids(&out),
+        ["create-clusterrolebindings", "create-serviceaccounts"]
+    );
+    assert!(out
+        .operations
+        .iter()
+        .any(|o| o.reason.starts_with("step 2: ")));
 
-    let mut base = rule(FieldDialect::Native, k8s_sel(), Expr::and(vec![eq("verb", &["delete"]), eq("objectRef.resource", &["pods"])]));
+    let mut base = rule(
+        FieldDialect::Native,
+        k8s_sel(),
+        Expr::and(vec![
+            eq("verb", &["delete"]),
+            eq("objectRef.resource", &["pods"]),
+        ]),
+    );
     base.name = Some("pod_deleted".into());
     let mut corr = rule(FieldDialect::Native, None, Expr::Const(true));
     corr.id = "corr".into();
@@ -258,5 +338,9 @@ fn sequences_map_every_step_and_correlations_follow_references() {
     assert_eq!(ids(&all[1]), ["delete-pods"]);
     assert!(all[1].operations[0].reason.starts_with("via “test rule”"));
     let cov = Coverage::build(&all);
-    assert_eq!(cov.rules_for(SourceId::KubernetesAudit, "delete-pods").len(), 2);
+    assert_eq!(
+        cov.rules_for(SourceId::KubernetesAudit, "delete-pods")
+            .len(),
+        2
+    );
 }
