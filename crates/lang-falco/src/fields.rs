@@ -14,6 +14,10 @@ pub enum Src {
     Path(FieldPath),
     /// The JSON text of the value found at the path (`ka.req.configmap.obj`, `jevt.obj`).
     Text(FieldPath),
+    /// `json.value[/ptr]`: the json plugin gives a string as it is and anything else as JSON
+    /// text. Equality and set tests read the value itself (an object never equals a word);
+    /// substring, glob and regex tests read the text, as Falco does.
+    Json(FieldPath),
     /// The repository part of the container images at the path: the image up to its first `:`,
     /// then up to its first `@` (the plugin splits exactly so).
     Repo(FieldPath),
@@ -128,7 +132,7 @@ pub fn k8s_audit_field(name: &str, arg: Option<&str>) -> Result<FieldDef, FieldE
             };
             let segs = json_pointer(ptr).map_err(FieldError::Unknown)?;
             return Ok(FieldDef {
-                src: Src::Path(FieldPath::exact(segs)),
+                src: Src::Json(FieldPath::exact(segs)),
                 list: false,
             });
         }

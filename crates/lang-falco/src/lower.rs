@@ -177,7 +177,7 @@ impl<'a> Lowerer<'a> {
     /// The value expression of a field with its transformers applied.
     fn subject(&self, f: &FieldRef, def: &FieldDef, text_id: usize) -> R<ValueExpr> {
         let mut v = match &def.src {
-            Src::Path(p) => ValueExpr::Field(p.clone()),
+            Src::Path(p) | Src::Json(p) => ValueExpr::Field(p.clone()),
             Src::Text(p) => ValueExpr::Call(Func::JsonText, vec![ValueExpr::Field(p.clone())]),
             _ => {
                 if f.transformers.is_empty() {
@@ -250,6 +250,25 @@ impl<'a> Lowerer<'a> {
             } => self.any_match(at, pred, present, op, &values, span, text_id),
             Src::Repo(images) if f.transformers.is_empty() => {
                 self.repo_check(images, def.list, op, &values, span, text_id)
+            }
+            Src::Json(p)
+                if matches!(
+                    op,
+                    Op::Contains
+                        | Op::IContains
+                        | Op::StartsWith
+                        | Op::EndsWith
+                        | Op::Glob
+                        | Op::IGlob
+                        | Op::Regex
+                ) =>
+            {
+                let text = FieldDef {
+                    src: Src::Text(p.clone()),
+                    list: false,
+                };
+                let subject = self.subject(f, &text, text_id)?;
+                self.plain_check(subject, false, op, &values, span, text_id)
             }
             _ => {
                 let subject = self.subject(f, &def, text_id)?;

@@ -87,7 +87,7 @@ fn render_field(name: &str, arg: Option<&str>, event: &Value) -> String {
     let mut vals = Vec::new();
     match &def.src {
         Src::Path(p) | Src::Repo(p) => lookup(event, p, &mut vals),
-        Src::Text(p) => {
+        Src::Text(p) | Src::Json(p) => {
             let mut found = Vec::new();
             lookup_whole(event, p, &mut found);
             return found

@@ -115,6 +115,12 @@ fn operators() {
         p.clone()
     ));
     assert!(matches("ka.req.configmap.obj contains password", p.clone()));
+    // json.value of an object is its JSON text for substring tests.
+    assert!(matches(
+        "jevt.value[/requestObject/spec/volumes] contains \"hostPath\"",
+        p.clone()
+    ));
+    assert!(matches("json.value[/verb] startswith cre", p.clone()));
     assert!(matches(
         "ka.req.volume.hostpath[/etc*]=true and ka.req.container.privileged=false",
         p.clone()
