@@ -96,3 +96,39 @@ mod tests {
         assert!(Dialect::parse("endgame") == Some(Dialect::Endgame));
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    /// Every prefix and every one-byte deletion of real queries, in both dialects: diagnostics,
+    /// never a panic.
+    #[test]
+    fn truncated_and_damaged_queries_never_panic() {
+        let queries = [
+            r#"sequence by host.id with maxspan=1s [process where process.name : ("a*", "b") and ?x.y like~ "c?d"] by `k.a/b` ![file where true] [any where startsWith~(a, "é") and b regex """x.*"""] with runs=2 until [process where false] | head 3"#,
+            r#"process where opcode in (1,3) and descendant of [process where arraySearch(l, a, a == 'x*') and n == ?'raw\'s'] | unique a b | unique_count c | sort d | count e | filter count > 1"#,
+            "join by u [file where x / 2 == -1.5e3 % 4] [process where not (a != null)] until [process where -x < .5] // c\n /* d */",
+            "",
+            "-",
+            "?",
+            "`",
+        ];
+        for q in queries {
+            let cuts: Vec<usize> = (0..=q.len()).filter(|i| q.is_char_boundary(*i)).collect();
+            for &i in &cuts {
+                for d in [Dialect::Elasticsearch, Dialect::Endgame] {
+                    let opts = LowerOptions {
+                        dialect: d,
+                        case_sensitive: false,
+                    };
+                    let _ = lower(&q[..i], &opts);
+                    let next = cuts.iter().find(|&&j| j > i).copied().unwrap_or(q.len());
+                    let damaged = format!("{}{}", &q[..i], &q[next..]);
+                    let _ = lower(&damaged, &opts);
+                }
+            }
+        }
+        assert!(lower("", &LowerOptions::default()).is_err());
+    }
+}

@@ -75,6 +75,12 @@ impl Parser {
         }
         t
     }
+    /// Steps back over `t`, the token just bumped (bumping the end token does not advance).
+    fn unbump(&mut self, t: &Token) {
+        if t.tok != Tok::Eof && self.pos > 0 {
+            self.pos -= 1;
+        }
+    }
     fn prev_span(&self) -> Span {
         self.toks[self.pos.saturating_sub(1)].span
     }
@@ -199,7 +205,7 @@ impl Parser {
             Tok::Word(w) => Some(w.clone()),
             Tok::Str(s) | Tok::Quoted(s) => Some(s.clone()),
             _ => {
-                self.pos -= 1;
+                self.unbump(&t);
                 return self.unexpected("an event category (`process`, `any`, …)");
             }
         };
@@ -233,7 +239,7 @@ impl Parser {
             Tok::Int(i) => i as f64,
             Tok::Float(f) => f,
             _ => {
-                self.pos -= 1;
+                self.unbump(&t);
                 return self.unexpected("a duration such as `5m`");
             }
         };
@@ -451,7 +457,7 @@ impl Parser {
     fn pipe(&mut self, bar: Span) -> P<Pipe> {
         let t = self.bump();
         let Tok::Word(name) = &t.tok else {
-            self.pos -= 1;
+            self.unbump(&t);
             return self.unexpected("a pipe name (`head`, `tail`, …)");
         };
         let name = name.clone();
@@ -839,7 +845,7 @@ impl Parser {
                 segs.push(Seg::Key(w.clone()))
             }
             _ => {
-                self.pos -= 1;
+                self.unbump(&t);
                 return self.unexpected("a field name");
             }
         }
@@ -856,7 +862,7 @@ impl Parser {
                     // `a.0` written as a key
                     Tok::Int(i) => segs.push(Seg::Key(i.to_string())),
                     _ => {
-                        self.pos -= 1;
+                        self.unbump(&n);
                         return self.unexpected("a field name after `.`");
                     }
                 }
@@ -866,7 +872,7 @@ impl Parser {
                 match n.tok {
                     Tok::Int(i) => segs.push(Seg::Index(i)),
                     _ => {
-                        self.pos -= 1;
+                        self.unbump(&n);
                         return self.unexpected("an array index");
                     }
                 }
