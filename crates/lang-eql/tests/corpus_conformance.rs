@@ -1,6 +1,7 @@
 //! The endgame `eql` package's own conformance fixtures: 241 queries over 102 events, run in the
 //! endgame dialect through the engine. Queries flagged `case_sensitive` run case-sensitively,
-//! the rest case-insensitively (the package's default).
+//! those flagged `case_insensitive` case-insensitively (the package's default), and unflagged
+//! ones must pass both ways.
 
 use ruleatlas_engine::{run_pipeline, EngineOptions};
 use ruleatlas_event::{Event, EventOptions};
@@ -47,40 +48,22 @@ fn eql_conformance() {
             .and_then(|v| v.as_array())
             .map(|a| a.iter().filter_map(|x| x.as_integer()).collect())
             .unwrap_or_default();
-        let case_sensitive = q.get("case_sensitive").and_then(|v| v.as_bool()) == Some(true);
-        let opts = LowerOptions {
-            dialect: Dialect::Endgame,
-            case_sensitive,
+        // As the `eql` package's own harness: a flagged query runs in its mode, an unflagged
+        // one must pass both case-insensitively (endgame's default) and case-sensitively.
+        let flag = |k: &str| q.get(k).and_then(|v| v.as_bool()) == Some(true);
+        let modes: Vec<bool> = match (flag("case_sensitive"), flag("case_insensitive")) {
+            (true, false) => vec![true],
+            (false, true) => vec![false],
+            _ => vec![false, true],
         };
-        let outcome = match lower(text, &opts) {
-            Err(d) => Err(format!(
-                "lowering: {}",
-                d.iter()
-                    .map(|d| d.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-            Ok(p) => match run_pipeline(
-                &p,
-                FieldDialect::AsIs,
-                events.iter().cloned(),
-                &EngineOptions::default(),
-            ) {
-                Err(d) => Err(format!("engine: {}", d.message)),
-                Ok(matches) => {
-                    let got: Vec<i64> = matches
-                        .iter()
-                        .flat_map(|m| m.events.iter())
-                        .filter_map(|e| e.doc.get("serial_event_id").and_then(|v| v.as_i64()))
-                        .collect();
-                    if got == expected {
-                        Ok(())
-                    } else {
-                        Err(format!("got {got:?}, expected {expected:?}"))
-                    }
-                }
-            },
-        };
+        let case_sensitive = modes == [true];
+        let mut outcome = Ok(());
+        for cs in modes {
+            outcome = run_one(text, cs, &expected, &events);
+            if outcome.is_err() {
+                break;
+            }
+        }
         match outcome {
             Ok(()) => passed += 1,
             Err(why) => failures.push(format!(
@@ -101,4 +84,47 @@ fn eql_conformance() {
     eprintln!("eql conformance: {passed}/{}", queries.len());
     assert_eq!(queries.len(), 241, "fixture changed");
     assert!(passed >= FLOOR, "conformance fell below {FLOOR}: {passed}");
+}
+
+fn run_one(
+    text: &str,
+    case_sensitive: bool,
+    expected: &[i64],
+    events: &[Arc<Event>],
+) -> Result<(), String> {
+    let opts = LowerOptions {
+        dialect: Dialect::Endgame,
+        case_sensitive,
+    };
+    let mode = if case_sensitive {
+        "case-sensitive"
+    } else {
+        "case-insensitive"
+    };
+    let p = lower(text, &opts).map_err(|d| {
+        format!(
+            "{mode} lowering: {}",
+            d.iter()
+                .map(|d| d.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    let matches = run_pipeline(
+        &p,
+        FieldDialect::AsIs,
+        events.iter().cloned(),
+        &EngineOptions::default(),
+    )
+    .map_err(|d| format!("{mode} engine: {}", d.message))?;
+    let got: Vec<i64> = matches
+        .iter()
+        .flat_map(|m| m.events.iter())
+        .filter_map(|e| e.doc.get("serial_event_id").and_then(|v| v.as_i64()))
+        .collect();
+    if got == expected {
+        Ok(())
+    } else {
+        Err(format!("{mode}: got {got:?}, expected {expected:?}"))
+    }
 }
