@@ -58,6 +58,23 @@ fn naming_rules() -> Result<NamingRules, CatalogError> {
     toml::from_str(RULES).map_err(|e| CatalogError::Spec(format!("cloudtrail.toml: {e}")))
 }
 
+/// Our own descriptions of the console-only events (`<service>:<EventName>`), available
+/// without spec files.
+pub fn own_descriptions() -> HashMap<String, String> {
+    naming_rules()
+        .map(|r| {
+            r.extra_service
+                .iter()
+                .flat_map(|s| {
+                    s.operations
+                        .iter()
+                        .map(move |(op, d)| (format!("{}:{op}", s.name), d.clone()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Upstream prose kept out of the committed snapshot: `<service>:<Operation>` → first sentence
 /// of the model's documentation.
 #[derive(Debug, Default, Clone)]

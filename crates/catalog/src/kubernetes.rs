@@ -279,14 +279,43 @@ pub fn synthetic_description(verb: &str, kind: &str, resource: &str, sub: Option
             "deletecollection" => format!("Delete a collection of {kind} objects."),
             _ => format!("{verb} {a} {kind}."),
         },
-        Some(s) => match verb {
-            "get" => format!("Read the {s} of {a} {kind}."),
-            "create" => format!("Create the {s} of {a} {kind}."),
-            "update" => format!("Replace the {s} of {a} {kind}."),
-            "patch" => format!("Partially update the {s} of {a} {kind}."),
-            "delete" => format!("Delete through the {s} of {a} {kind}."),
-            _ => format!("{verb} the {s} of {a} {kind}."),
+        Some(s) => match (verb, s) {
+            (_, "exec") => format!("Run a command in a container of {a} {kind} (exec)."),
+            (_, "attach") => format!("Attach to a running container of {a} {kind}."),
+            (_, "portforward") => format!("Forward a port to {a} {kind}."),
+            (_, "proxy") => {
+                let method = match verb {
+                    "create" => "POST".to_string(),
+                    "update" => "PUT".to_string(),
+                    other => other.to_uppercase(),
+                };
+                format!("Proxy an HTTP {method} request to {a} {kind}.")
+            }
+            ("get", "log") => format!("Read the logs of {a} {kind}."),
+            ("create", "eviction") => format!("Evict {a} {kind} from its node."),
+            ("create", "binding") => format!("Bind {a} {kind} to a node."),
+            ("create", "token") => format!("Request a token for {a} {kind}."),
+            ("update" | "patch", "ephemeralcontainers") => {
+                format!("Add ephemeral (debug) containers to {a} {kind}.")
+            }
+            ("update", "finalize") => format!("Replace the finalizers of {a} {kind}."),
+            ("update" | "patch", "approval") => format!("Approve or deny {a} {kind}."),
+            ("update" | "patch", "resize") => {
+                format!("Change the container resources of a running {kind}.")
+            }
+            (verb, s) => subresource_generic(verb, s, a, kind),
         },
+    }
+}
+
+fn subresource_generic(verb: &str, s: &str, a: &str, kind: &str) -> String {
+    match verb {
+        "get" => format!("Read the {s} of {a} {kind}."),
+        "create" => format!("Create the {s} of {a} {kind}."),
+        "update" => format!("Replace the {s} of {a} {kind}."),
+        "patch" => format!("Partially update the {s} of {a} {kind}."),
+        "delete" => format!("Delete through the {s} of {a} {kind}."),
+        _ => format!("{verb} the {s} of {a} {kind}."),
     }
 }
 
@@ -367,6 +396,14 @@ mod tests {
         assert_eq!(
             synthetic_description("get", "Ingress", "ingresses", Some("status")),
             "Read the status of an Ingress."
+        );
+        assert_eq!(
+            synthetic_description("create", "Pod", "pods", Some("exec")),
+            "Run a command in a container of a Pod (exec)."
+        );
+        assert_eq!(
+            synthetic_description("create", "Service", "services", Some("proxy")),
+            "Proxy an HTTP POST request to a Service."
         );
     }
 }

@@ -198,3 +198,33 @@ impl Catalog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed snapshot alone (no specs): same counts, a description on every operation.
+    #[test]
+    fn snapshot_catalog_is_complete() {
+        let c = Catalog::snapshot().map_err(|e| e.to_string());
+        assert!(c.is_ok(), "{c:?}");
+        let Ok(c) = c else { return };
+        let k8s = c.source(SourceId::KubernetesAudit);
+        assert_eq!(k8s.map(LogSource::counts), Some((75, 687, 75)));
+        let ct = c.source(SourceId::AwsCloudTrail);
+        assert!(ct.is_some_and(|s| s.counts().1 > 19_000));
+        for s in &c.sources {
+            assert_eq!(s.provenance.from, "snapshot");
+            let missing: Vec<&str> = s
+                .operations()
+                .filter(|o| o.description.trim().is_empty())
+                .map(|o| o.id.as_str())
+                .collect();
+            assert!(missing.is_empty(), "{}: {missing:?}", s.id);
+        }
+        let token = ct.and_then(|s| s.operation("signin.amazonaws.com:GetSigninToken"));
+        assert!(token.is_some_and(|o| o.description.contains("sign-in token")));
+        let exec = k8s.and_then(|s| s.operation("create-pods-exec"));
+        assert!(exec.is_some_and(|o| o.description.contains("SPDY")));
+    }
+}

@@ -294,6 +294,7 @@ fn own_field_description(path: &str) -> Option<&'static str> {
 /// The CloudTrail log source from facts and, when the models were read, their prose.
 pub fn cloudtrail_source(facts: &AwsFacts, prose: Option<&AwsProse>) -> LogSource {
     let from = if prose.is_some() { "specs" } else { "snapshot" };
+    let own = crate::cloudtrail::own_descriptions();
     let groups = facts
         .services
         .iter()
@@ -311,6 +312,7 @@ pub fn cloudtrail_source(facts: &AwsFacts, prose: Option<&AwsProse>) -> LogSourc
                     aliases: o.aliases.clone(),
                     description: prose
                         .and_then(|p| p.operations.get(&format!("{}:{}", s.name, o.name)).cloned())
+                        .or_else(|| own.get(&format!("{}:{}", s.name, o.name)).cloned())
                         .unwrap_or_else(|| format!("The {} call of {}.", o.name, s.full_name)),
                     synthetic: false,
                 })
