@@ -58,6 +58,11 @@ pub enum Func {
     DescendantOf,
     ChildOf,
     EventOf,
+    /// `datePart(value, part)`: a number taken from a date (Sigma's time modifiers `|minute`,
+    /// `|hour`, `|day`, `|week`, `|month`, `|year`). Strings are read as ISO 8601 as written,
+    /// without time-zone conversion (the Sigma spec warns the modifiers do none); numbers are
+    /// epoch milliseconds (UTC). `week` is the ISO week number.
+    DatePart,
     // case-insensitive forms (`between~`, …; endgame's default)
     BetweenCi,
     EndsWithCi,
@@ -105,6 +110,7 @@ impl Func {
             Func::DescendantOf => "descendantOf",
             Func::ChildOf => "childOf",
             Func::EventOf => "eventOf",
+            Func::DatePart => "datePart",
             Func::BetweenCi => "between~",
             Func::EndsWithCi => "endsWith~",
             Func::IndexOfCi => "indexOf~",
@@ -216,13 +222,14 @@ fn arith(op: Func, a: Num, b: Num) -> Option<Value> {
                 Func::Add => x.checked_add(y)?,
                 Func::Subtract => x.checked_sub(y)?,
                 Func::Multiply => x.checked_mul(y)?,
+                // Floor division, as the endgame engine (Python `//`) divides integers.
                 Func::Divide if y != 0 => {
-                    x.div_euclid(y) - i64::from(x.rem_euclid(y) != 0 && y < 0)
+                    x.checked_div_euclid(y)? - i64::from(x.rem_euclid(y) != 0 && y < 0)
                 }
                 Func::Modulo if y != 0 => {
                     // Python's sign convention (result takes the divisor's sign), as the
                     // endgame engine computes it.
-                    let r = x % y;
+                    let r = x.checked_rem(y)?;
                     if r != 0 && ((r < 0) != (y < 0)) {
                         r + y
                     } else {
@@ -531,6 +538,7 @@ pub fn eval(func: Func, args: &[Option<Value>], case_insensitive: bool) -> Optio
         // Predicates over array elements need an expression evaluator: the engine's job.
         Func::ArrayCount | Func::ArraySearch => None,
         Func::DescendantOf | Func::ChildOf | Func::EventOf => None,
+        Func::DatePart => date_part(arg(0)?, string(1)?).map(Value::from),
         Func::BetweenCi
         | Func::EndsWithCi
         | Func::IndexOfCi
@@ -588,6 +596,101 @@ fn regex_lite(src: &str) -> Option<std::sync::Arc<regex::Regex>> {
     })
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
+fn iso_weeks_in(y: i64) -> i64 {
+    let p = |y: i64| (y + y.div_euclid(4) - y.div_euclid(100) + y.div_euclid(400)).rem_euclid(7);
+    if p(y) == 4 || p(y - 1) == 3 {
+        53
+    } else {
+        52
+    }
+}
+
+fn date_part(v: &Value, part: &str) -> Option<i64> {
+    let (y, mo, d, h, mi) = match v {
+        Value::Number(n) => {
+            let ms = n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))?;
+            let secs = ms.div_euclid(1000);
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+            let sod = secs.rem_euclid(86_400);
+            (y, m, d, sod / 3600, (sod % 3600) / 60)
+        }
+        Value::String(s) => {
+            let s = s.trim();
+            let num = |r: std::ops::Range<usize>| -> Option<i64> {
+                let t = s.get(r)?;
+                t.bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| t.parse().ok())?
+            };
+            if s.as_bytes().get(4) != Some(&b'-') || s.as_bytes().get(7) != Some(&b'-') {
+                return None;
+            }
+            let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+            if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+                return None;
+            }
+            let (h, mi) = match s.as_bytes().get(10) {
+                Some(b'T' | b't' | b' ') => (num(11..13)?, num(14..16)?),
+                _ => (0, 0),
+            };
+            (y, m, d, h, mi)
+        }
+        _ => return None,
+    };
+    Some(match part {
+        "minute" => mi,
+        "hour" => h,
+        "day" => d,
+        "month" => mo,
+        "year" => y,
+        "week" => {
+            let days = days_from_civil(y, mo, d);
+            let weekday = (days + 3).rem_euclid(7) + 1;
+            let ordinal = days - days_from_civil(y, 1, 1) + 1;
+            let w = (ordinal - weekday + 10) / 7;
+            if w < 1 {
+                iso_weeks_in(y - 1)
+            } else if w > iso_weeks_in(y) {
+                1
+            } else {
+                w
+            }
+        }
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -604,6 +707,10 @@ mod tests {
         assert_eq!(ev(Func::Divide, &[json!(30), json!(4.0)]), Some(json!(7.5)));
         assert_eq!(ev(Func::Modulo, &[json!(-7), json!(3)]), Some(json!(2)));
         assert_eq!(ev(Func::Divide, &[json!(1), json!(0)]), None);
+        assert_eq!(ev(Func::Divide, &[json!(-7), json!(2)]), Some(json!(-4)));
+        assert_eq!(ev(Func::Divide, &[json!(7), json!(-2)]), Some(json!(-4)));
+        assert_eq!(ev(Func::Divide, &[json!(i64::MIN), json!(-1)]), None);
+        assert_eq!(ev(Func::Modulo, &[json!(i64::MIN), json!(-1)]), None);
     }
 
     #[test]
@@ -683,5 +790,22 @@ mod tests {
             ev(Func::Concat, &[json!(5), json!(":"), json!("a")]),
             Some(json!("5:a"))
         );
+    }
+
+    #[test]
+    fn date_parts() {
+        use serde_json::json;
+        let dp = |v: Value, p: &str| eval(Func::DatePart, &[Some(v), Some(json!(p))], false);
+        let t = json!("2021-01-03T22:05:09.123Z");
+        assert_eq!(dp(t.clone(), "hour"), Some(json!(22)));
+        assert_eq!(dp(t.clone(), "minute"), Some(json!(5)));
+        assert_eq!(dp(t.clone(), "day"), Some(json!(3)));
+        assert_eq!(dp(t.clone(), "month"), Some(json!(1)));
+        assert_eq!(dp(t.clone(), "year"), Some(json!(2021)));
+        // 2021-01-03 is a Sunday in ISO week 53 of 2020; 2021-01-04 starts week 1.
+        assert_eq!(dp(t, "week"), Some(json!(53)));
+        assert_eq!(dp(json!("2021-01-04"), "week"), Some(json!(1)));
+        assert_eq!(dp(json!(1_609_711_509_000i64), "hour"), Some(json!(22)));
+        assert_eq!(dp(json!("yesterday"), "hour"), None);
     }
 }

@@ -355,3 +355,13 @@ fn truncated_and_odd_documents_never_panic() {
         let _ = load_file("odd.yml", odd);
     }
 }
+
+#[test]
+fn time_modifiers_take_a_date_part() {
+    let r = one(&rule("  sel:\n    requestReceivedTimestamp|hour|gte: 22\n    stageTimestamp|month: 12\n  condition: sel\n"));
+    let s = filter_of(&r).to_string();
+    assert_eq!(
+        s,
+        "datePart(requestReceivedTimestamp, \"hour\") >= 22 ∧ datePart(stageTimestamp, \"month\") ==~ 12"
+    );
+}

@@ -9,7 +9,7 @@
 
 use crate::Placeholders;
 use base64::Engine as _;
-use ruleatlas_ir::{CmpOp, Diagnostic, Expr, FieldPath, Pred, Scalar, Span, Test, ValueExpr};
+use ruleatlas_ir::{CmpOp, Diagnostic, Expr, FieldPath, Func, Pred, Scalar, Span, Test, ValueExpr};
 
 /// One piece of a Sigma string.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +156,7 @@ pub fn lower_item(
     let mut re_flags = String::new();
     let mut transforms: Vec<(&str, Span)> = Vec::new();
     let mut expand = false;
+    let mut date_part: Option<&str> = None;
     for &(m, span) in &item.modifiers {
         match m {
             "all" => all = true,
@@ -189,11 +190,14 @@ pub fn lower_item(
                 transforms.push((m, span))
             }
             t if KNOWN_TIME.contains(&t) => {
-                return Err(unsupported_mod(
-                    t,
-                    span,
-                    "(date part extraction) is not supported yet",
-                ))
+                if date_part.is_some() || matcher.is_some() || item.field.is_none() {
+                    return Err(unsupported_mod(
+                        t,
+                        span,
+                        "must come first, once, right after a field name",
+                    ));
+                }
+                date_part = Some(t);
             }
             other => {
                 return Err(unsupported_mod(
@@ -205,7 +209,14 @@ pub fn lower_item(
         }
     }
     let ci = !cased;
-    let subj = subject(&item.field);
+    // A time modifier compares a number taken from the field's date instead of the field.
+    let subj = match date_part {
+        Some(part) => ValueExpr::Call(
+            Func::DatePart,
+            vec![subject(&item.field), ValueExpr::Lit(Scalar::from(part))],
+        ),
+        None => subject(&item.field),
+    };
 
     // Null values: `field: null` means the field is absent or null, whatever the modifiers.
     let mut tests: Vec<Expr> = Vec::new();

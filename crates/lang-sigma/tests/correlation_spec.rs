@@ -446,3 +446,23 @@ correlation:
     assert_eq!(engine.skipped().len(), 1);
     assert!(engine.skipped()[0].1.contains("nope"));
 }
+
+#[test]
+fn time_modifier_runs_in_the_engine() {
+    let yaml = "title: night logins
+logsource: {product: windows, service: security}
+detection:
+    sel:
+        EventID: 4624
+        timestamp|hour|gte: 22
+    condition: sel
+";
+    let alerts = run(
+        yaml,
+        vec![
+            login(4624, "a", 0),
+            json!({"EventID": 4624, "timestamp": "2024-05-01T23:10:00Z"}),
+        ],
+    );
+    assert_eq!(alerts.len(), 1);
+}
