@@ -97,20 +97,23 @@ pub fn rule_paths_of(lock: &Lock) -> Vec<(String, PathBuf)> {
     out
 }
 
-/// The locked source a file belongs to, and the file's repository-relative path.
+/// The locked source a file belongs to, and the file's repository-relative path. Paths are
+/// compared as given first; canonical forms (symlinked cache folders, `..`) only when that fails.
 pub fn locate<'l>(path: &Path, lock: &'l Lock) -> Option<(&'l LockedRules, String)> {
-    let candidates = |p: &Path| -> Option<(&'l LockedRules, String)> {
+    let within = |p: &Path, canonical: bool| {
         lock.rules.iter().find_map(|r| {
             let dir = lock.dir_of(r);
-            let dirs = [Some(dir.clone()), dir.canonicalize().ok()];
-            dirs.into_iter().flatten().find_map(|d| {
-                p.strip_prefix(&d)
-                    .ok()
-                    .map(|rel| (r, crate::fsutil::rel_path(Path::new(""), rel)))
-            })
+            let dir = if canonical {
+                dir.canonicalize().ok()?
+            } else {
+                dir
+            };
+            p.strip_prefix(&dir)
+                .ok()
+                .map(|rel| (r, crate::fsutil::rel_path(Path::new(""), rel)))
         })
     };
-    candidates(path).or_else(|| path.canonicalize().ok().and_then(|p| candidates(&p)))
+    within(path, false).or_else(|| within(&path.canonicalize().ok()?, true))
 }
 
 /// Fills `rule.source`'s `repo_path`, `repo_url`, `commit` and `commit_date` from the lock, given

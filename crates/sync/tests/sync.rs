@@ -351,6 +351,13 @@ fn update_cycle() {
     );
     assert_eq!(rule.source.repo_url.as_deref(), Some(url(&sigma).as_str()));
     assert!(rule.source.commit_date.is_some());
+    // A path spelled differently (`..`) still finds its source.
+    let mut roundabout = rule_at(&sigma_rules.join("../rules/kubernetes/secrets.yml"));
+    assert!(cache3.annotate(&mut roundabout));
+    assert_eq!(
+        roundabout.source.repo_path.as_deref(),
+        Some("rules/kubernetes/secrets.yml")
+    );
     // The previous snapshot stays on disk for `sync --diff`, and still annotates with its commit.
     assert!(snap1.join("rules/kubernetes/exec.yml").is_file());
     let mut old_rule = rule_at(&snap1.join("rules/kubernetes/exec.yml"));
