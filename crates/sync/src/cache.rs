@@ -108,9 +108,15 @@ pub fn locate<'l>(path: &Path, lock: &'l Lock) -> Option<(&'l LockedRules, Strin
             } else {
                 dir
             };
-            p.strip_prefix(&dir)
-                .ok()
-                .map(|rel| (r, crate::fsutil::rel_path(Path::new(""), rel)))
+            let rel = p.strip_prefix(&dir).ok()?;
+            // `snapshot/rules/../x` lexically inside may point elsewhere: resolve it instead.
+            if rel
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                return None;
+            }
+            Some((r, crate::fsutil::rel_path(Path::new(""), rel)))
         })
     };
     within(path, false).or_else(|| within(&path.canonicalize().ok()?, true))
