@@ -12,6 +12,16 @@ use std::process::{Command, Stdio};
 
 fn git() -> Command {
     let mut c = Command::new("git");
+    // Inherited from a surrounding git hook or script, these would point our commands at the
+    // wrong repository.
+    for var in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+    ] {
+        c.env_remove(var);
+    }
     // Never block on a password prompt behind a progress bar: credentials come from helpers/agents.
     c.env("GIT_TERMINAL_PROMPT", "0");
     // File hashes must not depend on the user's line-ending settings.
