@@ -516,7 +516,13 @@ fn scalar_of(n: &Node) -> Scalar {
     match n.value() {
         Some(yaml::Value::Null) | None => Scalar::Null,
         Some(yaml::Value::Bool(b)) => Scalar::Bool(b),
-        Some(yaml::Value::Int(i)) => Scalar::Int(i),
+        // Only canonical decimals become numbers: `0x1410` and `0123` are how logs spell
+        // access masks and codes, and the text matches them exactly (loose typing still lets a
+        // decimal text equal a number).
+        Some(yaml::Value::Int(i)) if n.scalar_text() == Some(i.to_string().as_str()) => {
+            Scalar::Int(i)
+        }
+        Some(yaml::Value::Int(_)) => Scalar::Str(n.scalar_text().unwrap_or("").to_string()),
         // Floats keep their written text: `1.10` is a version string as often as a number.
         Some(yaml::Value::Float(_)) => Scalar::Str(n.scalar_text().unwrap_or("").to_string()),
         Some(yaml::Value::Str(s)) => Scalar::Str(s.to_string()),

@@ -365,3 +365,14 @@ fn time_modifiers_take_a_date_part() {
         "datePart(requestReceivedTimestamp, \"hour\") >= 22 ∧ datePart(stageTimestamp, \"month\") ==~ 12"
     );
 }
+
+#[test]
+fn hex_and_zero_padded_numbers_keep_their_text() {
+    let r = one(&rule(
+        "  sel:\n    GrantedAccess: 0x1410\n    Code: 0042\n    N: 42\n  condition: sel\n",
+    ));
+    assert_eq!(
+        filter_of(&r).to_string(),
+        "GrantedAccess ==~ \"0x1410\" ∧ Code ==~ \"0042\" ∧ N ==~ 42"
+    );
+}
