@@ -296,9 +296,12 @@ impl<'c> Mapper<'c> {
                     continue;
                 }
                 for b in &boxes {
+                    let ops = model.concretise(b);
                     let reason = model.reason(b);
-                    let before = out.operations.len();
-                    for (id, group) in model.concretise(b) {
+                    if ops.is_empty() {
+                        empty_reasons.push(format!("{label}no {sid} operation has {reason}"));
+                    }
+                    for (id, group) in ops {
                         push_op(&mut out.operations, sid, &id, format!("{label}{reason}"));
                         if !b.fields.is_empty() && !group.is_empty() {
                             out.object_fields
@@ -306,9 +309,6 @@ impl<'c> Mapper<'c> {
                                 .or_default()
                                 .extend(b.fields.iter().cloned());
                         }
-                    }
-                    if out.operations.len() == before && model.concretise(b).is_empty() {
-                        empty_reasons.push(format!("{label}no {} operation has {reason}", sid));
                     }
                 }
             }
