@@ -96,3 +96,34 @@ fn every_falco_rules_file_loads() {
         .as_deref()
         .is_some_and(|n| n.contains("google-container-engine-robot"))));
 }
+
+#[test]
+fn truncated_and_mangled_files_never_panic() {
+    let Some(data) = ruleatlas_corpus::data_dir("falco rules robustness") else {
+        return;
+    };
+    let (_, text) = read(&data.join("rules/falco/k8s_audit_rules.yaml"));
+    let mut cuts = 0;
+    let mut located = 0;
+    for end in (0..text.len()).step_by(397) {
+        if !text.is_char_boundary(end) {
+            continue;
+        }
+        // Cut the file, and also drop one character there (an unbalanced quote or bracket).
+        for variant in [
+            text[..end].to_string(),
+            format!("{}{}", &text[..end], &text[(end + 1).min(text.len())..]),
+        ] {
+            let (rules, diags) = load_files(&[("cut.yaml".into(), variant)]);
+            cuts += 1;
+            for d in diags
+                .iter()
+                .chain(rules.iter().filter_map(|r| r.lowered.diagnostic()))
+            {
+                assert!(d.line.is_some(), "unlocated diagnostic: {d}");
+                located += 1;
+            }
+        }
+    }
+    println!("falco robustness: {cuts} mangled files loaded, {located} located diagnostics");
+}
