@@ -58,6 +58,9 @@ pub enum Func {
     DescendantOf,
     ChildOf,
     EventOf,
+    /// `truth(is_true, is_false)`: a three-valued condition as a value — `true` when the first
+    /// argument is `true`, `false` when the second is, else null (endgame's `null and true`).
+    Truth,
     /// `datePart(value, part)`: a number taken from a date (Sigma's time modifiers `|minute`,
     /// `|hour`, `|day`, `|week`, `|month`, `|year`). Strings are read as ISO 8601 as written,
     /// without time-zone conversion (the Sigma spec warns the modifiers do none); numbers are
@@ -110,6 +113,7 @@ impl Func {
             Func::DescendantOf => "descendantOf",
             Func::ChildOf => "childOf",
             Func::EventOf => "eventOf",
+            Func::Truth => "truth",
             Func::DatePart => "datePart",
             Func::BetweenCi => "between~",
             Func::EndsWithCi => "endsWith~",
@@ -374,7 +378,8 @@ pub fn eval(func: Func, args: &[Option<Value>], case_insensitive: bool) -> Optio
         Func::IndexOf => {
             let hay = fold(string(0)?, ci);
             let needle = fold(string(1)?, ci);
-            let start = match args.get(2) {
+            // A null start is the default, 0.
+            let start = match arg(2) {
                 Some(_) => int(2)?.max(0) as usize,
                 None => 0,
             };
@@ -444,13 +449,14 @@ pub fn eval(func: Func, args: &[Option<Value>], case_insensitive: bool) -> Optio
         }
         Func::Substring => {
             let s = string(0)?;
-            let start = match args.get(1) {
+            // Null bounds are open, as Python slices take `None`.
+            let start = match arg(1) {
                 Some(_) => Some(int(1)?),
                 None => None,
             };
-            let end = match args.get(2) {
-                Some(Some(v)) if !v.is_null() => Some(int(2)?),
-                _ => None,
+            let end = match arg(2) {
+                Some(_) => Some(int(2)?),
+                None => None,
             };
             Some(Value::String(py_slice(s, start, end)))
         }
@@ -538,6 +544,15 @@ pub fn eval(func: Func, args: &[Option<Value>], case_insensitive: bool) -> Optio
         // Predicates over array elements need an expression evaluator: the engine's job.
         Func::ArrayCount | Func::ArraySearch => None,
         Func::DescendantOf | Func::ChildOf | Func::EventOf => None,
+        Func::Truth => {
+            if arg(0) == Some(&Value::Bool(true)) {
+                Some(Value::Bool(true))
+            } else if arg(1) == Some(&Value::Bool(true)) {
+                Some(Value::Bool(false))
+            } else {
+                None
+            }
+        }
         Func::DatePart => date_part(arg(0)?, string(1)?).map(Value::from),
         Func::BetweenCi
         | Func::EndsWithCi

@@ -58,6 +58,18 @@ pub fn lower(text: &str, opts: &LowerOptions) -> Result<Pipeline, Vec<Diagnostic
     lower_tree(&tree, opts)
 }
 
+/// Parses and lowers a bare expression (`length(a) + 1`, `a == "x"`) to a value: what a
+/// condition evaluates to is a [`ruleatlas_ir::ValueExpr::Cond`].
+pub fn lower_value(
+    text: &str,
+    opts: &LowerOptions,
+) -> Result<ruleatlas_ir::ValueExpr, Vec<Diagnostic>> {
+    let node = parse_expr(text, opts.dialect)?;
+    let mut l = lower::Lowerer::new(*opts);
+    let v = l.value_expr(&node);
+    l.finish_value(v)
+}
+
 /// Lowers an already parsed query.
 pub fn lower_tree(
     tree: &ast::PipedQuery,

@@ -180,6 +180,14 @@ impl Lowerer {
             .push(Diagnostic::unsupported("eql-unsupported", msg).with_span(span));
     }
 
+    pub(crate) fn finish_value(self, v: ValueExpr) -> Result<ValueExpr, Vec<Diagnostic>> {
+        if self.diags.is_empty() {
+            Ok(v)
+        } else {
+            Err(self.diags)
+        }
+    }
+
     pub(crate) fn finish(self, p: Pipeline) -> Result<Pipeline, Vec<Diagnostic>> {
         if self.diags.is_empty() {
             Ok(p)
@@ -248,8 +256,8 @@ impl Lowerer {
                 Val::Value(v) => out.push(v),
                 Val::Lit(s, _) => out.push(ValueExpr::Lit(s)),
                 Val::Cond(n) => {
-                    let c = self.cond(&n, true);
-                    out.push(ValueExpr::Cond(Box::new(c)))
+                    let v = self.cond_value(&n);
+                    out.push(v)
                 }
             }
         }
@@ -395,6 +403,69 @@ impl Lowerer {
         Some(f)
     }
 
+    /// Checks the argument count and the types of literal arguments, as both EQL
+    /// implementations verify before running (`startsWith(1, "x")` is an error, not null).
+    fn check_signature(&mut self, f: Func, name: &str, args: &[Node], span: Span) -> bool {
+        // Per parameter: s string, n number, b boolean, a anything; the last repeats if `more`.
+        let (params, min, more): (&str, usize, bool) = match f.base().0 {
+            Func::Add | Func::Subtract | Func::Multiply | Func::Divide | Func::Modulo => {
+                ("nn", 2, false)
+            }
+            Func::Between => ("sssb", 3, false),
+            Func::CidrMatch => ("ss", 2, true),
+            Func::Concat => ("a", 1, true),
+            Func::EndsWith | Func::StartsWith | Func::StringContains => ("ss", 2, false),
+            Func::IndexOf => ("ssn", 2, false),
+            Func::Length => ("a", 1, false),
+            Func::Number => ("sn", 1, false),
+            Func::String => ("a", 1, false),
+            Func::Substring => ("snn", 2, false),
+            Func::ArrayContains => ("aa", 2, true),
+            Func::ArrayCount | Func::ArraySearch => ("aaa", 3, false),
+            Func::Match | Func::MatchLite | Func::Wildcard => ("ss", 2, true),
+            Func::Safe => ("a", 1, false),
+            _ => return true,
+        };
+        let max = if more { usize::MAX } else { params.len() };
+        if args.len() < min || args.len() > max {
+            let want = match (min, more, params.len()) {
+                (m, true, _) => format!("at least {m}"),
+                (m, false, p) if m == p => format!("{m}"),
+                (m, false, p) => format!("{m} to {p}"),
+            };
+            self.error(
+                span,
+                format!("`{name}` takes {want} argument(s), found {}", args.len()),
+            );
+            return false;
+        }
+        let last = params.chars().last().unwrap_or('a');
+        for (i, a) in args.iter().enumerate() {
+            let want = params.chars().nth(i).unwrap_or(last);
+            let Kind::Lit(l) = &a.kind else { continue };
+            let ok = match (want, l) {
+                (_, Lit::Null) | ('a', _) => true,
+                ('s', Lit::Str(_)) => true,
+                ('n', Lit::Int(_) | Lit::Float(_)) => true,
+                ('b', Lit::Bool(_)) => true,
+                _ => false,
+            };
+            if !ok {
+                let what = match want {
+                    's' => "a string",
+                    'n' => "a number",
+                    _ => "a boolean",
+                };
+                self.error(
+                    a.span,
+                    format!("argument {} of `{name}` must be {what}", i + 1),
+                );
+                return false;
+            }
+        }
+        true
+    }
+
     fn value(&mut self, n: &Node) -> Val {
         match &n.kind {
             Kind::Lit(l) => Val::Lit(scalar(l), n.span),
@@ -407,6 +478,9 @@ impl Lowerer {
                 let Some(f) = self.func(name, *insensitive, n.span) else {
                     return Val::Value(ValueExpr::Lit(Scalar::Null));
                 };
+                if !self.check_signature(f, name, args, n.span) {
+                    return Val::Value(ValueExpr::Lit(Scalar::Null));
+                }
                 if matches!(f, Func::ArraySearch | Func::ArrayCount) {
                     // `arraySearch(array, var, condition)`: `var` names each element inside
                     // the condition (the engine binds it as a top-level field).
@@ -464,12 +538,26 @@ impl Lowerer {
         }
     }
 
-    fn value_expr(&mut self, n: &Node) -> ValueExpr {
+    pub(crate) fn value_expr(&mut self, n: &Node) -> ValueExpr {
         match self.value(n) {
             Val::Lit(s, _) => ValueExpr::Lit(s),
             Val::Value(v) => v,
-            Val::Cond(c) => ValueExpr::Cond(Box::new(self.cond(&c, true))),
+            Val::Cond(c) => self.cond_value(&c),
         }
+    }
+
+    /// A condition used as a value: `true`/`false`, and in the three-valued endgame dialect
+    /// null when it is neither.
+    fn cond_value(&mut self, c: &Node) -> ValueExpr {
+        let t = self.cond(c, true);
+        if !self.endgame() {
+            return ValueExpr::Cond(Box::new(t));
+        }
+        let f = self.cond(c, false);
+        ValueExpr::Call(
+            Func::Truth,
+            vec![ValueExpr::Cond(Box::new(t)), ValueExpr::Cond(Box::new(f))],
+        )
     }
 
     // ---------------------------------------------------------------- conditions

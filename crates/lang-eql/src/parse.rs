@@ -715,7 +715,36 @@ impl Parser {
             self.bump();
             return self.unary();
         }
-        self.primary()
+        self.postfix()
+    }
+
+    /// endgame method syntax: `value:function(args)` is `function(value, args)`.
+    fn postfix(&mut self) -> P<Node> {
+        let mut node = self.primary()?;
+        while self.dialect == Dialect::Endgame
+            && self.is_op(":")
+            && matches!(self.peek_at(1).tok, Tok::Word(_))
+            && matches!(self.peek_at(2).tok, Tok::Op("(") | Tok::Op("~"))
+        {
+            self.bump();
+            let name_tok = self.bump();
+            let Tok::Word(name) = name_tok.tok else {
+                return None;
+            };
+            let insensitive = self.eat_tilde();
+            let mut args = vec![node];
+            args.extend(self.paren_list()?);
+            let span = join(args[0].span, self.prev_span());
+            node = Node {
+                kind: Kind::Call {
+                    name,
+                    insensitive,
+                    args,
+                },
+                span,
+            };
+        }
+        Some(node)
     }
 
     fn primary(&mut self) -> P<Node> {
