@@ -11,6 +11,18 @@
 //! of other sources (syscall, other plugins) load and keep their fields by name, with a log
 //! source no audit event satisfies (`linux` for syscall).
 //!
+//! Known differences from Falco (each rare in practice, none met by Falco's own k8s_audit suite):
+//! - `<`, `<=`, `>`, `>=` compare numerically when both sides are numbers; Falco compares the
+//!   k8saudit plugin's string fields as strings;
+//! - `json.value[…]` equality on an array matches any element (Falco compares the JSON text);
+//!   `exists` on an explicit JSON `null` is false (Falco sees the text `null`);
+//! - a container without an `image` does not hide the other containers' images (the plugin then
+//!   yields no value at all);
+//! - `ka.uri.param[…]`, `ka.req.pod.volumes.volume_type`, `ka.req.pod.*.eff_run_as_*`,
+//!   `ka.req.binding.subject.has_name` and `ka.cluster.name` render in outputs but are
+//!   `unsupported` in conditions, as are `bcontains` with non-UTF-8 bytes and `jevt.rawtime`
+//!   compared with anything but 0.
+//!
 //! ```
 //! let text = "- list: verbs\n  items: [create, update]\n\
 //!             - rule: Writes\n  desc: d\n  condition: ka.verb in (verbs)\n  output: by %ka.user.name\n  priority: NOTICE\n  source: k8s_audit\n";
