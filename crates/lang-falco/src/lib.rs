@@ -19,9 +19,9 @@
 //! - a container without an `image` does not hide the other containers' images (the plugin then
 //!   yields no value at all);
 //! - `ka.uri.param[…]`, `ka.req.pod.volumes.volume_type`, `ka.req.pod.*.eff_run_as_*`,
-//!   `ka.req.binding.subject.has_name` and `ka.cluster.name` render in outputs but are
-//!   `unsupported` in conditions, as are `bcontains` with non-UTF-8 bytes and `jevt.rawtime`
-//!   compared with anything but 0.
+//!   `ka.req.binding.subject.has_name` and `ka.cluster.name` are `unsupported` in conditions
+//!   (outputs render `ka.uri.param[…]` and print `<NA>` for the others), as are `bcontains`
+//!   with non-UTF-8 bytes and `jevt.rawtime` compared with anything but 0.
 //!
 //! ```
 //! let text = "- list: verbs\n  items: [create, update]\n\
