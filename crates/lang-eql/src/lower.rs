@@ -443,13 +443,14 @@ impl Lowerer {
         for (i, a) in args.iter().enumerate() {
             let want = params.chars().nth(i).unwrap_or(last);
             let Kind::Lit(l) = &a.kind else { continue };
-            let ok = match (want, l) {
-                (_, Lit::Null) | ('a', _) => true,
-                ('s', Lit::Str(_)) => true,
-                ('n', Lit::Int(_) | Lit::Float(_)) => true,
-                ('b', Lit::Bool(_)) => true,
-                _ => false,
-            };
+            let ok = matches!(
+                (want, l),
+                (_, Lit::Null)
+                    | ('a', _)
+                    | ('s', Lit::Str(_))
+                    | ('n', Lit::Int(_) | Lit::Float(_))
+                    | ('b', Lit::Bool(_))
+            );
             if !ok {
                 let what = match want {
                     's' => "a string",
