@@ -204,6 +204,26 @@ fn mapping_report_over_all_rules() {
             real - unwatched.len()
         );
     }
+    let mut annotated = catalog().clone();
+    ruleatlas_mapper::annotate_catalog(&mut annotated, &l.mappings);
+    if let Some(k8s) = annotated.source(SourceId::KubernetesAudit) {
+        for g in ["pods", "services", "clusterroles"] {
+            let fields = k8s
+                .group(g)
+                .map(|g| g.rule_fields.clone())
+                .unwrap_or_default();
+            println!(
+                "request/response fields rules test on {g}: {}",
+                fields.join(", ")
+            );
+        }
+        let has = |g: &str, f: &str| {
+            k8s.group(g)
+                .is_some_and(|g| g.rule_fields.iter().any(|x| x == f))
+        };
+        assert!(has("services", "requestObject.spec.type"));
+        assert!(has("pods", "requestObject.spec.hostNetwork"));
+    }
     // Floors from the corpora at the time of writing; a regression fails.
     let k8s = |v: &str| {
         per_source
