@@ -53,6 +53,8 @@ struct Source {
     /// Per group-by entry: the field to read for this rule (alias resolved).
     group_fields: Vec<String>,
     value_field: Option<String>,
+    /// value_count over several fields: each counted combination's fields (alias resolved).
+    value_fields: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +126,12 @@ pub fn compile_correlation(
                 dialect: r.field_dialect,
                 group_fields: c.group_by.iter().map(|g| resolve(g)).collect(),
                 value_field: c.condition_field.as_deref().map(resolve),
+                value_fields: c
+                    .condition_field
+                    .iter()
+                    .flat_map(|f| f.split(','))
+                    .map(resolve)
+                    .collect(),
             },
         );
         listens.push(i);
@@ -332,10 +340,19 @@ impl CorrelationStage for CorrelationRun {
             .iter()
             .map(|f| key_text(field_value(m, src.dialect, f).as_ref()))
             .collect();
-        let value = src
-            .value_field
-            .as_deref()
-            .and_then(|f| field_value(m, src.dialect, f));
+        let value = if src.value_fields.len() > 1 {
+            // A combination counts once all its fields are present.
+            let parts: Option<Vec<Value>> = src
+                .value_fields
+                .iter()
+                .map(|f| field_value(m, src.dialect, f).filter(|v| !v.is_null()))
+                .collect();
+            parts.map(Value::Array)
+        } else {
+            src.value_field
+                .as_deref()
+                .and_then(|f| field_value(m, src.dialect, f))
+        };
         if !self.groups.contains_key(&key) {
             if self.groups.len() >= self.cap {
                 self.dropped += 1;

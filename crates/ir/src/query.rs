@@ -166,6 +166,8 @@ pub struct Correlation {
     /// All conditions must hold (`gte: 10` and `lt: 20`).
     pub condition: Vec<(CmpOp, f64)>,
     /// The field counted / summed (value_count, value_sum, value_avg, value_percentile).
+    /// value_count over several fields: their names joined by `,` (no Sigma field name has
+    /// one); distinct value combinations are counted, as pySigma's `count(distinct a, b)`.
     pub condition_field: Option<String>,
     /// value_percentile: which percentile (0–100).
     pub percentile: Option<f64>,

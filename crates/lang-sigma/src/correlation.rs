@@ -82,16 +82,10 @@ pub(crate) fn lower(c: &Node, top_generate: Option<&Node>) -> Lowered {
                 "neq" => CmpOp::Ne,
                 "field" => {
                     let fields = v.strings();
-                    if fields.len() > 1 {
-                        return fail(
-                            Diagnostic::unsupported(
-                                "unsupported-correlation",
-                                "value_count over several fields at once is not supported yet",
-                            )
-                            .with_span(v.span),
-                        );
+                    if fields.len() > 1 && kind != CorrelationKind::ValueCount {
+                        return bad(format!("`{}` takes one field", ty.unwrap_or("")), v.span);
                     }
-                    condition_field = fields.into_iter().next();
+                    condition_field = (!fields.is_empty()).then(|| fields.join(","));
                     continue;
                 }
                 "percentile" => {

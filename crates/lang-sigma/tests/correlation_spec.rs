@@ -466,3 +466,33 @@ detection:
     );
     assert_eq!(alerts.len(), 1);
 }
+
+#[test]
+fn value_count_over_two_fields_counts_combinations() {
+    let yaml = format!(
+        "title: Spray
+correlation:
+    type: value_count
+    rules: [5638f7c0-ac70-491d-8465-2a65075e0d86]
+    group-by: [ComputerName]
+    timespan: 1h
+    condition:
+        field: [User, WorkstationName]
+        gte: 3
+---
+{}",
+        failed_login_rule()
+    );
+    let ev = |u: &str, w: &str, secs| json!({"EventID": 4625, "ComputerName": "dc1", "User": u, "WorkstationName": w, "timestamp": at(secs)});
+    // Two users but three (user, workstation) pairs.
+    let alerts = run(
+        &yaml,
+        vec![ev("a", "w1", 0), ev("a", "w2", 1), ev("b", "w1", 2)],
+    );
+    assert_eq!(alerts.len(), 1);
+    assert!(run(
+        &yaml,
+        vec![ev("a", "w1", 0), ev("a", "w1", 1), ev("b", "w1", 2)]
+    )
+    .is_empty());
+}
