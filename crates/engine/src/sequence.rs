@@ -93,6 +93,7 @@ pub struct SequenceStage {
     live: usize,
     overflow: u64,
     seen: u64,
+    last_sweep: u64,
 }
 
 pub fn compile_sequence(
@@ -138,6 +139,7 @@ pub fn compile_sequence(
         live: 0,
         overflow: 0,
         seen: 0,
+        last_sweep: 0,
     }))
 }
 
@@ -173,8 +175,14 @@ impl Stage for SequenceStage {
         };
         let now = ctx.event.ts_ms;
         self.seen += 1;
-        if self.maxspan.is_some() && (self.seen.is_multiple_of(4096) || self.live >= self.cap) {
+        // Sweep expired partials now and then, and sooner when the cap is near (but not on
+        // every event: a sweep walks all partials).
+        if self.maxspan.is_some()
+            && (self.seen.is_multiple_of(4096)
+                || (self.live >= self.cap && self.seen - self.last_sweep >= 256))
+        {
             self.evict(now);
+            self.last_sweep = self.seen;
         }
         let n = self.steps.len();
         // Trailing-missing sequences whose window has passed are complete.
@@ -293,7 +301,6 @@ pub struct SlotStage {
     steps: Vec<CStep>,
     until: Option<CStep>,
     slots: HashMap<Key, Vec<Option<Arc<Event>>>>,
-    order: Vec<Key>,
     cap: usize,
     overflow: u64,
 }
@@ -318,7 +325,6 @@ fn slot_stage(
         steps,
         until,
         slots: HashMap::new(),
-        order: Vec::new(),
         cap: o.max_states_per_rule,
         overflow: 0,
     }))
@@ -366,7 +372,6 @@ impl Stage for SlotStage {
                     continue;
                 }
                 self.slots.insert(key.clone(), vec![None; n]);
-                self.order.push(key.clone());
             }
             let Some(slots) = self.slots.get_mut(&key) else {
                 continue;
@@ -387,10 +392,6 @@ impl Stage for SlotStage {
                     extra: Default::default(),
                 });
             }
-        }
-        if self.order.len() > 2 * self.slots.len() + 64 {
-            let live = &self.slots;
-            self.order.retain(|k| live.contains_key(k));
         }
     }
 
@@ -755,6 +756,61 @@ mod tests {
             st.on_event(&EventCtx::new(Arc::new(ev)), &mut out);
         }
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn samples_match_in_any_order_per_key() {
+        let sample = Sample {
+            by: vec![ValueExpr::field("k")],
+            steps: vec![
+                Step::new(Expr::field(
+                    FieldPath::new("name"),
+                    Pred::Eq(vec![Scalar::from("a")]),
+                    false,
+                )),
+                Step::new(Expr::field(
+                    FieldPath::new("name"),
+                    Pred::Eq(vec![Scalar::from("b")]),
+                    false,
+                )),
+            ],
+        };
+        let mut st = compile_sample(&sample, FieldDialect::Ecs, &EngineOptions::default())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut out = Vec::new();
+        for (i, (name, k)) in [("b", "x"), ("a", "y"), ("a", "x")].iter().enumerate() {
+            let ev = Event::new(
+                json!({"name": name, "k": k, "id": i}),
+                &EventOptions::default(),
+            );
+            st.on_event(&EventCtx::new(Arc::new(ev)), &mut out);
+        }
+        assert_eq!(out.len(), 1);
+        let ids: Vec<i64> = out[0]
+            .events
+            .iter()
+            .map(|e| e.doc["id"].as_i64().unwrap_or(-1))
+            .collect();
+        assert_eq!(ids, vec![2, 0]);
+    }
+
+    #[test]
+    fn state_is_capped_and_overflow_counted() {
+        let s = seq(vec![step("a"), step("b"), step("c")], None);
+        let opts = EngineOptions {
+            max_states_per_rule: 2,
+        };
+        let mut st =
+            compile_sequence(&s, FieldDialect::Ecs, &opts).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut out = Vec::new();
+        for k in ["p", "q", "r", "s"] {
+            let ev = Event::new(
+                json!({"name": "a", "k": k, "@timestamp": T}),
+                &EventOptions::default(),
+            );
+            st.on_event(&EventCtx::new(Arc::new(ev)), &mut out);
+        }
+        assert_eq!(st.overflowed(), 2);
     }
 
     #[test]
