@@ -495,3 +495,39 @@ fn cloudtrail_fields() -> Vec<FieldDoc> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_operations_round_trip_through_one_string() {
+        for o in [
+            AwsOpFacts {
+                name: "StopLogging".into(),
+                event_name: "StopLogging".into(),
+                aliases: Vec::new(),
+            },
+            AwsOpFacts {
+                name: "UpdateFunctionCode".into(),
+                event_name: "UpdateFunctionCode20150331v2".into(),
+                aliases: vec![
+                    "UpdateFunctionCode20150331".into(),
+                    "UpdateFunctionCode".into(),
+                ],
+            },
+        ] {
+            let s: String = o.clone().into();
+            assert_eq!(AwsOpFacts::try_from(s), Ok(o));
+        }
+        assert_eq!(
+            String::from(AwsOpFacts {
+                name: "A".into(),
+                event_name: "A".into(),
+                aliases: Vec::new()
+            }),
+            "A"
+        );
+        assert!(AwsOpFacts::try_from("=x".to_string()).is_err());
+    }
+}

@@ -51,8 +51,12 @@ pub fn load_catalog(specs: Option<&Path>) -> anyhow::Result<Catalog> {
         .ok()
         .and_then(|c| c.specs_dir())
     {
-        if let Ok(c) = Catalog::from_specs(&dir) {
-            return Ok(c);
+        match Catalog::from_specs(&dir) {
+            Ok(c) => return Ok(c),
+            Err(e) => eprintln!(
+                "ruleatlas: the synced specs in {} do not load ({e}); using the built-in catalog snapshot",
+                dir.display()
+            ),
         }
     }
     Ok(Catalog::snapshot()?)
