@@ -12,15 +12,21 @@ use std::sync::Arc;
 const RULE: &str =
     "rules/elastic/rules/cross-platform/execution_d4c_k8s_mda_kubernetes_api_activity_by_unusual_utilities.toml";
 
+const RBAC_RULE: &str = "rules/elastic/rules/integrations/kubernetes/privilege_escalation_sensitive_rbac_change_followed_by_workload_modification.toml";
+
 fn load_rule() -> Option<Arc<Rule>> {
+    load(RULE)
+}
+
+fn load(path: &str) -> Option<Arc<Rule>> {
     let dir = ruleatlas_corpus::data_dir("k8s sequence rule")?;
-    let text = std::fs::read_to_string(dir.join(RULE)).unwrap_or_else(|e| panic!("{RULE}: {e}"));
-    let table: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{RULE}: {e}"));
+    let text = std::fs::read_to_string(dir.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let table: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     let query = table
         .get("rule")
         .and_then(|r| r.get("query"))
         .and_then(|q| q.as_str())
-        .unwrap_or_else(|| panic!("{RULE}: no query"));
+        .unwrap_or_else(|| panic!("{path}: no query"));
     let pipeline = lower(query, &LowerOptions::default()).unwrap_or_else(|d| panic!("{d:?}"));
     let mut rule = Rule::new(
         "elastic",
@@ -120,4 +126,48 @@ fn does_not_fire_for_curl() {
         vec![process(1_000, "web-1", "curl"), audit(1_500, "web-1")],
     );
     assert!(alerts.is_empty());
+}
+
+/// A raw audit event: `user` does `verb` on `resource`, allowed.
+fn rbac_audit(ms: i64, user: &str, groups: &[&str], verb: &str, resource: &str) -> Value {
+    json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+        "auditID": format!("r-{ms}"), "stage": "ResponseComplete",
+        "requestURI": format!("/apis/x/v1/{resource}"), "verb": verb,
+        "user": {"username": user, "groups": groups},
+        "objectRef": {"resource": resource, "namespace": "default", "name": "n"},
+        "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""},
+        "responseStatus": {"code": 201},
+        "requestReceivedTimestamp": stamp(ms),
+        "stageTimestamp": stamp(ms)
+    })
+}
+
+#[test]
+fn rbac_change_then_workload_change_by_the_same_user() {
+    let Some(rule) = load(RBAC_RULE) else { return };
+    let fires = run(
+        &rule,
+        vec![
+            rbac_audit(1_000, "alice", &["dev"], "create", "clusterroles"),
+            rbac_audit(2_000, "bob", &["dev"], "create", "deployments"),
+            rbac_audit(3_000, "alice", &["dev"], "patch", "deployments"),
+        ],
+    );
+    assert_eq!(fires.len(), 1);
+    assert_eq!(fires[0].events[1].doc["user"]["username"], "alice");
+    let masters = run(
+        &rule,
+        vec![
+            rbac_audit(
+                1_000,
+                "alice",
+                &["system:masters"],
+                "create",
+                "clusterroles",
+            ),
+            rbac_audit(3_000, "alice", &["system:masters"], "patch", "deployments"),
+        ],
+    );
+    assert!(masters.is_empty());
 }
