@@ -3,7 +3,7 @@
 //! Place in the data flow: `ruleatlas-rules` hands each Sigma YAML file to [`load_file`]; every
 //! YAML document becomes a [`Rule`] (detection rules lower to a [`Query::Filter`], correlation
 //! rules to a [`Query::Correlation`] the engine runs over the referenced rules' matches, filter
-//! documents are folded into the rules they name by [`apply_filters`]). Central function:
+//! documents are inert rules that [`apply_filters`] folds into the rules they name). Central function:
 //! [`load_file`].
 //!
 //! Field names stay Sigma's (the log source's native names, `FieldDialect::Native`), except
@@ -172,7 +172,6 @@ pub fn load_file_with(path: &str, text: &str, opts: &Options) -> (Vec<Rule>, Vec
             Err(d) => diags.push(locate(d)),
         }
     }
-    apply_filters(&mut rules);
     (rules, diags)
 }
 
@@ -376,8 +375,12 @@ fn build_rule(
         ..SourceRef::default()
     };
     if rule_type == "filter" {
-        // A filter narrows other rules; on its own it must not alert.
+        // A filter narrows other rules; on its own it must match nothing, whether or not the
+        // caller runs `apply_filters` (which re-reads the condition from the body).
         rule.enabled = false;
+        if let Lowered::Ok { pipeline } = &mut rule.lowered {
+            pipeline.query = Query::Filter(Expr::Const(false));
+        }
     }
     Ok(rule)
 }
@@ -629,24 +632,36 @@ fn lower_filter(root: &Node, f: &Node, opts: &Options) -> Lowered {
 }
 
 /// Folds every filter rule (`rule_type == "filter"`) into the rules it names (by id or name,
-/// when the log sources agree) and removes the filters. pySigma's semantics: the rule's
-/// condition becomes `(condition) and (filter condition)`. Call it once over all loaded rules
-/// when filters and rules come from different files; [`load_file`] already applies a file's own
-/// filters to its rules.
-pub fn apply_filters(rules: &mut Vec<Rule>) {
-    let filters: Vec<Rule> = rules
+/// when the log sources agree). pySigma's semantics: the rule's condition becomes
+/// `(condition) and (filter condition)`. Loaders return filter documents as inert rules (they
+/// match nothing on their own); call this once over everything loaded, since a filter usually
+/// lives in another file than the rules it tunes. Calling it twice applies filters twice, which
+/// changes nothing but the expression's size.
+pub fn apply_filters(rules: &mut [Rule]) {
+    let opts = Options::builtin();
+    let mut filters: Vec<(Vec<String>, Option<LogSourceSel>, Expr)> = Vec::new();
+    for f in rules
         .iter()
         .filter(|r| r.vendor == "sigma" && r.rule_type == "filter")
-        .cloned()
-        .collect();
-    if filters.is_empty() {
-        return;
-    }
-    for f in &filters {
-        let Some(Query::Filter(fexpr)) = f.pipeline().map(|p| &p.query) else {
+    {
+        let Some(root) = yaml::parse(&f.body)
+            .ok()
+            .and_then(|d| d.into_iter().next())
+            .map(|d| d.root)
+        else {
             continue;
         };
-        let targets = filter_targets(&f.body);
+        let Some(section) = root.get("filter") else {
+            continue;
+        };
+        if let Lowered::Ok { pipeline } = lower_filter(&root, section, &opts) {
+            if let Query::Filter(e) = pipeline.query {
+                let targets = string_list(section.get("rules"));
+                filters.push((targets, f.logsource.clone(), e));
+            }
+        }
+    }
+    for (targets, logsource, fexpr) in &filters {
         for r in rules.iter_mut() {
             if r.rule_type != "detection" {
                 continue;
@@ -654,7 +669,7 @@ pub fn apply_filters(rules: &mut Vec<Rule>) {
             let named = targets
                 .iter()
                 .any(|t| *t == r.id || r.name.as_deref() == Some(t.as_str()));
-            if !named || !logsource_compatible(f.logsource.as_ref(), r.logsource.as_ref()) {
+            if !named || !logsource_compatible(logsource.as_ref(), r.logsource.as_ref()) {
                 continue;
             }
             if let Lowered::Ok { pipeline } = &mut r.lowered {
@@ -664,15 +679,6 @@ pub fn apply_filters(rules: &mut Vec<Rule>) {
             }
         }
     }
-    rules.retain(|r| !(r.vendor == "sigma" && r.rule_type == "filter"));
-}
-
-fn filter_targets(body: &str) -> Vec<String> {
-    yaml::parse(body)
-        .ok()
-        .and_then(|docs| docs.into_iter().next())
-        .map(|d| string_list(d.root.get("filter").and_then(|f| f.get("rules"))))
-        .unwrap_or_default()
 }
 
 fn logsource_compatible(filter: Option<&LogSourceSel>, rule: Option<&LogSourceSel>) -> bool {

@@ -298,13 +298,18 @@ fn correlation_errors() {
 
 #[test]
 fn filters_fold_into_named_rules() {
-    let text = "title: r\nid: r1\nlogsource: {product: kubernetes, service: audit}\ndetection:\n  sel: {verb: create}\n  condition: sel\n---\ntitle: f\nlogsource: {product: kubernetes}\nfilter:\n  rules: [r1]\n  selection:\n    user.username|startswith: 'system:'\n  condition: not selection\n";
-    let (rules, diags) = load_file("f.yml", text);
+    let text = "title: r\nid: r1\nlogsource: {product: kubernetes, service: audit}\ndetection:\n  sel: {verb: create}\n  condition: sel\n---\ntitle: f\nlogsource: {product: kubernetes}\nfilter:\n  rules: [r1]\n  selection:\n    apiGroup|startswith: 'system:'\n  condition: not selection\n";
+    let (mut rules, diags) = load_file("f.yml", text);
     assert!(diags.is_empty());
-    assert_eq!(rules.len(), 1);
+    assert_eq!(rules.len(), 2);
+    // On its own a filter matches nothing.
+    assert_eq!(rules[1].rule_type, "filter");
+    assert_eq!(rules[1].lowered.status(), "ok");
+    assert_eq!(filter_of(&rules[1]), Expr::Const(false));
+    apply_filters(&mut rules);
     assert_eq!(
         filter_of(&rules[0]).to_string(),
-        "verb ==~ \"create\" ∧ ¬user.username startswith~ \"system:\""
+        "verb ==~ \"create\" ∧ ¬objectRef.apiGroup startswith~ \"system:\""
     );
 }
 
