@@ -152,6 +152,8 @@ pub fn load_paths(paths: &[PathBuf]) -> (LoadReport, Vec<PathError>) {
         report.rules.extend(rules);
         report.diagnostics.extend(diags);
     }
+    // Sigma filter documents tune rules of other files: fold them in once everything is loaded.
+    ruleatlas_lang_sigma::apply_filters(&mut report.rules);
     if !falco_files.is_empty() {
         let (rules, diags) = ruleatlas_lang_falco::load_files(&falco_files);
         report.rules.extend(rules);
