@@ -206,7 +206,32 @@ impl Lowerer {
         Pipeline { query, pipes }
     }
 
+    /// Every step (and `until`) must join on the same number of keys.
+    fn check_key_counts(&mut self, steps: &[ast::Step], until: Option<&ast::Step>) {
+        let Some(first) = steps.first() else { return };
+        let n = first.by.len();
+        for s in steps.iter().chain(until) {
+            if s.by.len() != n {
+                self.error(
+                    s.span,
+                    format!(
+                        "every step must have the same number of join keys: the first has {n}, this one {}",
+                        s.by.len()
+                    ),
+                );
+                return;
+            }
+        }
+    }
+
     fn query(&mut self, q: &ast::Query) -> Query {
+        match q {
+            ast::Query::Sequence { steps, until, .. } | ast::Query::Join { steps, until, .. } => {
+                self.check_key_counts(steps, until.as_ref())
+            }
+            ast::Query::Sample { steps, .. } => self.check_key_counts(steps, None),
+            ast::Query::Event(_) => {}
+        }
         match q {
             ast::Query::Event(eq) => Query::Filter(self.event_query(eq)),
             ast::Query::Sequence {
@@ -980,7 +1005,7 @@ mod tests {
     #[test]
     fn sequences_and_pipes() {
         let p = lower(
-            "sequence by host.id with maxspan=2m [process where true] by p [file where true] with runs=2 until [process where false]",
+            "sequence by host.id with maxspan=2m [process where true] by p [file where true] by q with runs=2 until [process where false] by r",
             &LowerOptions::default(),
         )
         .unwrap_or_else(|d| panic!("{d:?}"));
@@ -998,6 +1023,17 @@ mod tests {
         )
         .unwrap_or_else(|d| panic!("{d:?}"));
         assert!(matches!(p.pipes[..], [Pipe::Unique(_), Pipe::Head(3)]));
+    }
+
+    #[test]
+    fn join_key_counts_must_agree() {
+        let d = lower(
+            "sequence [process where true] by a [file where true] by a, b",
+            &LowerOptions::default(),
+        )
+        .unwrap_err();
+        assert!(d[0].message.contains("same number of join keys"), "{d:?}");
+        assert_eq!(d[0].span.map(|s| s.start), Some(35));
     }
 
     #[test]
