@@ -381,3 +381,26 @@ fn hex_and_zero_padded_numbers_keep_their_text() {
         "GrantedAccess ==~ \"0x1410\" ∧ Code ==~ \"0042\" ∧ N ==~ 42"
     );
 }
+
+#[test]
+fn all_keeps_each_values_variants_as_alternatives() {
+    let r = one(&rule(
+        "  sel:\n    c|contains|all|windash: ['-a', '-b']\n  condition: sel\n",
+    ));
+    match filter_of(&r) {
+        Expr::And(items) => {
+            assert_eq!(items.len(), 2);
+            for i in &items {
+                let Expr::Test(Test {
+                    pred: Pred::Contains(v),
+                    ..
+                }) = i
+                else {
+                    panic!("{i}")
+                };
+                assert_eq!(v.len(), 5);
+            }
+        }
+        other => panic!("{other}"),
+    }
+}

@@ -208,6 +208,26 @@ pub fn lower_item(
             }
         }
     }
+    if all {
+        // `all` joins the *values* with AND; the variants one value expands to (windash,
+        // base64offset, placeholders) stay alternatives, so lower each value on its own.
+        let single_mods: Vec<(&str, Span)> = item
+            .modifiers
+            .iter()
+            .copied()
+            .filter(|(m, _)| *m != "all")
+            .collect();
+        let mut parts = Vec::with_capacity(item.values.len());
+        for v in &item.values {
+            let one = Item {
+                field: item.field.clone(),
+                modifiers: single_mods.clone(),
+                values: vec![v.clone()],
+            };
+            parts.push(lower_item(&one, placeholders, map_field)?);
+        }
+        return Ok(Expr::and(parts));
+    }
     let ci = !cased;
     // A time modifier compares a number taken from the field's date instead of the field.
     let subj = match date_part {
