@@ -142,5 +142,14 @@ mod robustness {
             }
         }
         assert!(lower("", &LowerOptions::default()).is_err());
+        for deep in [
+            format!("any where {}a{}", "(".repeat(100_000), ")".repeat(100_000)),
+            format!("any where {}a", "not ".repeat(100_000)),
+            format!("any where a == {}1", "-".repeat(100_000)),
+            format!("any where a == {}1", "+".repeat(100_000)),
+        ] {
+            let d = lower(&deep, &LowerOptions::default()).unwrap_err();
+            assert!(d[0].message.contains("nest"), "{:?}", d[0]);
+        }
     }
 }

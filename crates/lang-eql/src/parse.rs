@@ -16,6 +16,7 @@ pub fn parse(text: &str, dialect: Dialect) -> Result<PipedQuery, Vec<Diagnostic>
         pos: 0,
         dialect,
         diags,
+        depth: 0,
     };
     let q = p.piped_query();
     if p.diags.is_empty() {
@@ -37,6 +38,7 @@ pub fn parse_expr(text: &str, dialect: Dialect) -> Result<Node, Vec<Diagnostic>>
         pos: 0,
         dialect,
         diags,
+        depth: 0,
     };
     let e = p.expr().and_then(|e| p.expect_eof().map(|_| e));
     match e {
@@ -50,7 +52,11 @@ struct Parser {
     pos: usize,
     dialect: Dialect,
     diags: Vec<Diagnostic>,
+    /// Expression nesting, capped so hostile input cannot exhaust the stack.
+    depth: usize,
 }
+
+const MAX_DEPTH: usize = 64;
 
 type P<T> = Option<T>;
 
@@ -495,7 +501,18 @@ impl Parser {
     // ---- expressions: or < and < not < comparison < additive < multiplicative < unary ----
 
     pub fn expr(&mut self) -> P<Node> {
-        self.or_expr()
+        if self.depth >= MAX_DEPTH {
+            let span = self.peek().span;
+            self.error(
+                span,
+                format!("expression nested deeper than {MAX_DEPTH} levels"),
+            );
+            return None;
+        }
+        self.depth += 1;
+        let e = self.or_expr();
+        self.depth -= 1;
+        e
     }
 
     fn or_expr(&mut self) -> P<Node> {
@@ -533,7 +550,17 @@ impl Parser {
     fn not_expr(&mut self) -> P<Node> {
         if self.is_word("not") && !self.next_is_infix_keyword() {
             let start = self.bump().span;
-            let inner = self.not_expr()?;
+            if self.depth >= MAX_DEPTH {
+                self.error(
+                    start,
+                    format!("expression nested deeper than {MAX_DEPTH} levels"),
+                );
+                return None;
+            }
+            self.depth += 1;
+            let inner = self.not_expr();
+            self.depth -= 1;
+            let inner = inner?;
             let span = join(start, inner.span);
             return Some(Node {
                 kind: Kind::Not(Box::new(inner)),
@@ -691,7 +718,17 @@ impl Parser {
     fn unary(&mut self) -> P<Node> {
         if self.is_op("-") {
             let start = self.bump().span;
-            let inner = self.unary()?;
+            if self.depth >= MAX_DEPTH {
+                self.error(
+                    start,
+                    format!("expression nested deeper than {MAX_DEPTH} levels"),
+                );
+                return None;
+            }
+            self.depth += 1;
+            let inner = self.unary();
+            self.depth -= 1;
+            let inner = inner?;
             let span = join(start, inner.span);
             return Some(match inner.kind {
                 Kind::Lit(Lit::Int(i)) => Node {
@@ -713,7 +750,13 @@ impl Parser {
         }
         if self.is_op("+") {
             self.bump();
-            return self.unary();
+            if self.depth >= MAX_DEPTH {
+                return self.unexpected("a value (nesting too deep)");
+            }
+            self.depth += 1;
+            let inner = self.unary();
+            self.depth -= 1;
+            return inner;
         }
         self.postfix()
     }
