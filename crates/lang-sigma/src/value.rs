@@ -275,7 +275,7 @@ pub fn lower_item(
                 });
                 tests.push(if want { t } else { Expr::not(t) });
             }
-            return Ok(combine(tests, all, neq));
+            return Ok(either(tests, neq));
         }
         Some("fieldref") => {
             for (v, _) in &values {
@@ -287,7 +287,7 @@ pub fn lower_item(
                     case_insensitive: ci,
                 });
             }
-            return Ok(combine(tests, all, neq));
+            return Ok(either(tests, neq));
         }
         Some(op @ ("lt" | "lte" | "gt" | "gte")) => {
             let cmp = match op {
@@ -317,7 +317,7 @@ pub fn lower_item(
                     case_insensitive: false,
                 }));
             }
-            return Ok(combine(tests, all, neq));
+            return Ok(either(tests, neq));
         }
         Some("cidr") => {
             let mut blocks = Vec::new();
@@ -332,8 +332,8 @@ pub fn lower_item(
                 }
                 blocks.push(b);
             }
-            push_preds(&mut tests, &subj, blocks, Pred::Cidr, false, all);
-            return Ok(combine(tests, all, neq));
+            push_preds(&mut tests, &subj, blocks, Pred::Cidr, false);
+            return Ok(either(tests, neq));
         }
         Some("re") => {
             let mut pats = Vec::new();
@@ -366,8 +366,8 @@ pub fn lower_item(
                 }
                 pats.push(full);
             }
-            push_preds(&mut tests, &subj, pats, Pred::Regex, false, all);
-            return Ok(combine(tests, all, neq));
+            push_preds(&mut tests, &subj, pats, Pred::Regex, false);
+            return Ok(either(tests, neq));
         }
         _ => {}
     }
@@ -428,21 +428,11 @@ pub fn lower_item(
         strs.push(s);
     }
     if !scalars.is_empty() {
-        if all {
-            for sc in scalars {
-                tests.push(Expr::Test(Test {
-                    subject: subj.clone(),
-                    pred: Pred::Eq(vec![sc]),
-                    case_insensitive: ci,
-                }));
-            }
-        } else {
-            tests.push(Expr::Test(Test {
-                subject: subj.clone(),
-                pred: Pred::Eq(scalars),
-                case_insensitive: ci,
-            }));
-        }
+        tests.push(Expr::Test(Test {
+            subject: subj.clone(),
+            pred: Pred::Eq(scalars),
+            case_insensitive: ci,
+        }));
     }
     // Keywords are full-text terms: a plain keyword is found anywhere in a value.
     if item.field.is_none() {
@@ -451,20 +441,8 @@ pub fn lower_item(
             s.append_star();
         }
     }
+    // Values of one kind share one predicate (a list means "any of").
     let mut by_kind: Vec<(u8, Vec<String>)> = Vec::new();
-    let mut add = |k: u8, v: String, tests: &mut Vec<Expr>| {
-        if all {
-            tests.push(Expr::Test(Test {
-                subject: subj.clone(),
-                pred: make_pred(k, vec![v]),
-                case_insensitive: ci,
-            }));
-        } else if let Some(slot) = by_kind.iter_mut().find(|(kk, _)| *kk == k) {
-            slot.1.push(v);
-        } else {
-            by_kind.push((k, vec![v]));
-        }
-    };
     for s in strs {
         let (k, v) = classify(&s);
         if k == K_EXISTS {
@@ -475,7 +453,10 @@ pub fn lower_item(
             }));
             continue;
         }
-        add(k, v, &mut tests);
+        match by_kind.iter_mut().find(|(kk, _)| *kk == k) {
+            Some(slot) => slot.1.push(v),
+            None => by_kind.push((k, vec![v])),
+        }
     }
     for (k, vs) in by_kind {
         let pred = make_pred(k, vs);
@@ -485,7 +466,7 @@ pub fn lower_item(
             case_insensitive: ci,
         }));
     }
-    Ok(combine(tests, all, neq))
+    Ok(either(tests, neq))
 }
 
 /// The regex crate's message ends with the reason; its first lines repeat the pattern.
@@ -546,20 +527,8 @@ fn push_preds(
     vs: Vec<String>,
     make: fn(Vec<String>) -> Pred,
     ci: bool,
-    all: bool,
 ) {
-    if vs.is_empty() {
-        return;
-    }
-    if all {
-        for v in vs {
-            tests.push(Expr::Test(Test {
-                subject: subj.clone(),
-                pred: make(vec![v]),
-                case_insensitive: ci,
-            }));
-        }
-    } else {
+    if !vs.is_empty() {
         tests.push(Expr::Test(Test {
             subject: subj.clone(),
             pred: make(vs),
@@ -568,12 +537,9 @@ fn push_preds(
     }
 }
 
-fn combine(tests: Vec<Expr>, all: bool, neq: bool) -> Expr {
-    let e = if all {
-        Expr::and(tests)
-    } else {
-        Expr::or(tests)
-    };
+/// One value's tests are alternatives; `neq` negates them.
+fn either(tests: Vec<Expr>, neq: bool) -> Expr {
+    let e = Expr::or(tests);
     if neq {
         Expr::not(e)
     } else {
