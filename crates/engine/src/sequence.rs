@@ -63,6 +63,19 @@ impl CStep {
     }
 }
 
+/// Match facts: the join key values (as Elasticsearch reports `join_keys`), when there are keys.
+fn key_extra(key: &Key) -> serde_json::Map<String, Value> {
+    let mut extra = serde_json::Map::new();
+    if !key.is_empty() {
+        let vals = key
+            .iter()
+            .map(|k| serde_json::from_str(k).unwrap_or(Value::Null))
+            .collect();
+        extra.insert("join_keys".into(), Value::Array(vals));
+    }
+    extra
+}
+
 struct Partial {
     events: Vec<Arc<Event>>,
     start: Option<i64>,
@@ -161,8 +174,8 @@ impl SequenceStage {
             self.trailing.push((key, part));
         } else {
             out.push(Match {
+                extra: key_extra(&key),
                 events: part.events,
-                extra: Default::default(),
             });
         }
     }
@@ -192,10 +205,10 @@ impl Stage for SequenceStage {
                 .into_iter()
                 .partition(|(_, p)| expired(span, p.start, now));
             self.trailing = keep;
-            for (_, p) in done {
+            for (k, p) in done {
                 out.push(Match {
                     events: p.events,
-                    extra: Default::default(),
+                    extra: key_extra(&k),
                 });
             }
         }
@@ -282,10 +295,10 @@ impl Stage for SequenceStage {
     }
 
     fn finish(&mut self, out: &mut Vec<Match>) {
-        for (_, p) in std::mem::take(&mut self.trailing) {
+        for (k, p) in std::mem::take(&mut self.trailing) {
             out.push(Match {
                 events: p.events,
-                extra: Default::default(),
+                extra: key_extra(&k),
             });
         }
     }
@@ -389,7 +402,7 @@ impl Stage for SlotStage {
                     .collect();
                 out.push(Match {
                     events,
-                    extra: Default::default(),
+                    extra: key_extra(&key),
                 });
             }
         }
@@ -703,6 +716,18 @@ mod tests {
             ],
         );
         assert_eq!(got, vec![vec![0, 2]]);
+        let mut st = compile_sequence(
+            &seq(vec![step("a"), step("b")], None),
+            FieldDialect::Ecs,
+            &EngineOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut out = Vec::new();
+        for name in ["a", "b"] {
+            let ev = Event::new(json!({"name": name, "k": "x"}), &EventOptions::default());
+            st.on_event(&EventCtx::new(Arc::new(ev)), &mut out);
+        }
+        assert_eq!(out[0].extra["join_keys"], json!(["x"]));
     }
 
     #[test]
