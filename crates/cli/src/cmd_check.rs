@@ -11,8 +11,7 @@ pub struct Args {
     /// One JSON object per rule on stdout.
     #[arg(long)]
     json: bool,
-    /// Rule files or folders.
-    #[arg(required = true)]
+    /// Rule files or folders (default: the rules of the `sync` cache).
     paths: Vec<PathBuf>,
 }
 
@@ -46,7 +45,7 @@ fn file_json(d: &Diagnostic) -> serde_json::Value {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let (report, path_errors) = ruleatlas_rules::load_paths(&args.paths);
+    let (report, path_errors) = crate::rule_input::load(&args.paths)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.json {

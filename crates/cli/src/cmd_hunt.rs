@@ -19,8 +19,9 @@ pub enum Format {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rule files or folders (Elastic TOML, Sigma YAML, Falco YAML).
-    #[arg(long, required = true, num_args = 1..)]
+    /// Rule files or folders (Elastic TOML, Sigma YAML, Falco YAML); default: the rules of the
+    /// `sync` cache.
+    #[arg(long, num_args = 1..)]
     rules: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Ndjson)]
     format: Format,
@@ -85,6 +86,10 @@ pub fn alert_json(a: &Alert) -> String {
     if !a.extra.is_empty() {
         head["details"] = Value::Object(a.extra.clone());
     }
+    // Falco rules say how their alert reads: the output template over the (last) event.
+    if let (Some(template), Some(ev)) = (&r.output_template, a.events.last()) {
+        head["output"] = json!(ruleatlas_lang_falco::render_output(template, &ev.doc));
+    }
     let mut line = head.to_string();
     line.pop(); // the closing brace; the events array goes last
     line.push_str(",\"events\":[");
@@ -129,10 +134,7 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     if args.events.is_empty() {
         anyhow::bail!("no event files given (EVENTS...: files, or - for standard input)");
     }
-    if args.rules.is_empty() {
-        anyhow::bail!("no rule paths given (--rules PATH...)");
-    }
-    let (report, path_errors) = ruleatlas_rules::load_paths(&args.rules);
+    let (report, path_errors) = crate::rule_input::load(&args.rules)?;
     for e in &path_errors {
         eprintln!("ruleatlas: {e}");
     }

@@ -14,6 +14,7 @@ mod cmd_query;
 mod cmd_serve;
 mod cmd_sync;
 mod cmd_webhook;
+mod rule_input;
 
 #[derive(Parser)]
 #[command(
