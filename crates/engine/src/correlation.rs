@@ -83,6 +83,9 @@ struct CorrelationRun {
     cap: usize,
     dropped: u64,
     n_rules: usize,
+    /// End of input was signalled; matches that still arrive (from chained correlations that
+    /// fire at the end) close their window at once.
+    finished: bool,
 }
 
 /// Compiles a correlation; `rules` is the engine's index space, `self_index` this correlation's
@@ -160,6 +163,7 @@ pub fn compile_correlation(
             cap: opts.max_states_per_rule,
             dropped: 0,
             n_rules,
+            finished: false,
         }),
         listens,
     ))
@@ -411,6 +415,9 @@ impl CorrelationStage for CorrelationRun {
             return;
         }
         g.window.push_back(entry);
+        if self.finished && !self.immediate {
+            self.close_window(&key, &mut g, out);
+        }
         if self.immediate {
             if let Some(x) = self.measure(&g.window) {
                 if self.satisfied(x) {
@@ -428,6 +435,7 @@ impl CorrelationStage for CorrelationRun {
     }
 
     fn finish(&mut self, out: &mut Vec<Match>) {
+        self.finished = true;
         if self.immediate {
             return;
         }

@@ -496,3 +496,33 @@ correlation:
     )
     .is_empty());
 }
+
+#[test]
+fn chained_correlations_judged_at_the_end_still_fire() {
+    // The inner average is only known at the end of input; the outer count is judged at the
+    // end too, after the inner one fired.
+    let yaml = format!(
+        "title: Few heavy uploaders
+correlation:
+    type: event_count
+    rules: [heavy]
+    group-by: [User]
+    timespan: 1h
+    condition: {{lte: 1}}
+---
+title: Heavy average
+name: heavy
+correlation:
+    type: value_avg
+    rules: [website_access]
+    group-by: [User]
+    timespan: 1h
+    condition: {{field: bytes_sent, gt: 500}}
+---
+{}",
+        web_rule()
+    );
+    let post = |bytes: u64, secs| json!({"cs-method": "POST", "SourceIP": "10.1.1.1", "User": "u", "bytes_sent": bytes, "timestamp": at(secs)});
+    let alerts = run(&yaml, vec![post(400, 0), post(700, 60)]);
+    assert_eq!(titles(&alerts), vec!["Few heavy uploaders"]);
+}
