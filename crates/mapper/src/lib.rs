@@ -289,10 +289,15 @@ impl<'c> Mapper<'c> {
             for (label, expr) in &stages {
                 let boxes = ctx.eval(expr, false);
                 if boxes.is_empty() {
-                    empty_reasons.push(format!(
-                        "{label}no {} operation satisfies the rule's constraints",
-                        sid
-                    ));
+                    let unknown = ctx.unknown_values(expr);
+                    empty_reasons.push(if unknown.is_empty() {
+                        format!("{label}no {sid} operation satisfies the rule's constraints")
+                    } else {
+                        format!(
+                            "{label}no {sid} operation satisfies the rule's constraints ({} not in the catalog)",
+                            unknown.join(", ")
+                        )
+                    });
                     continue;
                 }
                 for b in &boxes {
@@ -559,6 +564,38 @@ impl Ctx<'_, '_> {
             }
         }
         FieldClass::Other
+    }
+
+    /// Key values a rule compares with that the catalog does not have (`eventName ==
+    /// "Create Cache Security Group"`), for unmapped reasons.
+    fn unknown_values(&self, e: &Expr) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_unknown(e, &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn collect_unknown(&self, e: &Expr, out: &mut Vec<String>) {
+        match e {
+            Expr::And(xs) | Expr::Or(xs) => xs.iter().for_each(|x| self.collect_unknown(x, out)),
+            Expr::Not(x) => self.collect_unknown(x, out),
+            Expr::Test(t) => {
+                let (ValueExpr::Field(f), Pred::Eq(vals)) = (&t.subject, &t.pred) else {
+                    return;
+                };
+                if let FieldClass::Key(i) = self.classify(&f.name) {
+                    let u = &self.model.dims[i];
+                    for v in vals {
+                        let text = v.to_text();
+                        if u.lookup(&text, t.case_insensitive).is_empty() {
+                            out.push(format!("{} {text:?}", u.field));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     fn eval(&self, e: &Expr, neg: bool) -> Vec<KeyBox> {

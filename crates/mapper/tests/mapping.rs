@@ -256,7 +256,8 @@ fn unmapped_rules_say_why() {
     assert!(
         out.unmapped_reason
             .as_deref()
-            .is_some_and(|r| r.contains("no kubernetes-audit operation")),
+            .is_some_and(|r| r.contains("no kubernetes-audit operation")
+                && r.contains(r#"objectRef.resource "nosuchthing" not in the catalog"#)),
         "{out:?}"
     );
     let mut esql = rule(FieldDialect::Ecs, None, Expr::Const(true));
