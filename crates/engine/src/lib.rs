@@ -96,7 +96,61 @@ impl EventCtx {
                 .doc
                 .pointer("/kubernetes/audit")
                 .or_else(|| ev.doc.get("kubernetes.audit")),
+            // Elastic keeps CloudTrail records under other names: rebuild the native record from
+            // the field schema (the same data the mapper reads), once per event.
+            (FieldDialect::Native, SourceKind::CloudTrailEcs) => self
+                .ecs
+                .get_or_init(|| Some(cloudtrail_native_view(&ev.doc)))
+                .as_ref(),
             (FieldDialect::Native, _) => Some(&ev.doc),
+        }
+    }
+}
+
+/// A raw-shaped CloudTrail record built from an Elastic `aws.cloudtrail` document, through the
+/// field schema's native ↔ ECS pairs. JSON kept as text by Elastic (`request_parameters`) is
+/// parsed back into objects where it can be.
+fn cloudtrail_native_view(doc: &Value) -> Value {
+    use ruleatlas_catalog::{FieldSchema, SourceId};
+    let mut out = Map::new();
+    let Some(schema) = FieldSchema::builtin().source(SourceId::AwsCloudTrail) else {
+        return Value::Object(out);
+    };
+    let mut found = Vec::new();
+    for f in &schema.fields {
+        for ecs_name in &f.ecs {
+            found.clear();
+            ruleatlas_event::lookup(
+                doc,
+                &ruleatlas_ir::FieldPath::new(ecs_name.as_str()),
+                &mut found,
+            );
+            let Some(v) = found.first() else { continue };
+            let value = match v {
+                Value::String(s) if s.starts_with('{') || s.starts_with('[') => {
+                    serde_json::from_str(s).unwrap_or_else(|_| (*v).clone())
+                }
+                other => (*other).clone(),
+            };
+            insert_dotted(&mut out, &f.native, value);
+            break;
+        }
+    }
+    Value::Object(out)
+}
+
+fn insert_dotted(map: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            map.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let child = map
+                .entry(head.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(m) = child {
+                insert_dotted(m, rest, value);
+            }
         }
     }
 }
@@ -214,6 +268,10 @@ impl Engine {
         let mut skipped = Vec::new();
         let mut correlation_rules = Vec::new();
         for rule in &rules {
+            if !rule.enabled {
+                skipped.push((rule.clone(), "disabled in its rules file".to_string()));
+                continue;
+            }
             match &rule.lowered {
                 Lowered::Ok { pipeline } if matches!(pipeline.query, Query::Correlation(_)) => {
                     correlation_rules.push(rule.clone());
@@ -311,11 +369,15 @@ impl Engine {
 
     /// Partial states dropped at caps, per rule (only rules that dropped some).
     pub fn overflows(&self) -> Vec<(Arc<Rule>, u64)> {
-        self.rules
+        let plain = self
+            .rules
             .iter()
-            .filter(|r| r.stage.overflowed() > 0)
-            .map(|r| (r.rule.clone(), r.stage.overflowed()))
-            .collect()
+            .map(|r| (r.rule.clone(), r.stage.overflowed()));
+        let correlations = self
+            .correlations
+            .iter()
+            .map(|c| (c.rule.clone(), c.stage.overflowed()));
+        plain.chain(correlations).filter(|(_, n)| *n > 0).collect()
     }
 
     /// Feeds one event (in time order) and appends the alerts it completes.
