@@ -1,7 +1,7 @@
 //! `ruleatlas query`: an ad-hoc query over event files; matching events as NDJSON, unchanged.
 
 use anyhow::{bail, Context};
-use ruleatlas_engine::{run_pipeline, EngineOptions};
+use ruleatlas_engine::{compile_pipeline, EngineOptions, EventCtx};
 use ruleatlas_event::{read_events, EventOptions};
 use ruleatlas_ir::{Diagnostic, FieldDialect, LineIndex, Pipeline};
 use std::io::Write;
@@ -131,49 +131,64 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let opts = EventOptions {
         timestamp_field: args.timestamp_field.clone(),
     };
-    let mut events = Vec::new();
+    let mut stages = Vec::new();
+    for (p, dialect) in &pipelines {
+        stages.push(
+            compile_pipeline(p, *dialect, &EngineOptions::default())
+                .map_err(|d| anyhow::anyhow!("{d}"))?,
+        );
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut matches = Vec::new();
     let mut bad = 0u64;
     let mut unreadable = false;
+    // Events stream through in input order (as `hunt` does; logs are written in time order), so
+    // memory stays flat whatever the input size.
     for f in &args.files {
-        match read_events(f, &opts) {
-            Ok(stream) => {
-                for item in stream {
-                    match item {
-                        Ok(ev) => events.push(Arc::new(ev)),
-                        Err(b) => {
-                            bad += 1;
-                            eprintln!("{b}");
-                        }
-                    }
-                }
-            }
+        let stream = match read_events(f, &opts) {
+            Ok(s) => s,
             Err(e) => {
                 eprintln!("ruleatlas: {e}");
                 unreadable = true;
+                continue;
+            }
+        };
+        for item in stream {
+            match item {
+                Ok(ev) => {
+                    let ctx = EventCtx::new(Arc::new(ev));
+                    for stage in stages.iter_mut() {
+                        stage.on_event(&ctx, &mut matches);
+                    }
+                    write_matches(&mut out, &mut matches)?;
+                }
+                Err(b) => {
+                    bad += 1;
+                    eprintln!("{b}");
+                }
             }
         }
     }
-    // Sequences and maxspan need time order; the input order breaks ties.
-    events.sort_by_key(|e| (e.ts_ms.unwrap_or(i64::MIN), e.seq));
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for (p, dialect) in &pipelines {
-        let matches = run_pipeline(
-            p,
-            *dialect,
-            events.iter().cloned(),
-            &EngineOptions::default(),
-        )
-        .map_err(|d| anyhow::anyhow!("{d}"))?;
-        for m in matches {
-            for e in &m.events {
-                writeln!(out, "{}", e.to_json_text())?;
-            }
-        }
+    for stage in stages.iter_mut() {
+        stage.finish(&mut matches);
     }
+    write_matches(&mut out, &mut matches)?;
     out.flush()?;
     if bad > 0 {
         eprintln!("query: {bad} bad input lines skipped");
     }
     Ok(if unreadable { 2 } else { 0 })
+}
+
+fn write_matches(
+    out: &mut impl Write,
+    matches: &mut Vec<ruleatlas_engine::Match>,
+) -> anyhow::Result<()> {
+    for m in matches.drain(..) {
+        for e in &m.events {
+            writeln!(out, "{}", e.to_json_text())?;
+        }
+    }
+    Ok(())
 }
