@@ -18,12 +18,13 @@ command -v /usr/bin/time >/dev/null || apt-get install -y time >/dev/null
 python3 -c 'import eql' 2>/dev/null || pip install -q eql==1.0.1
 
 cargo build -q --release -p ruleatlas -p bench
-bin=target/release/ruleatlas
+tdir=${CARGO_TARGET_DIR:-target}
+bin=$tdir/release/ruleatlas
 
 raw="$work/audit-$events.ndjson"
 ecs="$work/audit-$events-ecs.ndjson"
-[ -s "$raw" ] || target/release/bench gen-audit --events "$events" --out "$raw"
-[ -s "$ecs" ] || target/release/bench gen-audit --events "$events" --out "$ecs" --ecs
+[ -s "$raw" ] || $tdir/release/bench gen-audit --events "$events" --out "$raw"
+[ -s "$ecs" ] || $tdir/release/bench gen-audit --events "$events" --out "$ecs" --ecs
 
 # The Kubernetes-related Elastic rules written in EQL or KQL (kubernetes-rules.tsv lists them).
 rules="$work/k8s-rules"

@@ -31,7 +31,8 @@ pub struct Args {
     /// Field holding the event time (default: @timestamp, requestReceivedTimestamp, eventTime).
     #[arg(long)]
     timestamp_field: Option<String>,
-    /// Threads parsing events (default: all cores); rules run on one more.
+    /// Threads parsing events (default: one per core beyond the one running the rules; 1 means
+    /// parse on the rules' thread).
     #[arg(long)]
     threads: Option<usize>,
     /// Event files (NDJSON, JSON array, EventList, CloudTrail Records, .gz); `-` for stdin.
@@ -156,11 +157,12 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     let opts = EventOptions {
         timestamp_field: args.timestamp_field.clone(),
     };
+    // The rules run on this thread; parsing gets the other cores (one core: no parser threads).
     let threads = args
         .threads
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
-                .map(|n| n.get())
+                .map(|n| n.get().saturating_sub(1))
                 .unwrap_or(1)
         })
         .max(1);

@@ -401,7 +401,7 @@ impl ParallelLines {
         threads: usize,
     ) -> ParallelLines {
         let (work_tx, work_rx) = sync_channel::<Chunk>(threads * 2);
-        let (res_tx, res_rx) = sync_channel::<(u64, VecDeque<Item>)>(threads * 4);
+        let (res_tx, res_rx) = sync_channel::<(u64, VecDeque<Item>)>(threads * 2);
         let producer_name = name.clone();
         let producer_res = res_tx.clone();
         std::thread::spawn(move || {
