@@ -275,7 +275,7 @@ fn reindent_closing_line(text: &str, line: usize) -> Option<(usize, usize)> {
                 return None;
             }
             let want: usize = prev_indent?;
-            return (want > indent).then_some((start, want - indent));
+            return (want > indent).then(|| (start, want - indent));
         }
         if !l.trim().is_empty() {
             prev_indent = Some(indent);
