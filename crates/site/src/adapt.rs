@@ -18,7 +18,10 @@ fn join_and(items: &[String]) -> String {
 fn op(o: &ruleatlas_catalog::Operation) -> Operation {
     let mut description = o.description.clone();
     if !o.aliases.is_empty() {
-        description.push_str(&format!(" CloudTrail also records it as {}.", o.aliases.join(", ")));
+        description.push_str(&format!(
+            " CloudTrail also records it as {}.",
+            o.aliases.join(", ")
+        ));
     }
     Operation {
         id: o.id.clone(),
@@ -40,10 +43,25 @@ fn source(s: &LogSource) -> SourceCatalog {
         .map(|g| {
             let mut facts = Vec::new();
             for ag in &g.api_groups {
-                let group = if ag.group.is_empty() { "core".to_string() } else { ag.group.clone() };
+                let group = if ag.group.is_empty() {
+                    "core".to_string()
+                } else {
+                    ag.group.clone()
+                };
                 facts.push(("Kind".to_string(), ag.kind.clone()));
-                facts.push(("API group".to_string(), format!("{group} ({})", ag.versions.join(", "))));
-                facts.push(("Scope".to_string(), if ag.namespaced { "namespaced" } else { "cluster" }.to_string()));
+                facts.push((
+                    "API group".to_string(),
+                    format!("{group} ({})", ag.versions.join(", ")),
+                ));
+                facts.push((
+                    "Scope".to_string(),
+                    if ag.namespaced {
+                        "namespaced"
+                    } else {
+                        "cluster"
+                    }
+                    .to_string(),
+                ));
             }
             if let Some(es) = &g.event_source {
                 facts.push(("eventSource".to_string(), es.clone()));
@@ -60,7 +78,11 @@ fn source(s: &LogSource) -> SourceCatalog {
                 fields: g
                     .rule_fields
                     .iter()
-                    .map(|f| FieldDoc { name: f.clone(), ty: String::new(), description: String::new() })
+                    .map(|f| FieldDoc {
+                        name: f.clone(),
+                        ty: String::new(),
+                        description: String::new(),
+                    })
                     .collect(),
             }
         })
@@ -82,7 +104,11 @@ fn source(s: &LogSource) -> SourceCatalog {
         common_fields: s
             .fields
             .iter()
-            .map(|f| FieldDoc { name: f.path.clone(), ty: f.ty.clone(), description: f.description.clone() })
+            .map(|f| FieldDoc {
+                name: f.path.clone(),
+                ty: f.ty.clone(),
+                description: f.description.clone(),
+            })
             .collect(),
         groups,
         spec: Some(Provenance {
@@ -108,7 +134,11 @@ pub fn mappings(ms: &[ruleatlas_mapper::RuleMapping]) -> Vec<model::RuleMapping>
             operations: m
                 .operations
                 .iter()
-                .map(|o| OpRef { source: o.source.as_str().to_string(), id: o.id.clone(), reason: o.reason.clone() })
+                .map(|o| OpRef {
+                    source: o.source.as_str().to_string(),
+                    id: o.id.clone(),
+                    reason: o.reason.clone(),
+                })
                 .collect(),
             unmapped_reason: m.unmapped_reason.clone(),
         })
@@ -130,7 +160,10 @@ pub fn prepare(
     let mut provenance = crate::provenance::from_rules(&rules);
     for p in paths {
         if let Some(pv) = crate::provenance::from_path("rules", p) {
-            if !provenance.iter().any(|x| x.url == pv.url && x.commit == pv.commit) {
+            if !provenance
+                .iter()
+                .any(|x| x.url == pv.url && x.commit == pv.commit)
+            {
                 provenance.push(pv);
             }
         }
@@ -143,7 +176,11 @@ pub fn prepare(
             // botocore keeps its SOURCE.txt one level down (`aws/botocore-<version>/`).
             let mut candidates = vec![base.clone()];
             if let Ok(rd) = std::fs::read_dir(&base) {
-                candidates.extend(rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()));
+                candidates.extend(
+                    rd.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir()),
+                );
             }
             let found = candidates.iter().find_map(|c| {
                 std::fs::read_to_string(c.join("SOURCE.txt"))
@@ -167,5 +204,9 @@ pub fn prepare(
         provenance,
         generated_at: None,
     };
-    (input, report.diagnostics, path_errors.iter().map(|e| e.to_string()).collect())
+    (
+        input,
+        report.diagnostics,
+        path_errors.iter().map(|e| e.to_string()).collect(),
+    )
 }

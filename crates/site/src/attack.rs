@@ -28,13 +28,17 @@ pub fn tactic_index(s: &str) -> Option<usize> {
         .map(|c| if c == '_' || c == ' ' { '-' } else { c })
         .collect();
     TACTICS.iter().position(|(id, name, short)| {
-        norm.eq_ignore_ascii_case(id) || norm == *short || norm == name.to_ascii_lowercase().replace(' ', "-")
+        norm.eq_ignore_ascii_case(id)
+            || norm == *short
+            || norm == name.to_ascii_lowercase().replace(' ', "-")
     })
 }
 
 /// Is this a technique id (`T1234`, `T1234.001`)?
 pub fn is_technique_id(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix('T') else { return false };
+    let Some(rest) = s.strip_prefix('T') else {
+        return false;
+    };
     let (main, sub) = match rest.split_once('.') {
         Some((m, s)) => (m, Some(s)),
         None => (rest, None),

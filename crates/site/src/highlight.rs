@@ -31,12 +31,61 @@ fn span(out: &mut String, class: &str, text: &str) {
 }
 
 const KEYWORDS: &[&str] = &[
-    "and", "or", "not", "in", "where", "sequence", "sample", "join", "by", "with", "maxspan",
-    "until", "runs", "any", "true", "false", "null", "like", "regex", "of", "from", "stats",
-    "keep", "limit", "eval", "sort", "head", "tail", "contains", "startswith", "endswith",
-    "exists", "pmatch", "intersects", "icontains", "glob", "bcontains", "metadata", "rlike",
-    "is", "desc", "asc", "rename", "drop", "dissect", "grok", "mv_expand", "enrich", "count",
-    "unique", "filter", "AND", "OR", "NOT", "TO",
+    "and",
+    "or",
+    "not",
+    "in",
+    "where",
+    "sequence",
+    "sample",
+    "join",
+    "by",
+    "with",
+    "maxspan",
+    "until",
+    "runs",
+    "any",
+    "true",
+    "false",
+    "null",
+    "like",
+    "regex",
+    "of",
+    "from",
+    "stats",
+    "keep",
+    "limit",
+    "eval",
+    "sort",
+    "head",
+    "tail",
+    "contains",
+    "startswith",
+    "endswith",
+    "exists",
+    "pmatch",
+    "intersects",
+    "icontains",
+    "glob",
+    "bcontains",
+    "metadata",
+    "rlike",
+    "is",
+    "desc",
+    "asc",
+    "rename",
+    "drop",
+    "dissect",
+    "grok",
+    "mv_expand",
+    "enrich",
+    "count",
+    "unique",
+    "filter",
+    "AND",
+    "OR",
+    "NOT",
+    "TO",
 ];
 
 /// Highlights a query language text.
@@ -50,7 +99,9 @@ pub fn query(text: &str) -> String {
         if c == b'"' || c == b'\'' {
             // Triple-quoted raw strings (EQL """…""").
             if c == b'"' && text[i..].starts_with("\"\"\"") {
-                let end = text[i + 3..].find("\"\"\"").map_or(b.len(), |p| i + 3 + p + 3);
+                let end = text[i + 3..]
+                    .find("\"\"\"")
+                    .map_or(b.len(), |p| i + 3 + p + 3);
                 span(&mut out, "s", &text[start..end]);
                 i = end;
                 continue;
@@ -76,14 +127,19 @@ pub fn query(text: &str) -> String {
         } else if c.is_ascii_alphabetic() || c == b'_' || c == b'?' || c == b'@' {
             i += 1;
             while i < b.len()
-                && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'_' | b'.' | b'-' | b'*' | b'/'))
+                && (b[i].is_ascii_alphanumeric()
+                    || matches!(b[i], b'_' | b'.' | b'-' | b'*' | b'/'))
             {
                 i += 1;
             }
             let word = &text[start..i];
             if KEYWORDS.contains(&word) || KEYWORDS.contains(&word.to_ascii_lowercase().as_str()) {
                 span(&mut out, "k", word);
-            } else if word.contains('.') || text[i..].trim_start().starts_with([':', '=', '!', '<', '>']) {
+            } else if word.contains('.')
+                || text[i..]
+                    .trim_start()
+                    .starts_with([':', '=', '!', '<', '>'])
+            {
                 span(&mut out, "f", word);
             } else {
                 escape_into(&mut out, word);
@@ -166,17 +222,30 @@ mod tests {
     fn query_tokens() {
         let h = query(r#"any where kubernetes.audit.verb == "create" and x : 5"#);
         assert!(h.contains(r#"<span class="k">any</span>"#), "{h}");
-        assert!(h.contains(r#"<span class="f">kubernetes.audit.verb</span>"#), "{h}");
-        assert!(h.contains(r#"<span class="s">&quot;create&quot;</span>"#), "{h}");
+        assert!(
+            h.contains(r#"<span class="f">kubernetes.audit.verb</span>"#),
+            "{h}"
+        );
+        assert!(
+            h.contains(r#"<span class="s">&quot;create&quot;</span>"#),
+            "{h}"
+        );
         assert!(h.contains(r#"<span class="n">5</span>"#), "{h}");
     }
 
     #[test]
     fn nothing_escapes_highlighting() {
-        for src in ["a == \"</span><script>alert(1)</script>", "x: '<b>' # <i>\n- <script>", "é <x> \"unterminated"] {
+        for src in [
+            "a == \"</span><script>alert(1)</script>",
+            "x: '<b>' # <i>\n- <script>",
+            "é <x> \"unterminated",
+        ] {
             for h in [query(src), yaml(src)] {
                 assert!(!h.contains("<script"), "{h}");
-                assert!(!h.contains("<b>") && !h.contains("<i>") && !h.contains("<x>"), "{h}");
+                assert!(
+                    !h.contains("<b>") && !h.contains("<i>") && !h.contains("<x>"),
+                    "{h}"
+                );
             }
         }
     }

@@ -16,7 +16,11 @@ fn expr(out: &mut String, e: &Expr, indent: usize) {
     let pad = "  ".repeat(indent + 1);
     match e {
         Expr::And(xs) | Expr::Or(xs) => {
-            let op = if matches!(e, Expr::And(_)) { "and" } else { "or" };
+            let op = if matches!(e, Expr::And(_)) {
+                "and"
+            } else {
+                "or"
+            };
             out.push_str(op);
             out.push_str(" (");
             for x in xs {
@@ -41,7 +45,10 @@ fn expr(out: &mut String, e: &Expr, indent: usize) {
 }
 
 fn values(vs: &[ValueExpr]) -> String {
-    vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+    vs.iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn step(out: &mut String, s: &Step, label: &str) {
@@ -162,7 +169,11 @@ pub fn pipeline(p: &Pipeline) -> String {
                 .map(|(op, v)| format!("{} {v}", op.symbol()))
                 .collect();
             if !conds.is_empty() {
-                let field = c.condition_field.as_deref().map(|f| format!("({f}) ")).unwrap_or_default();
+                let field = c
+                    .condition_field
+                    .as_deref()
+                    .map(|f| format!("({f}) "))
+                    .unwrap_or_default();
                 let _ = writeln!(out, "  condition {field}{}", conds.join(" and "));
             }
         }
@@ -223,7 +234,11 @@ mod tests {
 
     #[test]
     fn short_conditions_stay_flat() {
-        let p = Pipeline::filter(Expr::field(FieldPath::new("verb"), Pred::Eq(vec!["create".into()]), false));
+        let p = Pipeline::filter(Expr::field(
+            FieldPath::new("verb"),
+            Pred::Eq(vec!["create".into()]),
+            false,
+        ));
         assert_eq!(pipeline(&p), "filter verb == \"create\"\n");
     }
 }

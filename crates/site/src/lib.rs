@@ -75,7 +75,10 @@ pub fn build(input: &SiteInput, out_dir: &Path) -> anyhow::Result<BuildReport> {
             Ok((rel, bytes.len() as u64, job.is_page()))
         })
         .collect();
-    let mut report = BuildReport { rules: input.rules.len(), ..BuildReport::default() };
+    let mut report = BuildReport {
+        rules: input.rules.len(),
+        ..BuildReport::default()
+    };
     for r in results {
         let (rel, size, is_page) = r?;
         report.files += 1;

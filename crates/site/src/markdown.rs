@@ -41,13 +41,23 @@ pub fn render(text: &str) -> String {
     let parser = Parser::new_ext(text, opts).map(|ev| match ev {
         // Raw HTML is displayed, never interpreted.
         Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
-        Event::Start(Tag::Link { link_type, dest_url, title, id }) => Event::Start(Tag::Link {
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
             link_type,
             dest_url: clean_url(dest_url),
             title,
             id,
         }),
-        Event::Start(Tag::Image { link_type, dest_url, title, id }) => Event::Start(Tag::Image {
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Image {
             link_type,
             dest_url: clean_url(dest_url),
             title,
@@ -91,7 +101,10 @@ mod tests {
             "<javascript:alert(1)>",
         ] {
             let html = render(src);
-            assert!(!html.to_ascii_lowercase().contains("javascript:"), "{src} → {html}");
+            assert!(
+                !html.to_ascii_lowercase().contains("javascript:"),
+                "{src} → {html}"
+            );
             assert!(!html.contains("data:text"), "{src} → {html}");
         }
     }

@@ -34,7 +34,10 @@ pub enum Job {
 
 impl Job {
     pub fn is_page(&self) -> bool {
-        !matches!(self, Job::SearchIndex | Job::Api(_) | Job::Css | Job::Asset(..))
+        !matches!(
+            self,
+            Job::SearchIndex | Job::Api(_) | Job::Css | Job::Asset(..)
+        )
     }
 }
 
@@ -127,7 +130,9 @@ fn vendor_name(v: &str) -> String {
         "falco" => "Falco".into(),
         _ => {
             let mut c = v.chars();
-            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
         }
     }
 }
@@ -146,22 +151,43 @@ fn badges(r: &Rule) -> Vec<Badge> {
     let mut b = Vec::new();
     let status = r.status.as_deref().unwrap_or("").to_ascii_lowercase();
     if r.is_deprecated() {
-        b.push(Badge { class: "b-bad", text: "deprecated".into() });
+        b.push(Badge {
+            class: "b-bad",
+            text: "deprecated".into(),
+        });
     } else if matches!(status.as_str(), "experimental" | "development" | "test") {
-        b.push(Badge { class: "b-warn", text: status.clone() });
+        b.push(Badge {
+            class: "b-warn",
+            text: status.clone(),
+        });
     } else if status == "unsupported" {
-        b.push(Badge { class: "b-warn", text: "unsupported upstream".into() });
+        b.push(Badge {
+            class: "b-warn",
+            text: "unsupported upstream".into(),
+        });
     }
     if r.building_block {
-        b.push(Badge { class: "b-info", text: "building block".into() });
+        b.push(Badge {
+            class: "b-info",
+            text: "building block".into(),
+        });
     }
     if !r.enabled {
-        b.push(Badge { class: "b-bad", text: "disabled".into() });
+        b.push(Badge {
+            class: "b-bad",
+            text: "disabled".into(),
+        });
     }
     match &r.lowered {
         Lowered::Ok { .. } => {}
-        Lowered::Unsupported { .. } => b.push(Badge { class: "b-muted", text: "not parsed yet".into() }),
-        Lowered::Error { .. } => b.push(Badge { class: "b-bad", text: "invalid".into() }),
+        Lowered::Unsupported { .. } => b.push(Badge {
+            class: "b-muted",
+            text: "not parsed yet".into(),
+        }),
+        Lowered::Error { .. } => b.push(Badge {
+            class: "b-bad",
+            text: "invalid".into(),
+        }),
     }
     b
 }
@@ -191,7 +217,11 @@ fn depth_root(rel: &str) -> String {
 
 fn upstream_link(r: &Rule) -> Option<String> {
     let src = &r.source;
-    let (url, commit, path) = (src.repo_url.as_deref()?, src.commit.as_deref()?, src.repo_path.as_deref()?);
+    let (url, commit, path) = (
+        src.repo_url.as_deref()?,
+        src.commit.as_deref()?,
+        src.repo_path.as_deref()?,
+    );
     let url = url.trim_end_matches('/').trim_end_matches(".git");
     let mut link = format!("{url}/blob/{commit}/{}", path.trim_start_matches('/'));
     if let Some(line) = src.line {
@@ -213,7 +243,10 @@ impl<'a> Site<'a> {
             ("rule.html", include_str!("../templates/rule.html")),
             ("rules.html", include_str!("../templates/rules.html")),
             ("matrix.html", include_str!("../templates/matrix.html")),
-            ("technique.html", include_str!("../templates/technique.html")),
+            (
+                "technique.html",
+                include_str!("../templates/technique.html"),
+            ),
             ("search.html", include_str!("../templates/search.html")),
         ] {
             env.add_template(name, src)?;
@@ -243,7 +276,11 @@ impl<'a> Site<'a> {
                     href: p.clone(),
                     vendor: slug(&r.vendor),
                     vendor_name: vendor_name(&r.vendor),
-                    title: if r.title.trim().is_empty() { r.id.clone() } else { r.title.clone() },
+                    title: if r.title.trim().is_empty() {
+                        r.id.clone()
+                    } else {
+                        r.title.clone()
+                    },
                     severity: r
                         .severity_raw
                         .clone()
@@ -271,7 +308,9 @@ impl<'a> Site<'a> {
                 }
                 slugs.push(p);
                 for (o, op) in grp.operations.iter().enumerate() {
-                    lookup.entry((src.id.as_str(), op.id.as_str())).or_insert(OpLoc { s, g, o });
+                    lookup
+                        .entry((src.id.as_str(), op.id.as_str()))
+                        .or_insert(OpLoc { s, g, o });
                 }
             }
             group_slugs.push(slugs);
@@ -348,7 +387,13 @@ impl<'a> Site<'a> {
     }
 
     pub fn jobs(&self) -> Vec<Job> {
-        let mut jobs = vec![Job::Home, Job::RulesIndex, Job::AttackMatrix, Job::Search, Job::SearchIndex];
+        let mut jobs = vec![
+            Job::Home,
+            Job::RulesIndex,
+            Job::AttackMatrix,
+            Job::Search,
+            Job::SearchIndex,
+        ];
         for (s, src) in self.input.sources.iter().enumerate() {
             jobs.push(Job::Source(s));
             jobs.extend((0..src.groups.len()).map(|g| Job::Group(s, g)));
@@ -383,16 +428,20 @@ impl<'a> Site<'a> {
                 (rel, t)
             }
             Job::RulesIndex => ("rules/index.html".to_string(), self.rules_list(None)?),
-            Job::Vendor(v) => {
-                (format!("rules/{}/index.html", slug(&self.vendors[*v])), self.rules_list(Some(*v))?)
-            }
+            Job::Vendor(v) => (
+                format!("rules/{}/index.html", slug(&self.vendors[*v])),
+                self.rules_list(Some(*v))?,
+            ),
             Job::AttackMatrix => ("attack/index.html".to_string(), self.matrix()?),
             Job::Technique(t) => {
                 let rel = format!("attack/{}/index.html", self.techniques[*t].id);
                 let text = self.technique(*t, &rel)?;
                 (rel, text)
             }
-            Job::Search => ("search/index.html".to_string(), self.page("search.html", "search/index.html", "Search", context! {})?),
+            Job::Search => (
+                "search/index.html".to_string(),
+                self.page("search.html", "search/index.html", "Search", context! {})?,
+            ),
             Job::SearchIndex => ("assets/search-index.js".to_string(), self.search_index()?),
             Job::Api(name) => (format!("api/{name}.json"), self.api(name)?),
             Job::Css => ("assets/site.css".to_string(), self.css()),
@@ -407,7 +456,9 @@ impl<'a> Site<'a> {
         let mut css = String::from(CSS);
         for v in &self.vendors {
             let v = slug(v);
-            css.push_str(&format!(".same:has(#vf-{v}:checked) tbody tr:not(.r-{v}) {{ display: none; }}\n"));
+            css.push_str(&format!(
+                ".same:has(#vf-{v}:checked) tbody tr:not(.r-{v}) {{ display: none; }}\n"
+            ));
         }
         css
     }
@@ -417,7 +468,11 @@ impl<'a> Site<'a> {
     }
 
     fn group_path(&self, s: usize, g: usize) -> String {
-        format!("sources/{}/{}/index.html", slug(&self.input.sources[s].id), self.group_slugs[s][g])
+        format!(
+            "sources/{}/{}/index.html",
+            slug(&self.input.sources[s].id),
+            self.group_slugs[s][g]
+        )
     }
 
     fn op_href(&self, loc: OpLoc) -> String {
@@ -427,12 +482,20 @@ impl<'a> Site<'a> {
 
     fn source_name(&self, s: usize) -> String {
         let src = &self.input.sources[s];
-        if src.name.is_empty() { src.id.clone() } else { src.name.clone() }
+        if src.name.is_empty() {
+            src.id.clone()
+        } else {
+            src.name.clone()
+        }
     }
 
     fn group_name(&self, s: usize, g: usize) -> String {
         let grp = &self.input.sources[s].groups[g];
-        if grp.name.is_empty() { grp.id.clone() } else { grp.name.clone() }
+        if grp.name.is_empty() {
+            grp.id.clone()
+        } else {
+            grp.name.clone()
+        }
     }
 
     fn page(&self, template: &str, rel: &str, title: &str, ctx: Value) -> anyhow::Result<String> {
@@ -442,7 +505,10 @@ impl<'a> Site<'a> {
             .sources
             .iter()
             .enumerate()
-            .map(|(s, _)| Link { href: self.source_path(s), text: self.source_name(s) })
+            .map(|(s, _)| Link {
+                href: self.source_path(s),
+                text: self.source_name(s),
+            })
             .collect();
         let full = context! {
             root => root,
@@ -492,7 +558,9 @@ impl<'a> Site<'a> {
             }
             let mut by_vendor: BTreeMap<String, usize> = BTreeMap::new();
             for &i in &rules {
-                *by_vendor.entry(vendor_name(&self.input.rules[i].vendor)).or_default() += 1;
+                *by_vendor
+                    .entry(vendor_name(&self.input.rules[i].vendor))
+                    .or_default() += 1;
             }
             sources.push(SourceRow {
                 href: self.source_path(s),
@@ -519,14 +587,25 @@ impl<'a> Site<'a> {
             .vendors
             .iter()
             .map(|v| {
-                let idx: Vec<usize> = (0..self.input.rules.len()).filter(|&i| &self.input.rules[i].vendor == v).collect();
+                let idx: Vec<usize> = (0..self.input.rules.len())
+                    .filter(|&i| &self.input.rules[i].vendor == v)
+                    .collect();
                 VendorRow {
                     href: format!("rules/{}/index.html", slug(v)),
                     name: vendor_name(v),
                     total: idx.len(),
-                    parsed: idx.iter().filter(|&&i| self.input.rules[i].pipeline().is_some()).count(),
-                    mapped: idx.iter().filter(|&&i| !self.rule_ops[i].is_empty()).count(),
-                    deprecated: idx.iter().filter(|&&i| self.input.rules[i].is_deprecated()).count(),
+                    parsed: idx
+                        .iter()
+                        .filter(|&&i| self.input.rules[i].pipeline().is_some())
+                        .count(),
+                    mapped: idx
+                        .iter()
+                        .filter(|&&i| !self.rule_ops[i].is_empty())
+                        .count(),
+                    deprecated: idx
+                        .iter()
+                        .filter(|&&i| self.input.rules[i].is_deprecated())
+                        .count(),
                 }
             })
             .collect();
@@ -548,7 +627,7 @@ impl<'a> Site<'a> {
             "index.html",
             "ruleatlas",
             context! { sources => sources, vendors => vendors, provenance => provenance,
-                       rules => self.input.rules.len(), techniques => self.techniques.len() },
+            rules => self.input.rules.len(), techniques => self.techniques.len() },
         )
     }
 
@@ -598,7 +677,12 @@ impl<'a> Site<'a> {
                         4..=9 => 3,
                         _ => 4,
                     };
-                    cells.push(Cell { href: self.op_href(loc), id: op.id.clone(), count, heat });
+                    cells.push(Cell {
+                        href: self.op_href(loc),
+                        id: op.id.clone(),
+                        count,
+                        heat,
+                    });
                 } else {
                     hidden += 1;
                 }
@@ -655,15 +739,28 @@ impl<'a> Site<'a> {
                                 .filter(|(l, _)| *l != loc)
                                 .map(|(l, _)| Link {
                                     href: self.op_href(*l),
-                                    text: self.input.sources[l.s].groups[l.g].operations[l.o].id.clone(),
+                                    text: self.input.sources[l.s].groups[l.g].operations[l.o]
+                                        .id
+                                        .clone(),
                                 })
                                 .collect(),
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            rules.sort_by(|a, b| (a.card.dim, &a.card.vendor, &a.card.title).cmp(&(b.card.dim, &b.card.vendor, &b.card.title)));
-            ops.push(OpView { op, count: rules.len(), summary: summary(&op.description), rules });
+            rules.sort_by(|a, b| {
+                (a.card.dim, &a.card.vendor, &a.card.title).cmp(&(
+                    b.card.dim,
+                    &b.card.vendor,
+                    &b.card.title,
+                ))
+            });
+            ops.push(OpView {
+                op,
+                count: rules.len(),
+                summary: summary(&op.description),
+                rules,
+            });
         }
         let name = self.group_name(s, g);
         let real = grp.operations.iter().filter(|o| !o.synthetic).count();
@@ -694,31 +791,51 @@ impl<'a> Site<'a> {
         push("Rule id", r.id.clone());
         push("Status", r.status.clone().unwrap_or_default());
         push("Severity", card.severity.clone());
-        push("Risk score", r.risk_score.map(|v| v.to_string()).unwrap_or_default());
+        push(
+            "Risk score",
+            r.risk_score.map(|v| v.to_string()).unwrap_or_default(),
+        );
         push("Type", r.rule_type.clone());
         push("Language", r.language.clone());
         if let Some(ls) = &r.logsource {
-            let parts: Vec<String> = [("product", &ls.product), ("service", &ls.service), ("category", &ls.category)]
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
-                .collect();
+            let parts: Vec<String> = [
+                ("product", &ls.product),
+                ("service", &ls.service),
+                ("category", &ls.category),
+            ]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
+            .collect();
             push("Log source", parts.join(", "));
         }
         push("Index", r.index.join(", "));
         if let Some(p) = r.pipeline() {
             let (window, group) = match &p.query {
                 Query::Sequence(s) => (
-                    s.maxspan_ms.map(|m| format!("maxspan {} ms", m)).unwrap_or_default(),
-                    s.by.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "),
+                    s.maxspan_ms
+                        .map(|m| format!("maxspan {} ms", m))
+                        .unwrap_or_default(),
+                    s.by.iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ),
                 Query::Threshold(t) => (
                     t.window_ms.map(|m| format!("{} ms", m)).unwrap_or_default(),
-                    t.group_by.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", "),
+                    t.group_by
+                        .iter()
+                        .map(|f| f.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ),
                 Query::Correlation(c) => (format!("{} ms", c.timespan_ms), c.group_by.join(", ")),
                 Query::NewTerms(n) => (
                     format!("history {} ms", n.history_window_ms),
-                    n.fields.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", "),
+                    n.fields
+                        .iter()
+                        .map(|f| f.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ),
                 _ => (String::new(), String::new()),
             };
@@ -731,18 +848,35 @@ impl<'a> Site<'a> {
         push("Tags", r.tags.join(", "));
         push("Output", r.output_template.clone().unwrap_or_default());
         let file = match r.source.line {
-            Some(l) => format!("{}:{l}", r.source.repo_path.as_deref().unwrap_or(&r.source.path)),
-            None => r.source.repo_path.clone().unwrap_or_else(|| r.source.path.clone()),
+            Some(l) => format!(
+                "{}:{l}",
+                r.source.repo_path.as_deref().unwrap_or(&r.source.path)
+            ),
+            None => r
+                .source
+                .repo_path
+                .clone()
+                .unwrap_or_else(|| r.source.path.clone()),
         };
         push("File", file);
-        push("Upstream commit", r.source.commit.clone().unwrap_or_default());
-        push("Commit date", r.source.commit_date.clone().unwrap_or_default());
+        push(
+            "Upstream commit",
+            r.source.commit.clone().unwrap_or_default(),
+        );
+        push(
+            "Commit date",
+            r.source.commit_date.clone().unwrap_or_default(),
+        );
 
         let references: Vec<Link> = r
             .references
             .iter()
             .map(|u| Link {
-                href: if markdown::safe_url(u) && u.trim_start().starts_with("http") { u.trim().to_string() } else { String::new() },
+                href: if markdown::safe_url(u) && u.trim_start().starts_with("http") {
+                    u.trim().to_string()
+                } else {
+                    String::new()
+                },
                 text: u.clone(),
             })
             .collect();
@@ -752,7 +886,8 @@ impl<'a> Site<'a> {
             .iter()
             .map(|a| {
                 let id = a.technique_id.trim().to_ascii_uppercase();
-                let tactic = tactic_index(&a.tactic).map_or(a.tactic.clone(), |t| TACTICS[t].1.to_string());
+                let tactic =
+                    tactic_index(&a.tactic).map_or(a.tactic.clone(), |t| TACTICS[t].1.to_string());
                 context! {
                     tactic => tactic,
                     id => id,
@@ -778,7 +913,11 @@ impl<'a> Site<'a> {
                 context! { source => op.source, op => op.id, title => "not in the catalog", reason => op.reason }
             }))
             .collect();
-        let unmapped_reason = self.input.mappings.get(i).and_then(|m| m.unmapped_reason.clone());
+        let unmapped_reason = self
+            .input
+            .mappings
+            .get(i)
+            .and_then(|m| m.unmapped_reason.clone());
 
         // Every rule sharing at least one operation, with the operations shared.
         let mut same: BTreeMap<usize, Vec<OpLoc>> = BTreeMap::new();
@@ -797,10 +936,15 @@ impl<'a> Site<'a> {
         let mut vendor_counts: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
         for (j, _) in &same {
             let c = &self.cards[*j];
-            vendor_counts.entry(&c.vendor).or_insert((&c.vendor_name, 0)).1 += 1;
+            vendor_counts
+                .entry(&c.vendor)
+                .or_insert((&c.vendor_name, 0))
+                .1 += 1;
         }
-        let same_vendors: Vec<(&str, &str, usize)> =
-            vendor_counts.into_iter().map(|(k, (n, c))| (k, n, c)).collect();
+        let same_vendors: Vec<(&str, &str, usize)> = vendor_counts
+            .into_iter()
+            .map(|(k, (n, c))| (k, n, c))
+            .collect();
         let same: Vec<Value> = same
             .into_iter()
             .map(|(j, locs)| {
@@ -808,7 +952,9 @@ impl<'a> Site<'a> {
                     .iter()
                     .map(|l| Link {
                         href: self.op_href(*l),
-                        text: self.input.sources[l.s].groups[l.g].operations[l.o].id.clone(),
+                        text: self.input.sources[l.s].groups[l.g].operations[l.o]
+                            .id
+                            .clone(),
                     })
                     .collect();
                 context! { card => &self.cards[j], shared => shared }
@@ -823,7 +969,10 @@ impl<'a> Site<'a> {
                     (Some(l), None) => format!(" (line {l})"),
                     _ => String::new(),
                 };
-                (None, Some(format!("{}: {}{loc}", diagnostic.code, diagnostic.message)))
+                (
+                    None,
+                    Some(format!("{}: {}{loc}", diagnostic.code, diagnostic.message)),
+                )
             }
         };
         let vendor_href = format!("rules/{}/index.html", card.vendor);
@@ -846,7 +995,10 @@ impl<'a> Site<'a> {
 
     fn rules_list(&self, vendor: Option<usize>) -> anyhow::Result<String> {
         let (rel, title) = match vendor {
-            Some(v) => (format!("rules/{}/index.html", slug(&self.vendors[v])), format!("{} rules", vendor_name(&self.vendors[v]))),
+            Some(v) => (
+                format!("rules/{}/index.html", slug(&self.vendors[v])),
+                format!("{} rules", vendor_name(&self.vendors[v])),
+            ),
             None => ("rules/index.html".to_string(), "All rules".to_string()),
         };
         #[derive(Serialize)]
@@ -857,13 +1009,26 @@ impl<'a> Site<'a> {
         }
         let mut rows: Vec<Row> = (0..self.input.rules.len())
             .filter(|&i| vendor.is_none_or(|v| self.input.rules[i].vendor == self.vendors[v]))
-            .map(|i| Row { card: &self.cards[i], ops: self.rule_ops[i].len(), language: &self.input.rules[i].language })
+            .map(|i| Row {
+                card: &self.cards[i],
+                ops: self.rule_ops[i].len(),
+                language: &self.input.rules[i].language,
+            })
             .collect();
-        rows.sort_by(|a, b| (a.card.dim, &a.card.vendor, &a.card.title).cmp(&(b.card.dim, &b.card.vendor, &b.card.title)));
+        rows.sort_by(|a, b| {
+            (a.card.dim, &a.card.vendor, &a.card.title).cmp(&(
+                b.card.dim,
+                &b.card.vendor,
+                &b.card.title,
+            ))
+        });
         let vendors: Vec<Link> = self
             .vendors
             .iter()
-            .map(|v| Link { href: format!("rules/{}/index.html", slug(v)), text: vendor_name(v) })
+            .map(|v| Link {
+                href: format!("rules/{}/index.html", slug(v)),
+                text: vendor_name(v),
+            })
             .collect();
         self.page("rules.html", &rel, &title, context! { heading => title, rows => rows, vendors => vendors, all => vendor.is_none() })
     }
@@ -883,7 +1048,13 @@ impl<'a> Site<'a> {
                 cols[ti].2.push(cell.clone());
             }
         }
-        let max = self.techniques.iter().map(|t| t.rules.len()).max().unwrap_or(1).max(1);
+        let max = self
+            .techniques
+            .iter()
+            .map(|t| t.rules.len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
         self.page(
             "matrix.html",
             "attack/index.html",
@@ -913,8 +1084,15 @@ impl<'a> Site<'a> {
             })
             .collect();
         let tactics: Vec<&str> = tech.tactics.iter().map(|&i| TACTICS[i].1).collect();
-        let title = if tech.name.is_empty() { tech.id.clone() } else { format!("{} {}", tech.id, tech.name) };
-        let mitre = format!("https://attack.mitre.org/techniques/{}/", tech.id.replace('.', "/"));
+        let title = if tech.name.is_empty() {
+            tech.id.clone()
+        } else {
+            format!("{} {}", tech.id, tech.name)
+        };
+        let mitre = format!(
+            "https://attack.mitre.org/techniques/{}/",
+            tech.id.replace('.', "/")
+        );
         self.page(
             "technique.html",
             rel,
@@ -934,7 +1112,11 @@ impl<'a> Site<'a> {
                 let c = &self.cards[i];
                 let ops: Vec<&str> = self.rule_ops[i]
                     .iter()
-                    .map(|(l, _)| self.input.sources[l.s].groups[l.g].operations[l.o].id.as_str())
+                    .map(|(l, _)| {
+                        self.input.sources[l.s].groups[l.g].operations[l.o]
+                            .id
+                            .as_str()
+                    })
                     .collect();
                 let fields = r.pipeline().map(irfmt::fields).unwrap_or_default();
                 let flags: String = [(c.dim, 'd'), (r.building_block, 'b')]
@@ -943,8 +1125,15 @@ impl<'a> Site<'a> {
                     .map(|(_, f)| *f)
                     .collect();
                 serde_json::json!([
-                    c.title, c.vendor_name, c.href, c.severity, truncate(&r.description, 180),
-                    r.id, ops.join(" "), fields.join(" "), flags
+                    c.title,
+                    c.vendor_name,
+                    c.href,
+                    c.severity,
+                    truncate(&r.description, 180),
+                    r.id,
+                    ops.join(" "),
+                    fields.join(" "),
+                    flags
                 ])
             })
             .collect();
@@ -955,18 +1144,27 @@ impl<'a> Site<'a> {
         for (s, src) in self.input.sources.iter().enumerate() {
             for (g, grp) in src.groups.iter().enumerate() {
                 let gi = groups.len();
-                groups.push(serde_json::json!([self.group_name(s, g), self.source_name(s), self.group_path(s, g)]));
+                groups.push(serde_json::json!([
+                    self.group_name(s, g),
+                    self.source_name(s),
+                    self.group_path(s, g)
+                ]));
                 for (o, op) in grp.operations.iter().enumerate() {
                     let loc = OpLoc { s, g, o };
                     ops.push(serde_json::json!([
-                        op.id, gi, truncate(&op.description, 90),
+                        op.id,
+                        gi,
+                        truncate(&op.description, 90),
                         self.op_rules.get(&loc).map_or(0, |v| v.len())
                     ]));
                 }
             }
         }
         let data = serde_json::json!({ "r": rules, "g": groups, "o": ops });
-        Ok(format!("window.RA_INDEX={};\n", serde_json::to_string(&data)?))
+        Ok(format!(
+            "window.RA_INDEX={};\n",
+            serde_json::to_string(&data)?
+        ))
     }
 
     fn api(&self, name: &str) -> anyhow::Result<String> {

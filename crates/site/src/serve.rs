@@ -27,23 +27,44 @@ async fn headers(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control(&path)));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control(&path)),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     res
 }
 
 /// The router serving `dir` (exposed for tests).
 pub fn router(dir: &Path) -> Router {
     let files = ServeDir::new(dir).append_index_html_on_directories(true);
-    Router::new().fallback_service(files).layer(middleware::from_fn(headers))
+    Router::new()
+        .fallback_service(files)
+        .layer(middleware::from_fn(headers))
 }
 
 /// Serves `dir` on `addr` until Ctrl-C. `on_ready` gets the bound address (port 0 picks one).
-pub async fn serve(dir: PathBuf, addr: SocketAddr, on_ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+pub async fn serve(
+    dir: PathBuf,
+    addr: SocketAddr,
+    on_ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
     if !dir.join("index.html").is_file() {
-        anyhow::bail!("{} holds no built atlas (no index.html); run `ruleatlas build` first", dir.display());
+        anyhow::bail!(
+            "{} holds no built atlas (no index.html); run `ruleatlas build` first",
+            dir.display()
+        );
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -58,8 +79,15 @@ pub async fn serve(dir: PathBuf, addr: SocketAddr, on_ready: impl FnOnce(SocketA
 }
 
 /// Blocking wrapper for the CLI.
-pub fn run(dir: PathBuf, addr: SocketAddr, on_ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+pub fn run(
+    dir: PathBuf,
+    addr: SocketAddr,
+    on_ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(serve(dir, addr, on_ready))
 }
 
@@ -80,9 +108,16 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("search")).unwrap();
         std::fs::create_dir_all(dir.path().join("assets")).unwrap();
         std::fs::write(dir.path().join("index.html"), "<!doctype html><p>home").unwrap();
-        std::fs::write(dir.path().join("search/index.html"), "<!doctype html><p>search").unwrap();
+        std::fs::write(
+            dir.path().join("search/index.html"),
+            "<!doctype html><p>search",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("assets/site.css"), "body{}").unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -101,7 +136,10 @@ mod tests {
             assert!(page.starts_with("http/1.1 200"), "{page}");
             assert!(page.contains("content-type: text/html"), "{page}");
             assert!(page.contains("cache-control: no-cache"), "{page}");
-            assert!(page.contains("content-security-policy: default-src 'self'"), "{page}");
+            assert!(
+                page.contains("content-security-policy: default-src 'self'"),
+                "{page}"
+            );
             assert!(page.contains("<p>search"), "{page}");
             let css = get("/assets/site.css").await;
             assert!(css.contains("content-type: text/css"), "{css}");
