@@ -81,6 +81,9 @@ struct Technique {
     rules: Vec<usize>,
 }
 
+/// (tactic id, tactic name, cells of (technique id, name, rule count)).
+type MatrixColumn = (String, String, Vec<(String, String, usize)>);
+
 pub struct Site<'a> {
     input: &'a SiteInput,
     env: Environment<'static>,
@@ -694,7 +697,7 @@ impl<'a> Site<'a> {
                 id: grp.id.clone(),
                 operations: n,
                 covered,
-                pct: if n == 0 { 0 } else { covered * 100 / n },
+                pct: (covered * 100).checked_div(n).unwrap_or(0),
                 rules: rules.len(),
                 cells,
                 hidden_uncovered: hidden,
@@ -1034,7 +1037,7 @@ impl<'a> Site<'a> {
     }
 
     fn matrix(&self) -> anyhow::Result<String> {
-        let mut cols: Vec<(String, String, Vec<(String, String, usize)>)> = TACTICS
+        let mut cols: Vec<MatrixColumn> = TACTICS
             .iter()
             .map(|(id, name, _)| (id.to_string(), name.to_string(), Vec::new()))
             .collect();
