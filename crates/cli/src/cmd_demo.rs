@@ -57,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         site.display()
     );
     crate::cmd_build::build_site(
-        &[rules_dir.clone()],
+        std::slice::from_ref(&rules_dir),
         args.specs.as_deref(),
         &site,
         None,

@@ -29,7 +29,7 @@ fn rule(dir: &Path, file: &str, id: &str, name: &str, query: &str) {
 }
 
 fn event(i: usize) -> String {
-    let (verb, resource) = if i % 10 == 0 {
+    let (verb, resource) = if i.is_multiple_of(10) {
         ("create", "secrets")
     } else {
         ("get", "pods")
