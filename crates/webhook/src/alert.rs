@@ -23,6 +23,10 @@ pub fn alert_json(a: &Alert) -> String {
     if !a.extra.is_empty() {
         head["details"] = Value::Object(a.extra.clone());
     }
+    // Falco rules say how their alert reads: the output template over the (last) event.
+    if let (Some(template), Some(ev)) = (&r.output_template, a.events.last()) {
+        head["output"] = json!(ruleatlas_lang_falco::render_output(template, &ev.doc));
+    }
     let mut line = head.to_string();
     line.pop(); // the closing brace; the events array goes last
     line.push_str(",\"events\":[");
