@@ -1,8 +1,8 @@
 //! Events: JSON documents with Elasticsearch-like field lookup, a recognised log source and a time.
 //!
 //! Place in the data flow: readers ([`read_events`]) turn files and streams (NDJSON, JSON arrays,
-//! audit `EventList`s, CloudTrail `Records`, gzip) into [`Event`]s; the engine evaluates rules on
-//! them. Central type: [`Event`].
+//! audit `EventList`s, CloudTrail `Records`, GKE / AKS / EKS wrappers, gzip, zstd) into
+//! [`Event`]s; the engine evaluates rules on them. Central type: [`Event`].
 //!
 //! ```
 //! use ruleatlas_event::{Event, EventOptions, SourceKind};
@@ -21,10 +21,12 @@ pub mod ecs;
 mod lookup;
 mod reader;
 mod time;
+pub mod wrappers;
 
 pub use lookup::{lookup, lookup_raw};
 pub use reader::{
-    read_events, read_events_parallel, read_reader, BadEvent, EventStream, InputError,
+    read_events, read_events_parallel, read_reader, read_reader_parallel, BadEvent, EventStream,
+    InputError,
 };
 pub use time::{format_timestamp, parse_timestamp};
 

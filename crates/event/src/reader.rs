@@ -2,8 +2,9 @@
 //!
 //! Accepted shapes, recognised from the content, not the file name: NDJSON (one document per
 //! line), a JSON array of documents, concatenated JSON documents, an audit `EventList`
-//! (`{"kind":"EventList","items":[…]}`), a CloudTrail file (`{"Records":[…]}`); any of them
-//! gzip-compressed (recognised by its magic bytes). `-` reads standard input.
+//! (`{"kind":"EventList","items":[…]}`), a CloudTrail file (`{"Records":[…]}`), GKE / AKS / EKS
+//! wrappers around audit events (unwrapped by [`crate::wrappers`]); any of them gzip- or
+//! zstd-compressed (recognised by their magic bytes). `-` reads standard input.
 //!
 //! Bad input is normal input: a line that is not JSON, or a document that is not an object, is
 //! yielded as a [`BadEvent`] with its location and reading goes on with the next line.
@@ -69,7 +70,8 @@ fn open_raw(path: &str) -> Result<Box<dyn Read + Send>, InputError> {
         })
 }
 
-/// Wraps a byte stream in a buffered reader, decompressing gzip when the magic bytes say so.
+/// Wraps a byte stream in a buffered reader, decompressing gzip or zstd when the magic bytes say
+/// so (concatenated members / frames are read through).
 fn decoded(raw: Box<dyn Read + Send>) -> io::Result<Box<dyn BufRead + Send>> {
     let mut buffered = BufReader::with_capacity(256 * 1024, raw);
     let head = buffered.fill_buf()?;
@@ -77,6 +79,11 @@ fn decoded(raw: Box<dyn Read + Send>) -> io::Result<Box<dyn BufRead + Send>> {
         Box::new(BufReader::with_capacity(
             256 * 1024,
             flate2::read::MultiGzDecoder::new(buffered),
+        ))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(BufReader::with_capacity(
+            256 * 1024,
+            zstd::stream::read::Decoder::with_buffer(buffered)?,
         ))
     } else {
         Box::new(buffered)
@@ -323,12 +330,14 @@ impl Iterator for EventStream {
                         self.mode = Mode::Done;
                         let first = std::mem::take(&mut self.buf);
                         self.read_whole(first, line);
+                        crate::wrappers::unwrap_items(&mut self.pending, 0, &self.opts);
                         continue;
                     }
                 }
                 self.mode = Mode::Lines;
             }
             parse_line(&self.buf, line, &self.name, &self.opts, &mut self.pending);
+            crate::wrappers::unwrap_items(&mut self.pending, 0, &self.opts);
         }
     }
 }
@@ -345,17 +354,28 @@ pub fn read_events_parallel(
     opts: &EventOptions,
     threads: usize,
 ) -> Result<Box<dyn Iterator<Item = Item> + Send>, InputError> {
-    let err = |source| InputError {
+    let raw = open_raw(path)?;
+    read_reader_parallel(path, raw, opts, threads).map_err(|source| InputError {
         path: path.to_string(),
         source,
-    };
-    let mut reader = decoded(open_raw(path)?).map_err(err)?;
+    })
+}
+
+/// [`read_events_parallel`] over any byte stream (a file wrapped to count the bytes read, say);
+/// `name` is used in locations.
+pub fn read_reader_parallel(
+    name: &str,
+    raw: Box<dyn Read + Send>,
+    opts: &EventOptions,
+    threads: usize,
+) -> io::Result<Box<dyn Iterator<Item = Item> + Send>> {
+    let mut reader = decoded(raw)?;
     // Look at the first non-blank line to choose the mode.
     let mut prefix = String::new();
     let mut line = String::new();
     loop {
         line.clear();
-        if reader.read_line(&mut line).map_err(err)? == 0 {
+        if reader.read_line(&mut line)? == 0 {
             break;
         }
         prefix.push_str(&line);
@@ -363,7 +383,7 @@ pub fn read_events_parallel(
             break;
         }
     }
-    let name: Arc<str> = Arc::from(path);
+    let name: Arc<str> = Arc::from(name);
     let is_plain_ndjson = serde_json::from_str::<Value>(line.trim()).is_ok_and(|v| v.is_object());
     let chained: Box<dyn BufRead + Send> = Box::new(BufReader::new(
         io::Cursor::new(prefix.into_bytes()).chain(reader),
@@ -474,6 +494,7 @@ impl ParallelLines {
                         parse_line(text, chunk.first_line + i as u64, &name, &opts, &mut out);
                     }
                 }
+                crate::wrappers::unwrap_items(&mut out, 0, &opts);
                 if res_tx.send((chunk.index, out)).is_err() {
                     return;
                 }
