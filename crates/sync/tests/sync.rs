@@ -580,9 +580,29 @@ fn pinned_tag() {
     );
 }
 
+/// A scratch folder outside any git work tree. `CARGO_TARGET_TMPDIR` lies inside the
+/// project's own checkout when the target dir is the default one (as on CI), and a folder
+/// inside a work tree rightly gets that tree's commit recorded.
+fn scratch_outside_git(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join(format!("ruleatlas-sync-tests-{}", std::process::id()))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let inside = Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args(["rev-parse", "--is-inside-work-tree"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(!inside, "{} is inside a git work tree", dir.display());
+    dir
+}
+
 #[test]
 fn local_folder_source() {
-    let base = scratch("folder");
+    let base = scratch_outside_git("folder");
     let mine = base.join("my-rules");
     write(&mine, "k8s/exec.yml", SIGMA_EXEC);
     write(&mine, "notes/todo.txt", "not synced\n");
@@ -628,6 +648,7 @@ fn local_folder_source() {
     assert!(cache_now.annotate(&mut rule));
     assert_eq!(rule.source.repo_path.as_deref(), Some("k8s/secrets.yml"));
     assert!(rule.source.commit.is_none() && rule.source.repo_url.is_none());
+    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// A zip archive with one stored and one deflated member, like a wheel.
