@@ -1,15 +1,22 @@
-//! `ruleatlas build --rules PATH... [--specs DIR] --out DIR`: rules + catalog + mapping → the
-//! static atlas.
+//! `ruleatlas build [--rules PATH...] [--specs DIR] --out DIR`: rules + catalog + mapping → the
+//! static atlas. Without `--rules`, the rules `ruleatlas sync` put in the cache; rules from the
+//! cache are annotated with the lock (upstream URL, commit, date), so each rule page links to its
+//! file at that commit and the home page lists every source's commit.
 
 use anyhow::Context;
-use ruleatlas_ir::DiagSeverity;
+use ruleatlas_catalog::Catalog;
+use ruleatlas_ir::{DiagSeverity, Rule};
+use ruleatlas_site::{LoadedRules, Provenance};
+use ruleatlas_sync::{Cache, Lock, LockedRules, LockedSpec};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Rule files or folders (Elastic TOML, Sigma YAML, Falco YAML).
-    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+    /// Rule files or folders (Elastic TOML, Sigma YAML, Falco YAML); default: the rule folders of
+    /// the sync cache.
+    #[arg(long, num_args = 1.., value_name = "PATH")]
     pub rules: Vec<PathBuf>,
     /// Folder laid out like catalog-sources/ (kubernetes/swagger*.json, aws/botocore-*/…);
     /// default: the sync cache, else the built-in snapshot.
@@ -26,26 +33,206 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Builds the site; shared with `serve --rules` and `demo`. Returns the report.
+/// The rules of an atlas, loaded and annotated, and where they came from.
+pub struct AtlasRules {
+    pub loaded: LoadedRules,
+    /// One entry per locked rule source the rules come from (commit, date, upstream URL).
+    pub lock_provenance: Vec<Provenance>,
+    /// The sync cache, when one is in use.
+    pub cache: Option<Cache>,
+    /// Whether the rules were read from the cache because no path was given.
+    pub from_cache: bool,
+}
+
+/// Loads `paths`, or the sync cache's rule folders when `paths` is empty, and annotates every
+/// rule that lies inside a synced snapshot with its upstream repository, commit and date.
+pub fn load_rules(paths: &[PathBuf]) -> anyhow::Result<AtlasRules> {
+    let cache = Cache::open_default();
+    let from_cache = paths.is_empty();
+    let paths: Vec<PathBuf> = if from_cache {
+        let folders = match &cache {
+            Ok(c) => c.rule_folders(),
+            Err(e) => anyhow::bail!("no --rules given and no synced rules: {e}"),
+        };
+        if folders.is_empty() {
+            anyhow::bail!(
+                "no --rules given and the sync cache holds no rule folders: pass --rules PATH..., or run `ruleatlas sync`"
+            );
+        }
+        folders
+    } else {
+        paths.to_vec()
+    };
+    let mut loaded = ruleatlas_site::load_rules(&paths);
+    let cache = cache.ok();
+    let mut lock_provenance = Vec::new();
+    if let Some(c) = &cache {
+        let used = annotate(c, &mut loaded.rules);
+        lock_provenance = c
+            .lock()
+            .rules
+            .iter()
+            .filter(|r| from_cache || used.contains(&r.name))
+            .map(rules_provenance)
+            .collect();
+    }
+    Ok(AtlasRules {
+        loaded,
+        lock_provenance,
+        cache,
+        from_cache,
+    })
+}
+
+/// Annotates the rules from synced snapshots; returns the names of the sources they came from.
+fn annotate(cache: &Cache, rules: &mut [Rule]) -> BTreeSet<String> {
+    let mut used = BTreeSet::new();
+    for r in rules {
+        if cache.annotate(r) {
+            if let Some((src, _)) = ruleatlas_sync::locate(Path::new(&r.source.path), cache.lock())
+            {
+                used.insert(src.name.clone());
+            }
+        }
+    }
+    used
+}
+
+/// A browsable URL, or none: local paths and file:// URLs do not belong on a published page.
+fn public_url(url: String) -> Option<String> {
+    (url.starts_with("https://") || url.starts_with("http://")).then_some(url)
+}
+
+/// The home page's line for a locked rule source.
+pub fn rules_provenance(r: &LockedRules) -> Provenance {
+    let local = Path::new(&r.url).is_dir() || r.url.starts_with("file://");
+    let mut note = vec![format!("{} rules", r.vendor)];
+    if let Some(git_ref) = &r.git_ref {
+        note.push(format!("ref {git_ref}"));
+    }
+    if local {
+        note.push("local repository".into());
+    }
+    if r.dirty {
+        note.push("uncommitted changes: no commit recorded".into());
+    } else if r.commit.is_none() {
+        let tree = r.tree_sha256.get(..12).unwrap_or(&r.tree_sha256);
+        note.push(format!("not a git repository (tree sha256 {tree})"));
+    }
+    note.push(format!("synced {}", r.fetched_at));
+    Provenance {
+        kind: "rules".into(),
+        name: r.name.clone(),
+        url: if r.commit.is_some() && !Path::new(&r.url).is_dir() {
+            public_url(r.web_url())
+        } else {
+            None
+        },
+        commit: if r.dirty { None } else { r.commit.clone() },
+        date: if r.dirty { None } else { r.commit_date.clone() },
+        note: Some(note.join("; ")),
+    }
+}
+
+/// The home page's line for a downloaded spec: the URL (pinned by version or tag), its hash, and
+/// when it was fetched (a download has no commit).
+pub fn spec_provenance(s: &LockedSpec) -> Provenance {
+    let sha = s.sha256.get(..12).unwrap_or(&s.sha256);
+    Provenance {
+        kind: "spec".into(),
+        name: s.name.clone(),
+        url: public_url(s.url.clone()),
+        commit: None,
+        date: Some(s.fetched_at.clone()),
+        note: Some(format!(
+            "synced from {} (sha256 {sha}, {} files); date: when it was downloaded",
+            s.source, s.files
+        )),
+    }
+}
+
+/// Records the lock's spec downloads as the catalog's provenance, per specs folder.
+fn apply_spec_lock(input: &mut ruleatlas_site::SiteInput, lock: &Lock) {
+    for s in &lock.specs {
+        let sub = s.dest.split(['/', '\\']).next().unwrap_or_default();
+        ruleatlas_site::set_spec_provenance(input, sub, spec_provenance(s));
+    }
+}
+
+/// The catalog to build with, and whether it was generated from the sync cache's specs.
+fn catalog_for(specs: Option<&Path>, cache: Option<&Cache>) -> anyhow::Result<(Catalog, bool)> {
+    let cache_specs = cache.and_then(Cache::specs_dir);
+    if let Some(dir) = specs {
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        let is_cache = cache_specs.as_deref().is_some_and(|c| same(c, dir));
+        return Ok((crate::cmd_catalog::load_catalog(Some(dir))?, is_cache));
+    }
+    if let Some(dir) = cache_specs {
+        match Catalog::from_specs(&dir) {
+            Ok(c) => return Ok((c, true)),
+            Err(e) => eprintln!(
+                "ruleatlas: the synced specs in {} do not load ({e}); using the built-in catalog snapshot",
+                dir.display()
+            ),
+        }
+    }
+    Ok((Catalog::snapshot()?, false))
+}
+
+/// Builds the site; shared with `serve` and `demo`. `rules` empty: the sync cache's rules.
+/// Returns the report and the (annotated) rules, for a hunt with the same rules.
 pub fn build_site(
     rules: &[PathBuf],
     specs: Option<&Path>,
     out: &Path,
     date: Option<String>,
     quiet: bool,
-) -> anyhow::Result<ruleatlas_site::BuildReport> {
+) -> anyhow::Result<(ruleatlas_site::BuildReport, Vec<Rule>)> {
     let t0 = Instant::now();
-    let catalog = crate::cmd_catalog::load_catalog(specs)?;
+    let atlas = load_rules(rules)?;
+    if !atlas.loaded.path_errors.is_empty() {
+        anyhow::bail!(
+            "cannot read rule paths:\n  {}",
+            atlas.loaded.path_errors.join("\n  ")
+        );
+    }
+    let t_load = t0.elapsed();
+    let (catalog, specs_from_cache) = catalog_for(specs, atlas.cache.as_ref())?;
     let t_cat = t0.elapsed();
-    let (mut input, diagnostics, path_errors) = ruleatlas_site::prepare(rules, catalog, specs);
-    if !path_errors.is_empty() {
-        anyhow::bail!("cannot read rule paths:\n  {}", path_errors.join("\n  "));
+    let mut provenance = atlas.lock_provenance;
+    provenance.extend(atlas.loaded.provenance);
+    let diagnostics = atlas.loaded.diagnostics;
+    let mut input = ruleatlas_site::prepare_rules(atlas.loaded.rules, provenance, catalog, specs);
+    if let (true, Some(c)) = (specs_from_cache, &atlas.cache) {
+        apply_spec_lock(&mut input, c.lock());
     }
     let t_map = t0.elapsed();
     input.generated_at = Some(date.unwrap_or_else(today));
     let report = ruleatlas_site::build(&input, out)
         .with_context(|| format!("building the atlas in {}", out.display()))?;
     if !quiet {
+        if let (true, Some(c)) = (atlas.from_cache, &atlas.cache) {
+            eprintln!(
+                "rules from the sync cache {} (synced {}):",
+                c.root().display(),
+                c.lock().synced_at
+            );
+            for r in &c.lock().rules {
+                let commit = match (&r.commit, r.dirty) {
+                    (Some(c), false) => c.get(..12).unwrap_or(c).to_string(),
+                    (Some(_), true) => "uncommitted changes".to_string(),
+                    (None, _) => "no commit".to_string(),
+                };
+                eprintln!(
+                    "  {:<16} {commit} {}",
+                    r.name,
+                    r.commit_date.as_deref().unwrap_or("")
+                );
+            }
+        }
         let errors = diagnostics
             .iter()
             .filter(|d| d.severity == DiagSeverity::Error)
@@ -77,14 +264,15 @@ pub fn build_site(
             report.largest_page.0
         );
         eprintln!(
-            "time: catalog {:.2}s, load+map {:.2}s, pages {:.2}s, total {:.2}s",
-            t_cat.as_secs_f64(),
+            "time: load {:.2}s, catalog {:.2}s, map {:.2}s, pages {:.2}s, total {:.2}s",
+            t_load.as_secs_f64(),
+            (t_cat - t_load).as_secs_f64(),
             (t_map - t_cat).as_secs_f64(),
             report.elapsed_ms as f64 / 1000.0,
             t0.elapsed().as_secs_f64()
         );
     }
-    Ok(report)
+    Ok((report, input.rules))
 }
 
 fn today() -> String {
@@ -106,7 +294,7 @@ fn today() -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let report = build_site(
+    let (report, _) = build_site(
         &args.rules,
         args.specs.as_deref(),
         &args.out,
@@ -121,9 +309,60 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn locked(url: &str, commit: Option<&str>, dirty: bool) -> LockedRules {
+        LockedRules {
+            name: "sigma".into(),
+            vendor: "sigma".into(),
+            url: url.into(),
+            git_ref: None,
+            commit: commit.map(str::to_string),
+            commit_date: commit.map(|_| "2026-11-20T08:00:00Z".to_string()),
+            dirty,
+            folders: vec!["rules".into()],
+            dir: "repos/sigma/x".into(),
+            tree_sha256: "ab".repeat(32),
+            files: Default::default(),
+            fetched_at: "2026-12-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn lock_lines_for_the_home_page() {
+        let p = rules_provenance(&locked(
+            "https://user:token@github.com/SigmaHQ/sigma.git",
+            Some("8eaafff1"),
+            false,
+        ));
+        assert_eq!(p.url.as_deref(), Some("https://github.com/SigmaHQ/sigma"));
+        assert_eq!(p.commit.as_deref(), Some("8eaafff1"));
+        assert_eq!(p.date.as_deref(), Some("2026-11-20T08:00:00Z"));
+        // Local repositories and folders: no path of the user's machine on the page.
+        let p = rules_provenance(&locked("file:///home/me/rules", Some("8eaafff1"), false));
+        assert_eq!(p.url, None);
+        assert_eq!(p.commit.as_deref(), Some("8eaafff1"));
+        let p = rules_provenance(&locked("/home/me/rules", Some("8eaafff1"), true));
+        assert_eq!((p.url, p.commit, p.date), (None, None, None));
+        assert!(p.note.unwrap().contains("uncommitted"));
+        let p = rules_provenance(&locked("/home/me/rules", None, false));
+        assert!(p.note.unwrap().contains("tree sha256 abababababab"));
+        let s = LockedSpec {
+            name: "kubernetes".into(),
+            source: "https://example.org/swagger.json".into(),
+            url: "https://example.org/swagger.json".into(),
+            sha256: "cd".repeat(32),
+            dest: "kubernetes/swagger.json".into(),
+            files: 1,
+            fetched_at: "2026-12-01T00:00:00Z".into(),
+        };
+        let p = spec_provenance(&s);
+        assert_eq!(p.url.as_deref(), Some("https://example.org/swagger.json"));
+        assert!(p.note.unwrap().contains("sha256 cdcdcdcdcdcd"));
+    }
     #[test]
     fn today_is_a_date() {
-        let d = super::today();
+        let d = today();
         assert_eq!(d.len(), 10, "{d}");
         assert!(d.starts_with("20"), "{d}");
     }

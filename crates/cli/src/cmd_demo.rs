@@ -1,6 +1,6 @@
 //! `ruleatlas demo`: the whole tool on the bundled examples — build the atlas from `examples/rules`
 //! and the catalog (committed snapshot unless `--specs`), hunt `examples/logs`, say where to look,
-//! then serve.
+//! then serve. `--synced` uses the rules of the sync cache instead, annotated with their commits.
 
 use crate::cmd_hunt::alert_json;
 use anyhow::Context;
@@ -27,6 +27,9 @@ pub struct Args {
     /// Build and hunt, then exit instead of serving.
     #[arg(long)]
     no_serve: bool,
+    /// Build and hunt with the rules `ruleatlas sync` put in the cache instead of <examples>/rules.
+    #[arg(long)]
+    synced: bool,
 }
 
 fn log_files(dir: &Path) -> anyhow::Result<Vec<String>> {
@@ -44,29 +47,24 @@ fn log_files(dir: &Path) -> anyhow::Result<Vec<String>> {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let rules_dir = args.examples.join("rules");
     let logs_dir = args.examples.join("logs");
-    if !rules_dir.is_dir() {
+    if !args.synced && !rules_dir.is_dir() {
         anyhow::bail!(
             "{} not found: run the demo from the repository root, or pass --examples DIR",
             rules_dir.display()
         );
     }
     let site = args.out.join("site");
-    eprintln!(
-        "== building the atlas from {} into {}",
-        rules_dir.display(),
-        site.display()
-    );
-    crate::cmd_build::build_site(
-        std::slice::from_ref(&rules_dir),
-        args.specs.as_deref(),
-        &site,
-        None,
-        false,
-    )?;
+    let (rule_paths, from) = if args.synced {
+        (Vec::new(), "the sync cache".to_string())
+    } else {
+        (vec![rules_dir.clone()], rules_dir.display().to_string())
+    };
+    eprintln!("== building the atlas from {from} into {}", site.display());
+    let (_, rules) =
+        crate::cmd_build::build_site(&rule_paths, args.specs.as_deref(), &site, None, false)?;
 
     eprintln!("== hunting {} with the same rules", logs_dir.display());
-    let (report, _) = ruleatlas_rules::load_paths(&[rules_dir]);
-    let rules = report.rules.into_iter().map(Arc::new).collect();
+    let rules = rules.into_iter().map(Arc::new).collect();
     let mut engine = Engine::new(rules, EngineOptions::default());
     let alerts_path = args.out.join("alerts.ndjson");
     let mut sink = std::io::BufWriter::new(

@@ -33,7 +33,7 @@ pub mod provenance;
 #[cfg(feature = "serve")]
 pub mod serve;
 
-pub use adapt::prepare;
+pub use adapt::{load_rules, prepare, prepare_rules, set_spec_provenance, LoadedRules};
 pub use model::*;
 
 use anyhow::Context;

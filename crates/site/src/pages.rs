@@ -226,7 +226,13 @@ fn upstream_link(r: &Rule) -> Option<String> {
         src.repo_path.as_deref()?,
     );
     let url = url.trim_end_matches('/').trim_end_matches(".git");
-    let mut link = format!("{url}/blob/{commit}/{}", path.trim_start_matches('/'));
+    // GitHub, Codeberg/Gitea: `/blob/`; GitLab: `/-/blob/` (as `LockedRules::file_url`).
+    let blob = if url.contains("gitlab") {
+        "/-/blob/"
+    } else {
+        "/blob/"
+    };
+    let mut link = format!("{url}{blob}{commit}/{}", path.trim_start_matches('/'));
     if let Some(line) = src.line {
         link.push_str(&format!("#L{line}"));
     }
@@ -1172,7 +1178,11 @@ impl<'a> Site<'a> {
 
     fn api(&self, name: &str) -> anyhow::Result<String> {
         let v = match name {
-            "catalog" => serde_json::json!({ "generated": self.generated, "sources": self.input.sources }),
+            "catalog" => serde_json::json!({
+                "generated": self.generated,
+                "provenance": self.input.provenance,
+                "sources": self.input.sources,
+            }),
             "rules" => serde_json::Value::Array(
                 self.input
                     .rules
@@ -1215,6 +1225,35 @@ impl<'a> Site<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_links_per_forge() {
+        let mut r = Rule::new(
+            "sigma",
+            "a",
+            "a",
+            "sigma",
+            ruleatlas_ir::Lowered::Ok {
+                pipeline: ruleatlas_ir::Pipeline::filter(ruleatlas_ir::Expr::Const(true)),
+            },
+        );
+        assert_eq!(upstream_link(&r), None);
+        r.source.repo_url = Some("https://github.com/SigmaHQ/sigma".into());
+        r.source.commit = Some("8eaafff1".into());
+        r.source.repo_path = Some("rules/a.yml".into());
+        r.source.line = Some(3);
+        assert_eq!(
+            upstream_link(&r).as_deref(),
+            Some("https://github.com/SigmaHQ/sigma/blob/8eaafff1/rules/a.yml#L3")
+        );
+        r.source.repo_url = Some("https://gitlab.com/team/rules.git".into());
+        assert_eq!(
+            upstream_link(&r).as_deref(),
+            Some("https://gitlab.com/team/rules/-/blob/8eaafff1/rules/a.yml#L3")
+        );
+        r.source.repo_url = Some("javascript:alert(1)//".into());
+        assert_eq!(upstream_link(&r), None);
+    }
 
     #[test]
     fn slugs_are_path_safe() {
