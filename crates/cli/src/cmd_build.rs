@@ -138,6 +138,13 @@ pub fn rules_provenance(r: &LockedRules) -> Provenance {
 /// when it was fetched (a download has no commit).
 pub fn spec_provenance(s: &LockedSpec) -> Provenance {
     let sha = s.sha256.get(..12).unwrap_or(&s.sha256);
+    // `https://…` or `pypi:botocore==1.44.5`; a local file's path stays off the page.
+    let from = if s.source.starts_with("file:") || Path::new(&s.source).is_absolute() {
+        "a local file"
+    } else {
+        s.source.as_str()
+    };
+    let files = if s.files == 1 { "file" } else { "files" };
     Provenance {
         kind: "spec".into(),
         name: s.name.clone(),
@@ -145,8 +152,8 @@ pub fn spec_provenance(s: &LockedSpec) -> Provenance {
         commit: None,
         date: Some(s.fetched_at.clone()),
         note: Some(format!(
-            "synced from {} (sha256 {sha}, {} files); date: when it was downloaded",
-            s.source, s.files
+            "synced from {from} (sha256 {sha}, {} {files}); date: when it was downloaded",
+            s.files
         )),
     }
 }
@@ -358,7 +365,16 @@ mod tests {
         };
         let p = spec_provenance(&s);
         assert_eq!(p.url.as_deref(), Some("https://example.org/swagger.json"));
-        assert!(p.note.unwrap().contains("sha256 cdcdcdcdcdcd"));
+        let note = p.note.unwrap();
+        assert!(note.contains("sha256 cdcdcdcdcdcd, 1 file)"), "{note}");
+        let local = LockedSpec {
+            source: "file:///home/me/swagger.json".into(),
+            url: "file:///home/me/swagger.json".into(),
+            ..s
+        };
+        let p = spec_provenance(&local);
+        assert_eq!(p.url, None);
+        assert!(!p.note.unwrap().contains("/home/me"));
     }
     #[test]
     fn today_is_a_date() {
