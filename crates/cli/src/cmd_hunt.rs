@@ -1,20 +1,45 @@
 //! `ruleatlas hunt`: run rules over logs, alerts as NDJSON (or a table) on stdout, a summary on
 //! stderr.
+//!
+//! Inputs: files, `-` (stdin) and glob patterns (`logs/*.ndjson.gz`, matches sorted by name).
+//! With several files, events go to the rules in time order across files: a k-way merge of the
+//! per-file streams by event time. Each file is assumed to be (roughly) in time order itself:
+//! the merge only compares the next event of every file, so an event that is out of order inside
+//! its file stays in its place there. An event without a time (and a bad line) takes the time of
+//! the event before it in its file. All merged files are open at once (a read buffer each);
+//! `--no-merge` reads them one after the other in the order given.
 
 use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ruleatlas_engine::{Alert, Engine, EngineOptions};
-use ruleatlas_event::{read_events_parallel, EventOptions};
+use ruleatlas_event::{read_reader_parallel, BadEvent, Event, EventOptions};
+use ruleatlas_webhook::{alert_json_as, AlertFormat};
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::io::Write;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+type Item = Result<Event, BadEvent>;
+type Stream = Box<dyn Iterator<Item = Item> + Send>;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Ndjson,
     Table,
+}
+
+/// The alert document written by `--format ndjson`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlertShape {
+    /// `{"@timestamp","rule":{…},"details","output","events":[…]}`
+    Default,
+    /// ECS-style alert: `event.kind: signal`, `kibana.alert.rule.*`, `rule.*`, `threat`,
+    /// matching events under `ruleatlas.events`.
+    Ecs,
 }
 
 #[derive(clap::Args)]
@@ -25,6 +50,13 @@ pub struct Args {
     rules: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Ndjson)]
     format: Format,
+    /// Shape of each NDJSON alert.
+    #[arg(long, value_enum, default_value_t = AlertShape::Default)]
+    alert_format: AlertShape,
+    /// With several files, read them one after the other in the order given instead of merging
+    /// their events by time.
+    #[arg(long)]
+    no_merge: bool,
     /// Write alerts here instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -35,9 +67,11 @@ pub struct Args {
     /// parse on the rules' thread).
     #[arg(long)]
     threads: Option<usize>,
-    /// Event files (NDJSON, JSON array, EventList, CloudTrail Records, .gz); `-` for stdin.
-    /// Event files written right after `--rules` paths are recognised by their extension
-    /// (`.json`, `.ndjson`, `.jsonl`, `.log`, `.gz`) or `-`.
+    /// Event files or glob patterns (NDJSON, JSON array, EventList, CloudTrail Records, GKE / AKS /
+    /// EKS wrappers; plain, .gz or .zst); `-` for stdin. Several files are merged by event time
+    /// (each file assumed in time order; see --no-merge). Event files written right after
+    /// `--rules` paths are recognised by their extension (`.json`, `.ndjson`, `.jsonl`, `.log`,
+    /// `.gz`, `.zst`) or `-`.
     events: Vec<String>,
 }
 
@@ -94,11 +128,249 @@ fn summary(a: &Alert) -> String {
     format!("{} event(s)", a.events.len())
 }
 
+/// Expands glob patterns among the event inputs (an existing path is taken as it is, even with
+/// `*` in its name). Returns the inputs and the patterns that matched no file.
+pub fn expand_inputs(inputs: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut unmatched = Vec::new();
+    for arg in inputs {
+        let is_pattern = arg.contains(['*', '?', '[']);
+        if arg == "-" || !is_pattern || std::path::Path::new(arg).exists() {
+            out.push(arg.clone());
+            continue;
+        }
+        let mut files: Vec<String> = match glob::glob(arg) {
+            Ok(paths) => paths
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            Err(e) => {
+                unmatched.push(format!("{arg}: bad glob pattern: {e}"));
+                continue;
+            }
+        };
+        if files.is_empty() {
+            unmatched.push(format!("{arg}: no file matches"));
+        }
+        files.sort();
+        out.extend(files);
+    }
+    (out, unmatched)
+}
+
+/// Counts the bytes read from an input (before decompression), for the progress bar and the
+/// throughput line.
+struct Counting<R> {
+    inner: R,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Opens one input (`-` is stdin) as an event stream whose bytes are counted into `bytes`.
+fn open_input(
+    path: &str,
+    opts: &EventOptions,
+    threads: usize,
+    bytes: &Arc<AtomicU64>,
+) -> Result<Stream, String> {
+    let raw: Box<dyn Read + Send> = if path == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?)
+    };
+    let counted = Counting {
+        inner: raw,
+        bytes: bytes.clone(),
+    };
+    read_reader_parallel(path, Box::new(counted), opts, threads).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Merges per-file event streams by event time (k-way, one pending event per stream). Equal times
+/// keep the order of the files; inside one file the order is kept as read.
+pub struct TimeMerge<I> {
+    streams: Vec<I>,
+    heads: Vec<Option<Item>>,
+    last: Vec<i64>,
+    heap: BinaryHeap<Reverse<(i64, usize)>>,
+}
+
+impl<I: Iterator<Item = Item>> TimeMerge<I> {
+    pub fn new(streams: Vec<I>) -> TimeMerge<I> {
+        let n = streams.len();
+        let mut m = TimeMerge {
+            streams,
+            heads: (0..n).map(|_| None).collect(),
+            last: vec![i64::MIN; n],
+            heap: BinaryHeap::with_capacity(n),
+        };
+        for i in 0..n {
+            m.refill(i);
+        }
+        m
+    }
+
+    fn refill(&mut self, i: usize) {
+        if let Some(item) = self.streams[i].next() {
+            // Untimed events and bad lines sort with the event before them in their file.
+            if let Ok(Event {
+                ts_ms: Some(ts), ..
+            }) = &item
+            {
+                self.last[i] = *ts;
+            }
+            self.heap.push(Reverse((self.last[i], i)));
+            self.heads[i] = Some(item);
+        }
+    }
+}
+
+impl<I: Iterator<Item = Item>> Iterator for TimeMerge<I> {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        let Reverse((_, i)) = self.heap.pop()?;
+        let item = self.heads[i].take();
+        self.refill(i);
+        item
+    }
+}
+
+/// Everything a hunt accumulates while events go through the rules.
+struct Hunt {
+    engine: Engine,
+    out: std::io::BufWriter<Box<dyn Write>>,
+    alerts: Vec<Alert>,
+    per_rule: BTreeMap<(String, String), u64>,
+    events: u64,
+    bad: u64,
+    format: Format,
+    alert_format: AlertFormat,
+    progress: Option<ProgressBar>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Hunt {
+    /// Prints a line on stderr without tearing the progress bar.
+    fn say(&self, line: &str) {
+        match &self.progress {
+            Some(pb) => pb.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn item(&mut self, item: Item) -> anyhow::Result<()> {
+        match item {
+            Ok(mut ev) => {
+                // One numbering across all inputs (each reader starts at 0).
+                ev.seq = self.events;
+                self.events += 1;
+                self.engine.process(Arc::new(ev), &mut self.alerts);
+                if !self.alerts.is_empty() {
+                    self.write_alerts()?;
+                }
+                if self.events & 4095 == 0 {
+                    self.tick();
+                }
+            }
+            Err(b) => {
+                self.bad += 1;
+                if self.bad <= 20 {
+                    self.say(&b.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn tick(&self) {
+        if let Some(pb) = &self.progress {
+            pb.set_position(self.bytes.load(Ordering::Relaxed));
+            pb.set_message(format!(
+                "{} events, {} alerts",
+                self.events,
+                self.per_rule.values().sum::<u64>()
+            ));
+        }
+    }
+
+    fn write_alerts(&mut self) -> anyhow::Result<()> {
+        for a in self.alerts.drain(..) {
+            *self
+                .per_rule
+                .entry((a.rule.vendor.clone(), a.rule.title.clone()))
+                .or_default() += 1;
+            match self.format {
+                Format::Ndjson => writeln!(self.out, "{}", alert_json_as(&a, self.alert_format))?,
+                Format::Table => {
+                    let ts = a
+                        .events
+                        .last()
+                        .and_then(|e| e.ts_ms)
+                        .map(ruleatlas_event::format_timestamp)
+                        .unwrap_or_default();
+                    let sev = a.rule.severity.map(|s| s.as_str()).unwrap_or("-");
+                    writeln!(
+                        self.out,
+                        "{ts:<24} {sev:<13} {:<7} {:<55} {}",
+                        a.rule.vendor,
+                        a.rule.title,
+                        summary(&a)
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A progress bar on stderr when it is a terminal (never in pipes, files or tests).
+fn progress_bar(total: Option<u64>) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = match total {
+        Some(t) => {
+            let pb = ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta}) {msg}",
+            );
+            if let Ok(style) = style {
+                pb.set_style(style);
+            }
+            pb
+        }
+        None => {
+            let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bytes} ({bytes_per_sec}) {msg}",
+            );
+            if let Ok(style) = style {
+                pb.set_style(style);
+            }
+            pb
+        }
+    };
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(pb)
+}
+
 pub fn run(mut args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     split_rules_and_events(&mut args.rules, &mut args.events);
     if args.events.is_empty() {
-        anyhow::bail!("no event files given (EVENTS...: files, or - for standard input)");
+        anyhow::bail!("no event files given (EVENTS...: files, globs, or - for standard input)");
+    }
+    let (inputs, unmatched) = expand_inputs(&args.events);
+    for u in &unmatched {
+        eprintln!("ruleatlas: {u}");
     }
     let (report, path_errors) = crate::rule_input::load(&args.rules)?;
     for e in &path_errors {
@@ -112,7 +384,7 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     }
     let rules: Vec<Arc<_>> = report.rules.into_iter().map(Arc::new).collect();
     let total_rules = rules.len();
-    let mut engine = Engine::new(rules, EngineOptions::default());
+    let engine = Engine::new(rules, EngineOptions::default());
     eprintln!(
         "hunt: {} rules run, {} not executable ({} loaded)",
         engine.active_rules(),
@@ -131,96 +403,140 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
                 .unwrap_or(1)
         })
         .max(1);
+    let merge = inputs.len() > 1 && !args.no_merge;
+    // Merged files are read at the same time: they share the parser threads.
+    let per_file = if merge {
+        (threads / inputs.len()).max(1)
+    } else {
+        threads
+    };
     let sink: Box<dyn Write> = match &args.output {
         Some(p) => {
             Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
         }
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut out = std::io::BufWriter::new(sink);
-    let mut alerts = Vec::new();
-    let (mut events, mut bad, mut bytes_hint) = (0u64, 0u64, 0u64);
-    let mut per_rule: BTreeMap<(String, String), u64> = BTreeMap::new();
-    let mut unreadable = 0;
-    let mut write_alerts = |alerts: &mut Vec<Alert>, out: &mut dyn Write| -> anyhow::Result<()> {
-        for a in alerts.drain(..) {
-            *per_rule
-                .entry((a.rule.vendor.clone(), a.rule.title.clone()))
-                .or_default() += 1;
-            match args.format {
-                Format::Ndjson => writeln!(out, "{}", alert_json(&a))?,
-                Format::Table => {
-                    let ts = a
-                        .events
-                        .last()
-                        .and_then(|e| e.ts_ms)
-                        .map(ruleatlas_event::format_timestamp)
-                        .unwrap_or_default();
-                    let sev = a.rule.severity.map(|s| s.as_str()).unwrap_or("-");
-                    writeln!(
-                        out,
-                        "{ts:<24} {sev:<13} {:<7} {:<55} {}",
-                        a.rule.vendor,
-                        a.rule.title,
-                        summary(&a)
-                    )?;
-                }
+    let total_bytes: Option<u64> = inputs
+        .iter()
+        .map(|p| {
+            if p == "-" {
+                None
+            } else {
+                std::fs::metadata(p).ok().map(|m| m.len())
             }
-        }
-        Ok(())
+        })
+        .sum();
+    let bytes = Arc::new(AtomicU64::new(0));
+    let mut hunt = Hunt {
+        engine,
+        out: std::io::BufWriter::new(sink),
+        alerts: Vec::new(),
+        per_rule: BTreeMap::new(),
+        events: 0,
+        bad: 0,
+        format: args.format,
+        alert_format: match args.alert_format {
+            AlertShape::Default => AlertFormat::Default,
+            AlertShape::Ecs => AlertFormat::Ecs,
+        },
+        progress: progress_bar(total_bytes),
+        bytes: bytes.clone(),
     };
-    for path in &args.events {
-        let stream = match read_events_parallel(path, &opts, threads) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("ruleatlas: {e}");
-                unreadable += 1;
-                continue;
+    let mut unreadable = unmatched.len();
+    if merge {
+        let mut streams = Vec::with_capacity(inputs.len());
+        for path in &inputs {
+            match open_input(path, &opts, per_file, &bytes) {
+                Ok(s) => streams.push(s),
+                Err(e) => {
+                    hunt.say(&format!("ruleatlas: {e}"));
+                    unreadable += 1;
+                }
             }
-        };
-        if let Ok(meta) = std::fs::metadata(path) {
-            bytes_hint += meta.len();
         }
-        for item in stream {
-            match item {
-                Ok(ev) => {
-                    events += 1;
-                    engine.process(Arc::new(ev), &mut alerts);
-                    if !alerts.is_empty() {
-                        write_alerts(&mut alerts, &mut out)?;
-                    }
+        for item in TimeMerge::new(streams) {
+            hunt.item(item)?;
+        }
+    } else {
+        for path in &inputs {
+            let stream = match open_input(path, &opts, per_file, &bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    hunt.say(&format!("ruleatlas: {e}"));
+                    unreadable += 1;
+                    continue;
                 }
-                Err(b) => {
-                    bad += 1;
-                    if bad <= 20 {
-                        eprintln!("{b}");
-                    }
-                }
+            };
+            for item in stream {
+                hunt.item(item)?;
             }
         }
     }
-    engine.finish(&mut alerts);
-    write_alerts(&mut alerts, &mut out)?;
-    out.flush()?;
+    hunt.engine.finish(&mut hunt.alerts);
+    hunt.write_alerts()?;
+    hunt.out.flush()?;
+    if let Some(pb) = hunt.progress.take() {
+        pb.finish_and_clear();
+    }
+    let (events, bad) = (hunt.events, hunt.bad);
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     eprintln!(
         "hunt: {events} events read, {bad} bad, {} alerts, {:.1} s, {:.0} events/s, {:.1} MB/s",
-        per_rule.values().sum::<u64>(),
+        hunt.per_rule.values().sum::<u64>(),
         secs,
         events as f64 / secs,
-        bytes_hint as f64 / secs / 1e6
+        bytes.load(Ordering::Relaxed) as f64 / secs / 1e6
     );
     if bad > 20 {
         eprintln!("hunt: ({} more bad lines not shown)", bad - 20);
     }
-    for ((vendor, title), n) in &per_rule {
+    for ((vendor, title), n) in &hunt.per_rule {
         eprintln!("  {n:>8}  {vendor:<7} {title}");
     }
-    for (rule, n) in engine.overflows() {
+    for (rule, n) in hunt.engine.overflows() {
         eprintln!(
             "hunt: rule {:?} dropped {n} partial matches at its state cap",
             rule.title
         );
     }
     Ok(if unreadable > 0 { 2 } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruleatlas_event::Origin;
+
+    fn ev(file: &str, ts: Option<i64>) -> Item {
+        let mut e = Event::new(serde_json::json!({}), &EventOptions::default());
+        e.ts_ms = ts;
+        e.origin = Origin {
+            file: Arc::from(file),
+            line: 0,
+        };
+        Ok(e)
+    }
+
+    fn key(it: &Item) -> String {
+        match it {
+            Ok(e) => format!("{}@{}", e.origin.file, e.ts_ms.unwrap_or(-1)),
+            Err(_) => "bad".into(),
+        }
+    }
+
+    #[test]
+    fn merge_orders_by_time_and_keeps_untimed_events_in_place() {
+        let a = vec![
+            ev("a", Some(1)),
+            ev("a", Some(5)),
+            ev("a", None),
+            ev("a", Some(9)),
+        ];
+        let b = vec![ev("b", Some(2)), ev("b", Some(5)), ev("b", Some(6))];
+        let c: Vec<Item> = Vec::new();
+        let merged: Vec<String> = TimeMerge::new(vec![a.into_iter(), b.into_iter(), c.into_iter()])
+            .map(|i| key(&i))
+            .collect();
+        assert_eq!(merged, ["a@1", "b@2", "a@5", "a@-1", "b@5", "b@6", "a@9"]);
+    }
 }

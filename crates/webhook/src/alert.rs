@@ -1,7 +1,31 @@
 //! The alert document shared by `hunt` and `webhook`: one JSON object per line.
+//!
+//! Two shapes: the default [`alert_json`] (the `hunt` contract, also what `webhook` writes) and
+//! an ECS-style alert document ([`alert_ecs_json`], `hunt --alert-format ecs`) shaped like the
+//! alerts Elastic Security writes, so they can be indexed next to them.
 
 use ruleatlas_engine::Alert;
-use serde_json::{json, Value};
+use ruleatlas_ir::{Attack, Rule, Severity};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Which alert document to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AlertFormat {
+    /// [`alert_json`]: `rule`, `@timestamp`, `details`, `output`, `events`.
+    #[default]
+    Default,
+    /// [`alert_ecs_json`]: `event.kind: signal`, `kibana.alert.rule.*`, `rule.*`, `threat`.
+    Ecs,
+}
+
+/// The alert as one line of JSON in the given shape.
+pub fn alert_json_as(a: &Alert, format: AlertFormat) -> String {
+    match format {
+        AlertFormat::Default => alert_json(a),
+        AlertFormat::Ecs => alert_ecs_json(a),
+    }
+}
 
 /// The alert document of the `hunt` contract, as one line of JSON (no newline). Events are
 /// embedded as they were read (their input line when known), not re-serialised.
@@ -38,4 +62,393 @@ pub fn alert_json(a: &Alert) -> String {
     }
     line.push_str("]}");
     line
+}
+
+/// ATT&CK Enterprise tactics: (id, name, short name).
+const TACTICS: &[(&str, &str, &str)] = &[
+    ("TA0043", "Reconnaissance", "reconnaissance"),
+    ("TA0042", "Resource Development", "resource-development"),
+    ("TA0001", "Initial Access", "initial-access"),
+    ("TA0002", "Execution", "execution"),
+    ("TA0003", "Persistence", "persistence"),
+    ("TA0004", "Privilege Escalation", "privilege-escalation"),
+    ("TA0005", "Defense Evasion", "defense-evasion"),
+    ("TA0006", "Credential Access", "credential-access"),
+    ("TA0007", "Discovery", "discovery"),
+    ("TA0008", "Lateral Movement", "lateral-movement"),
+    ("TA0009", "Collection", "collection"),
+    ("TA0011", "Command and Control", "command-and-control"),
+    ("TA0010", "Exfiltration", "exfiltration"),
+    ("TA0040", "Impact", "impact"),
+];
+
+/// A tactic as Elastic's `threat.tactic` writes it; unknown spellings keep their text as name.
+fn tactic_json(t: &str) -> Value {
+    let norm: String = t
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c == '_' || c == ' ' { '-' } else { c })
+        .collect();
+    let known = TACTICS.iter().find(|(id, name, short)| {
+        norm.eq_ignore_ascii_case(id)
+            || norm == *short
+            || norm == name.to_ascii_lowercase().replace(' ', "-")
+    });
+    match known {
+        Some((id, name, _)) => json!({
+            "id": id,
+            "name": name,
+            "reference": format!("https://attack.mitre.org/tactics/{id}/"),
+        }),
+        None => json!({ "name": t }),
+    }
+}
+
+fn technique_ref(id: &str) -> String {
+    format!(
+        "https://attack.mitre.org/techniques/{}/",
+        id.replace('.', "/")
+    )
+}
+
+/// The rule's ATT&CK references in Elastic's `threat` shape: one entry per tactic, techniques
+/// under it, sub-techniques under their technique. Techniques the rule does not pair with a
+/// tactic go in an entry without `tactic`.
+fn threat_json(attack: &[Attack]) -> Value {
+    // (tactic, techniques as (id, name, subtechniques as (id, name)))
+    type Techniques = Vec<(String, String, Vec<(String, String)>)>;
+    let mut groups: Vec<(String, Techniques)> = Vec::new();
+    for a in attack {
+        let gi = match groups.iter().position(|(t, _)| *t == a.tactic) {
+            Some(i) => i,
+            None => {
+                groups.push((a.tactic.clone(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        if a.technique_id.is_empty() {
+            continue;
+        }
+        let techniques = &mut groups[gi].1;
+        let (parent, sub) = match a.technique_id.split_once('.') {
+            Some((p, _)) => (p.to_string(), Some(a.technique_id.clone())),
+            None => (a.technique_id.clone(), None),
+        };
+        let ti = match techniques.iter().position(|(id, _, _)| *id == parent) {
+            Some(i) => i,
+            None => {
+                techniques.push((parent.clone(), String::new(), Vec::new()));
+                techniques.len() - 1
+            }
+        };
+        match sub {
+            Some(sub) => {
+                let subs = &mut techniques[ti].2;
+                if !subs.iter().any(|(id, _)| *id == sub) {
+                    subs.push((sub, a.technique_name.clone()));
+                }
+            }
+            None if techniques[ti].1.is_empty() => techniques[ti].1 = a.technique_name.clone(),
+            None => {}
+        }
+    }
+    let entries: Vec<Value> = groups
+        .into_iter()
+        .map(|(tactic, techniques)| {
+            let mut e = Map::new();
+            e.insert("framework".into(), "MITRE ATT&CK".into());
+            if !tactic.is_empty() {
+                e.insert("tactic".into(), tactic_json(&tactic));
+            }
+            if !techniques.is_empty() {
+                let list: Vec<Value> = techniques
+                    .into_iter()
+                    .map(|(id, name, subs)| {
+                        let mut t = json!({ "id": id, "reference": technique_ref(&id) });
+                        if !name.is_empty() {
+                            t["name"] = json!(name);
+                        }
+                        if !subs.is_empty() {
+                            let subs: Vec<Value> = subs
+                                .into_iter()
+                                .map(|(id, name)| {
+                                    let mut s =
+                                        json!({ "id": id, "reference": technique_ref(&id) });
+                                    if !name.is_empty() {
+                                        s["name"] = json!(name);
+                                    }
+                                    s
+                                })
+                                .collect();
+                            t["subtechnique"] = json!(subs);
+                        }
+                        t
+                    })
+                    .collect();
+                e.insert("technique".into(), Value::Array(list));
+            }
+            Value::Object(e)
+        })
+        .collect();
+    Value::Array(entries)
+}
+
+fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// The rule's UUID: its id when that is one (Elastic `rule_id`, Sigma `id`), else one derived
+/// from vendor and id (RFC 9562 version 8, from SHA-256), the same on every run.
+pub fn rule_uuid(r: &Rule) -> String {
+    if is_uuid(&r.id) {
+        return r.id.to_ascii_lowercase();
+    }
+    let digest = Sha256::digest(format!("{}\0{}", r.vendor, r.id).as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Elastic's severities are low / medium / high / critical: informational counts as low.
+fn elastic_severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Informational | Severity::Low => "low",
+        Severity::Medium => "medium",
+        Severity::High => "high",
+        Severity::Critical => "critical",
+    }
+}
+
+/// The rule's risk score, else Elastic's default for its severity.
+fn risk_score(r: &Rule) -> Option<f64> {
+    r.risk_score.or(match r.severity? {
+        Severity::Informational | Severity::Low => Some(21.0),
+        Severity::Medium => Some(47.0),
+        Severity::High => Some(73.0),
+        Severity::Critical => Some(99.0),
+    })
+}
+
+/// The alert as an ECS-style alert document (one line of JSON), shaped like Elastic Security's:
+/// `@timestamp` and `kibana.alert.original_time` (the time of the event that completed the match;
+/// a hunt replays old logs, so the alert is dated by its evidence), `event.kind: signal`,
+/// `kibana.alert.rule.{name,uuid,rule_id,severity,risk_score,description,tags,references}`,
+/// `kibana.alert.severity` / `risk_score` / `reason` / `workflow_status`, `rule.{id,name,
+/// description,reference,ruleset}`, `threat` from the rule's ATT&CK references, and
+/// `ruleatlas.{vendor,commit,details,events}` with the matching events as they were read (the
+/// last one completed the match).
+pub fn alert_ecs_json(a: &Alert) -> String {
+    let r = &a.rule;
+    let mut doc = Map::new();
+    let ts = a
+        .events
+        .last()
+        .and_then(|e| e.ts_ms)
+        .map(ruleatlas_event::format_timestamp);
+    if let Some(ts) = &ts {
+        doc.insert("@timestamp".into(), json!(ts));
+    }
+    doc.insert("event".into(), json!({ "kind": "signal" }));
+    let mut rule_k = Map::new();
+    rule_k.insert("name".into(), json!(r.title));
+    rule_k.insert("uuid".into(), json!(rule_uuid(r)));
+    rule_k.insert("rule_id".into(), json!(r.id));
+    if let Some(s) = r.severity {
+        rule_k.insert("severity".into(), json!(elastic_severity(s)));
+    }
+    if let Some(score) = risk_score(r) {
+        rule_k.insert("risk_score".into(), json!(score));
+    }
+    if !r.description.is_empty() {
+        rule_k.insert("description".into(), json!(r.description));
+    }
+    if !r.tags.is_empty() {
+        rule_k.insert("tags".into(), json!(r.tags));
+    }
+    if !r.references.is_empty() {
+        rule_k.insert("references".into(), json!(r.references));
+    }
+    rule_k.insert("type".into(), json!(r.rule_type));
+    let mut alert = Map::new();
+    alert.insert("rule".into(), Value::Object(rule_k));
+    if let Some(s) = r.severity {
+        alert.insert("severity".into(), json!(elastic_severity(s)));
+    }
+    if let Some(score) = risk_score(r) {
+        alert.insert("risk_score".into(), json!(score));
+    }
+    if let Some(ts) = &ts {
+        alert.insert("original_time".into(), json!(ts));
+    }
+    let output = match (&r.output_template, a.events.last()) {
+        (Some(template), Some(ev)) => Some(ruleatlas_lang_falco::render_output(template, &ev.doc)),
+        _ => None,
+    };
+    let reason = output.clone().unwrap_or_else(|| {
+        format!(
+            "{} event(s) matched {} rule \"{}\"",
+            a.events.len(),
+            r.vendor,
+            r.title
+        )
+    });
+    alert.insert("reason".into(), json!(reason));
+    alert.insert("status".into(), json!("active"));
+    alert.insert("workflow_status".into(), json!("open"));
+    doc.insert("kibana".into(), json!({ "alert": Value::Object(alert) }));
+    let mut rule = Map::new();
+    rule.insert("id".into(), json!(r.id));
+    rule.insert("name".into(), json!(r.title));
+    rule.insert("ruleset".into(), json!(r.vendor));
+    if !r.description.is_empty() {
+        rule.insert("description".into(), json!(r.description));
+    }
+    if let Some(reference) = r.references.first() {
+        rule.insert("reference".into(), json!(reference));
+    }
+    doc.insert("rule".into(), Value::Object(rule));
+    if !r.attack.is_empty() {
+        doc.insert("threat".into(), threat_json(&r.attack));
+    }
+    let mut ours = Map::new();
+    ours.insert("vendor".into(), json!(r.vendor));
+    if let Some(commit) = &r.source.commit {
+        ours.insert("commit".into(), json!(commit));
+    }
+    if !a.extra.is_empty() {
+        ours.insert("details".into(), Value::Object(a.extra.clone()));
+    }
+    if let Some(o) = output {
+        ours.insert("output".into(), json!(o));
+    }
+    // The events go in last, as read (their input line when known), not re-serialised.
+    let mut line = Value::Object(doc).to_string();
+    line.pop();
+    line.push_str(",\"ruleatlas\":");
+    let mut meta = Value::Object(ours).to_string();
+    meta.pop();
+    line.push_str(&meta);
+    line.push_str(",\"events\":[");
+    for (i, e) in a.events.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(&e.to_json_text());
+    }
+    line.push_str("]}}");
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruleatlas_event::{Event, EventOptions};
+    use ruleatlas_ir::{Diagnostic, Lowered};
+    use std::sync::Arc;
+
+    fn alert(rule: Rule) -> Alert {
+        let doc = json!({"kind":"Event","apiVersion":"audit.k8s.io/v1","verb":"create",
+            "requestReceivedTimestamp":"2025-03-04T06:22:18.819Z"});
+        let mut ev = Event::new(doc, &EventOptions::default());
+        ev.raw = Some(Arc::from(
+            r#"{"verb":"create","kind":"Event","apiVersion":"audit.k8s.io/v1","requestReceivedTimestamp":"2025-03-04T06:22:18.819Z"}"#,
+        ));
+        Alert {
+            rule: Arc::new(rule),
+            events: vec![Arc::new(ev)],
+            extra: Map::new(),
+        }
+    }
+
+    fn rule(vendor: &str, id: &str) -> Rule {
+        let lowered = Lowered::Unsupported {
+            diagnostic: Diagnostic::unsupported("test", "not run"),
+        };
+        let mut r = Rule::new(vendor, id, "Exec into pod", "sigma", lowered);
+        r.severity = Some(Severity::High);
+        r.attack = vec![
+            Attack {
+                technique_id: "T1609".into(),
+                technique_name: "Container Administration Command".into(),
+                tactic: "execution".into(),
+            },
+            Attack {
+                technique_id: "T1552.007".into(),
+                technique_name: String::new(),
+                tactic: "TA0006".into(),
+            },
+            Attack {
+                technique_id: "T1610".into(),
+                technique_name: String::new(),
+                tactic: String::new(),
+            },
+        ];
+        r
+    }
+
+    #[test]
+    fn ecs_alert_document() {
+        let a = alert(rule("sigma", "A1B2C3D4-0000-4000-8000-000000000001"));
+        let line = alert_ecs_json(&a);
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["@timestamp"], "2025-03-04T06:22:18.819Z");
+        assert_eq!(v["event"]["kind"], "signal");
+        let k = &v["kibana"]["alert"];
+        assert_eq!(k["rule"]["name"], "Exec into pod");
+        assert_eq!(k["rule"]["uuid"], "a1b2c3d4-0000-4000-8000-000000000001");
+        assert_eq!(k["rule"]["severity"], "high");
+        assert_eq!(k["rule"]["risk_score"], 73.0);
+        assert_eq!(k["original_time"], v["@timestamp"]);
+        assert_eq!(v["rule"]["id"], "A1B2C3D4-0000-4000-8000-000000000001");
+        assert_eq!(v["rule"]["name"], "Exec into pod");
+        let threat = v["threat"].as_array().cloned().unwrap_or_default();
+        assert_eq!(threat.len(), 3);
+        assert_eq!(threat[0]["tactic"]["id"], "TA0002");
+        assert_eq!(threat[0]["tactic"]["name"], "Execution");
+        assert_eq!(threat[0]["technique"][0]["id"], "T1609");
+        assert_eq!(threat[1]["tactic"]["name"], "Credential Access");
+        assert_eq!(threat[1]["technique"][0]["id"], "T1552");
+        assert_eq!(
+            threat[1]["technique"][0]["subtechnique"][0]["reference"],
+            "https://attack.mitre.org/techniques/T1552/007/"
+        );
+        assert!(threat[2].get("tactic").is_none());
+        // The event is embedded as it was read (key order kept).
+        assert!(line.ends_with(
+            r#""events":[{"verb":"create","kind":"Event","apiVersion":"audit.k8s.io/v1","requestReceivedTimestamp":"2025-03-04T06:22:18.819Z"}]}}"#
+        ));
+        assert_eq!(v["ruleatlas"]["vendor"], "sigma");
+    }
+
+    #[test]
+    fn derived_uuids_are_stable_and_well_formed() {
+        let a = rule_uuid(&rule("falco", "Attach/Exec Pod"));
+        assert_eq!(a, rule_uuid(&rule("falco", "Attach/Exec Pod")));
+        assert_ne!(a, rule_uuid(&rule("falco", "Other")));
+        assert!(is_uuid(&a), "{a}");
+        assert_eq!(&a[14..15], "8");
+    }
+
+    #[test]
+    fn default_format_is_unchanged() {
+        let a = alert(rule("sigma", "x"));
+        assert_eq!(alert_json_as(&a, AlertFormat::Default), alert_json(&a));
+        assert!(alert_json(&a).starts_with("{\"@timestamp\":"));
+    }
 }

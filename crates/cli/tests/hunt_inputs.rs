@@ -1,0 +1,155 @@
+//! `hunt` over several inputs: glob patterns, time-ordered merge across files (and `--no-merge`),
+//! wrapped events, and the ECS alert format. Runs on a fresh clone (no corpus needed).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const RULE: &str = "title: Test - Secret deleted
+id: 0b7c4a52-1111-4a3b-9c2d-000000000001
+status: test
+description: A secret is deleted.
+logsource:
+    product: kubernetes
+    service: audit
+detection:
+    selection:
+        verb: delete
+        objectRef.resource: secrets
+    condition: selection
+tags:
+    - attack.impact
+    - attack.t1485
+level: high
+";
+
+fn audit(name: &str, second: u32) -> String {
+    format!(
+        r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"{name}","stage":"ResponseComplete","verb":"delete","user":{{"username":"mallory"}},"objectRef":{{"resource":"secrets","namespace":"ns","name":"{name}"}},"requestReceivedTimestamp":"2026-01-01T00:00:0{second}Z","stageTimestamp":"2026-01-01T00:00:0{second}Z"}}"#
+    )
+}
+
+/// A GKE Cloud Logging entry for the same kind of request.
+fn gke(name: &str, second: u32) -> String {
+    format!(
+        r#"{{"protoPayload":{{"serviceName":"k8s.io","methodName":"io.k8s.core.v1.secrets.delete","resourceName":"core/v1/namespaces/ns/secrets/{name}","authenticationInfo":{{"principalEmail":"mallory@example.com"}}}},"insertId":"{name}","timestamp":"2026-01-01T00:00:0{second}Z"}}"#
+    )
+}
+
+fn setup(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ruleatlas-hunt-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("logs")).unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let write = |p: &str, text: String| {
+        std::fs::write(dir.join(p), text).unwrap_or_else(|e| panic!("{p}: {e}"));
+    };
+    write("rule.yml", RULE.to_string());
+    // Each file in time order; their times interleave.
+    write(
+        "logs/a.ndjson",
+        [audit("a1", 1), audit("a2", 3), audit("a3", 5)].join("\n") + "\n",
+    );
+    write(
+        "logs/b.ndjson",
+        [audit("b1", 2), gke("b2", 4)].join("\n") + "\n",
+    );
+    write("logs/notes.txt", "not an event file\n".to_string());
+    dir
+}
+
+fn hunt(dir: &Path, extra: &[&str]) -> (Vec<serde_json::Value>, String, i32) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ruleatlas"))
+        .arg("hunt")
+        .arg("--rules")
+        .arg(dir.join("rule.yml"))
+        .args(extra)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ruleatlas: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let alerts = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (alerts, stderr, out.status.code().unwrap_or(-1))
+}
+
+/// The secret names of the alerts, in output order (default alert shape).
+fn names(alerts: &[serde_json::Value]) -> Vec<String> {
+    alerts
+        .iter()
+        .map(|a| {
+            a["events"][0]["objectRef"]["name"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn glob_inputs_are_merged_by_event_time() {
+    let dir = setup("merge");
+    let pattern = format!("{}/logs/*.ndjson", dir.display());
+    let (alerts, stderr, code) = hunt(&dir, &[&pattern]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(names(&alerts), ["a1", "b1", "a2", "b2", "a3"], "{stderr}");
+    assert!(
+        stderr.contains("5 events read, 0 bad, 5 alerts"),
+        "{stderr}"
+    );
+    // No progress bar when stderr is not a terminal.
+    assert!(!stderr.contains('\r'), "{stderr:?}");
+    // The unwrapped GKE entry keeps where it came from.
+    assert_eq!(alerts[3]["events"][0]["gke"]["insertId"], "b2");
+
+    // --no-merge: one file after the other, in the order given (matches sorted by name).
+    let (alerts, stderr, code) = hunt(&dir, &["--no-merge", &pattern]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(names(&alerts), ["a1", "a2", "a3", "b1", "b2"]);
+
+    // Files given explicitly, b first: the merge does not depend on the order given.
+    let a = dir.join("logs/a.ndjson").display().to_string();
+    let b = dir.join("logs/b.ndjson").display().to_string();
+    let (alerts, _, _) = hunt(&dir, &[&b, &a]);
+    assert_eq!(names(&alerts), ["a1", "b1", "a2", "b2", "a3"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_glob_that_matches_nothing_is_an_error_but_the_rest_runs() {
+    let dir = setup("nomatch");
+    let none = format!("{}/logs/*.jsonl", dir.display());
+    let a = dir.join("logs/a.ndjson").display().to_string();
+    let (alerts, stderr, code) = hunt(&dir, &[&none, &a]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no file matches"), "{stderr}");
+    assert_eq!(alerts.len(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ecs_alert_format() {
+    let dir = setup("ecs");
+    let pattern = format!("{}/logs/*.ndjson", dir.display());
+    let (alerts, stderr, code) = hunt(&dir, &["--alert-format", "ecs", &pattern]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(alerts.len(), 5);
+    let a = &alerts[0];
+    assert_eq!(a["@timestamp"], "2026-01-01T00:00:01.000Z");
+    assert_eq!(a["event"]["kind"], "signal");
+    let rule = &a["kibana"]["alert"]["rule"];
+    assert_eq!(rule["name"], "Test - Secret deleted");
+    assert_eq!(rule["uuid"], "0b7c4a52-1111-4a3b-9c2d-000000000001");
+    assert_eq!(rule["severity"], "high");
+    assert_eq!(rule["risk_score"], 73.0);
+    assert_eq!(a["rule"]["id"], "0b7c4a52-1111-4a3b-9c2d-000000000001");
+    assert_eq!(a["rule"]["name"], "Test - Secret deleted");
+    assert_eq!(a["threat"][0]["tactic"]["id"], "TA0040");
+    assert_eq!(a["threat"][0]["technique"][0]["id"], "T1485");
+    assert_eq!(a["ruleatlas"]["events"][0]["objectRef"]["name"], "a1");
+    // The default shape is unchanged.
+    let (plain, _, _) = hunt(&dir, &[&pattern]);
+    assert!(plain[0].get("kibana").is_none());
+    assert_eq!(plain[0]["rule"]["vendor"], "sigma");
+    let _ = std::fs::remove_dir_all(&dir);
+}
