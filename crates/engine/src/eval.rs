@@ -6,9 +6,10 @@
 
 use ipnet::IpNet;
 use regex::Regex;
-use ruleatlas_event::{lookup, lookup_raw};
-use ruleatlas_ir::{func, CmpOp, Diagnostic, Expr, FieldPath, Func, Pred, Scalar, ValueExpr};
+use ruleatlas_event::ResolvedField;
+use ruleatlas_ir::{func, CmpOp, Diagnostic, Expr, Func, Pred, Scalar, ValueExpr};
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -41,7 +42,7 @@ enum Node {
 
 #[derive(Debug, Clone)]
 enum CValue {
-    Field(FieldPath),
+    Field(ResolvedField),
     Lit(Value),
     List(Vec<CValue>),
     Call(Func, Vec<CValue>),
@@ -106,7 +107,7 @@ impl EqSet {
             Value::Null => self.null,
             Value::String(s) => {
                 if ci {
-                    self.has_text(&s.to_lowercase())
+                    self.has_text(&fold_case(s))
                 } else {
                     self.has_text(s)
                 }
@@ -206,7 +207,7 @@ fn compile_pred(pred: &Pred, ci: bool) -> Result<CPred, Diagnostic> {
 
 fn compile_value(v: &ValueExpr) -> Result<CValue, Diagnostic> {
     Ok(match v {
-        ValueExpr::Field(f) => CValue::Field(f.clone()),
+        ValueExpr::Field(f) => CValue::Field(ResolvedField::new(f.clone())),
         ValueExpr::Lit(s) => CValue::Lit(s.to_json()),
         ValueExpr::List(xs) => {
             CValue::List(xs.iter().map(compile_value).collect::<Result<_, _>>()?)
@@ -264,10 +265,21 @@ fn eval_node(node: &Node, doc: &Value) -> bool {
         Node::And(xs) => xs.iter().all(|x| eval_node(x, doc)),
         Node::Or(xs) => xs.iter().any(|x| eval_node(x, doc)),
         Node::Not(x) => !eval_node(x, doc),
+        // The common case, a field test, runs without allocating.
+        Node::Test {
+            subject: CValue::Field(f),
+            pred,
+            ci,
+        } => {
+            let mut vals: SmallVec<[&Value; 4]> = SmallVec::new();
+            f.for_each(doc, true, &mut |v| vals.push(v));
+            test_values(pred, *ci, &vals)
+        }
         Node::Test { subject, pred, ci } => {
             let mut vals = Vec::new();
             subject_values(subject, doc, &mut vals);
-            test_values(pred, *ci, &vals)
+            let refs: SmallVec<[&Value; 4]> = vals.iter().map(|v| v.as_ref()).collect();
+            test_values(pred, *ci, &refs)
         }
         Node::Compare { op, lhs, rhs, ci } => {
             let (mut l, mut r) = (Vec::new(), Vec::new());
@@ -362,11 +374,7 @@ pub fn loose_cmp(a: &Value, b: &Value, ci: bool) -> Option<std::cmp::Ordering> {
 
 fn subject_values<'a>(v: &'a CValue, doc: &'a Value, out: &mut Vec<Cow<'a, Value>>) {
     match v {
-        CValue::Field(f) => {
-            let mut found = Vec::new();
-            lookup(doc, f, &mut found);
-            out.extend(found.into_iter().map(Cow::Borrowed));
-        }
+        CValue::Field(f) => f.for_each(doc, true, &mut |v| out.push(Cow::Borrowed(v))),
         CValue::Lit(l) => out.push(Cow::Borrowed(l)),
         CValue::List(xs) => xs.iter().for_each(|x| subject_values(x, doc, out)),
         CValue::Call(f, args) => {
@@ -383,7 +391,7 @@ fn arg_value(v: &CValue, doc: &Value) -> Option<Value> {
     match v {
         CValue::Field(f) => {
             let mut found = Vec::new();
-            lookup_raw(doc, f, &mut found);
+            f.lookup_raw(doc, &mut found);
             match found.len() {
                 0 => None,
                 1 => Some(found[0].clone()),
@@ -442,7 +450,7 @@ fn array_predicate(f: Func, array: &CValue, var: &str, body: &Node, doc: &Value)
     })
 }
 
-fn test_values(pred: &CPred, ci: bool, vals: &[Cow<'_, Value>]) -> bool {
+fn test_values(pred: &CPred, ci: bool, vals: &[&Value]) -> bool {
     match pred {
         CPred::Exists => vals.iter().any(|v| !v.is_null()),
         CPred::Null => vals.is_empty() || vals.iter().any(|v| v.is_null()),
@@ -466,17 +474,27 @@ fn test_values(pred: &CPred, ci: bool, vals: &[Cow<'_, Value>]) -> bool {
     }
 }
 
-fn str_test(vals: &[Cow<'_, Value>], ci: bool, f: impl Fn(&str) -> bool) -> bool {
+fn str_test(vals: &[&Value], ci: bool, f: impl Fn(&str) -> bool) -> bool {
     vals.iter().any(|v| match value_text(v) {
-        Some(t) if ci => f(&t.to_lowercase()),
+        Some(t) if ci => f(&fold_case(&t)),
         Some(t) => f(&t),
         None => false,
     })
 }
 
+/// Lower case, borrowing when there is nothing to fold (most values, on the hot path).
+fn fold_case(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.to_lowercase())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ruleatlas_ir::FieldPath;
     use serde_json::json;
 
     fn t(field: &str, pred: Pred, ci: bool) -> Expr {

@@ -152,14 +152,22 @@ impl Index {
             vals.clear();
             ruleatlas_event::lookup(doc, f, &mut vals);
             for v in &vals {
-                let text = match v {
-                    Value::String(s) => s.to_lowercase(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
+                // One reused key buffer: this runs for every anchor field of every event.
+                key.1.clear();
+                match v {
+                    Value::String(s) if s.is_ascii() => {
+                        key.1.push_str(s);
+                        key.1.make_ascii_lowercase();
+                    }
+                    Value::String(s) => key.1.push_str(&s.to_lowercase()),
+                    Value::Number(n) => {
+                        use std::fmt::Write;
+                        let _ = write!(key.1, "{n}");
+                    }
+                    Value::Bool(b) => key.1.push_str(if *b { "true" } else { "false" }),
                     _ => continue,
-                };
+                }
                 key.0 = fi as u16;
-                key.1 = text;
                 if let Some(rules) = self.map.get(&key) {
                     out.extend_from_slice(rules);
                 }

@@ -253,8 +253,10 @@ struct CompiledCorrelation {
 /// Runs a set of rules over events.
 pub struct Engine {
     rules: Vec<CompiledRule>,
-    /// Candidate indexes, one per field dialect in use (each reads its own view of the event).
-    indexes: Vec<(FieldDialect, index::Index)>,
+    /// Candidate indexes per event kind ([`routing::kind_index`]), one per field dialect in use
+    /// (each reads its own view of the event). A rule is only in the indexes of the kinds it
+    /// applies to, so an event never meets — nor pays a view for — rules of other log sources.
+    indexes: Vec<Vec<(FieldDialect, index::Index)>>,
     candidates: Vec<u32>,
     correlations: Vec<CompiledCorrelation>,
     skipped: Vec<(Arc<Rule>, String)>,
@@ -332,20 +334,29 @@ impl Engine {
                 }
             }
         }
-        let mut indexes: Vec<(FieldDialect, index::Index)> = Vec::new();
+        let mut indexes: Vec<Vec<(FieldDialect, index::Index)>> =
+            (0..routing::KINDS).map(|_| Vec::new()).collect();
         for (i, r) in compiled.iter().enumerate() {
             let anchors = r
                 .rule
                 .pipeline()
                 .and_then(|p| index::query_anchors(&p.query));
-            let slot = match indexes.iter().position(|(d, _)| *d == r.rule.field_dialect) {
-                Some(s) => s,
-                None => {
-                    indexes.push((r.rule.field_dialect, index::Index::default()));
-                    indexes.len() - 1
+            for (kind, per_kind) in indexes.iter_mut().enumerate() {
+                if !r.applies[kind] {
+                    continue;
                 }
-            };
-            indexes[slot].1.add(i as u32, anchors);
+                let slot = match per_kind
+                    .iter()
+                    .position(|(d, _)| *d == r.rule.field_dialect)
+                {
+                    Some(s) => s,
+                    None => {
+                        per_kind.push((r.rule.field_dialect, index::Index::default()));
+                        per_kind.len() - 1
+                    }
+                };
+                per_kind[slot].1.add(i as u32, anchors.clone());
+            }
         }
         Engine {
             rules: compiled,
@@ -386,7 +397,7 @@ impl Engine {
         let ctx = EventCtx::new(event);
         let mut fired: Vec<(usize, Match)> = Vec::new();
         self.candidates.clear();
-        for (dialect, idx) in &self.indexes {
+        for (dialect, idx) in &self.indexes[kind] {
             if let Some(doc) = ctx.doc(*dialect) {
                 idx.candidates(doc, &mut self.candidates);
             }

@@ -2,7 +2,10 @@
 //!
 //! A rule with a Sigma-style log source only meets events of that source: a Windows rule never
 //! sees a Kubernetes audit event, whatever its keywords. ECS-dialect rules (Elastic) carry their
-//! own dataset filters and meet every event through the ECS view.
+//! index patterns: a rule reading `logs-kubernetes.audit_logs-*` meets Kubernetes audit events
+//! (raw ones through the ECS view), one reading only `logs-endpoint.events.*` or `winlogbeat-*`
+//! does not; rules with no index pattern (data views) meet every event. Generic ECS documents and
+//! documents of unknown shape meet every ECS rule: their data stream is not known.
 
 use ruleatlas_event::SourceKind;
 use ruleatlas_ir::{FieldDialect, LogSourceSel, Rule};
@@ -45,10 +48,72 @@ pub fn kinds_of(sel: &LogSourceSel) -> Option<&'static [SourceKind]> {
     }
 }
 
+/// The data stream Elastic's integrations write each recognised source to (index names as a
+/// rule's `index` patterns see them).
+const DATA_STREAMS: &[(SourceKind, &[&str])] = &[
+    // Audit logs reach Elasticsearch only through the Agent integration (Filebeat has no
+    // Kubernetes audit module); CloudTrail also through Filebeat's `aws` module.
+    (
+        SourceKind::KubernetesAudit,
+        &["logs-kubernetes.audit_logs-default"],
+    ),
+    (
+        SourceKind::KubernetesAuditEcs,
+        &["logs-kubernetes.audit_logs-default"],
+    ),
+    (
+        SourceKind::CloudTrail,
+        &["logs-aws.cloudtrail-default", "filebeat-aws"],
+    ),
+    (
+        SourceKind::CloudTrailEcs,
+        &["logs-aws.cloudtrail-default", "filebeat-aws"],
+    ),
+];
+
+/// Elasticsearch index-pattern matching: `*` matches any run of characters; a pattern list
+/// may hold remote-cluster prefixes (`remote:logs-*`), which match as the bare pattern.
+pub fn index_pattern_matches(pattern: &str, index: &str) -> bool {
+    let pattern = pattern.rsplit(':').next().unwrap_or(pattern).trim();
+    glob_match(pattern.as_bytes(), index.as_bytes())
+}
+
+fn glob_match(p: &[u8], s: &[u8]) -> bool {
+    // Iterative wildcard match with backtracking to the last `*` (linear in practice).
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
 /// Per kind (indexed by [`kind_index`]): may the rule meet such an event?
 pub fn applicability(rule: &Rule) -> [bool; KINDS] {
     let mut out = [false; KINDS];
     match (&rule.field_dialect, &rule.logsource) {
+        (FieldDialect::Ecs, _) if !rule.index.is_empty() => {
+            out = [true; KINDS];
+            for (kind, streams) in DATA_STREAMS {
+                out[kind_index(*kind)] = rule.index.iter().any(|pattern| {
+                    streams
+                        .iter()
+                        .any(|stream| index_pattern_matches(pattern, stream))
+                });
+            }
+        }
         (FieldDialect::Ecs | FieldDialect::AsIs, _) | (FieldDialect::Native, None) => {
             out = [true; KINDS]
         }
@@ -59,4 +124,68 @@ pub fn applicability(rule: &Rule) -> [bool; KINDS] {
     }
     debug_assert_eq!(ALL_KINDS.len(), KINDS);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruleatlas_ir::Lowered;
+
+    fn elastic(index: &[&str]) -> Rule {
+        let mut r = Rule::new(
+            "elastic",
+            "r",
+            "t",
+            "kuery",
+            Lowered::Unsupported {
+                diagnostic: ruleatlas_ir::Diagnostic::unsupported("x", "y"),
+            },
+        );
+        r.field_dialect = FieldDialect::Ecs;
+        r.index = index.iter().map(|s| s.to_string()).collect();
+        r
+    }
+
+    #[test]
+    fn index_patterns() {
+        assert!(index_pattern_matches(
+            "logs-kubernetes.*",
+            "logs-kubernetes.audit_logs-default"
+        ));
+        assert!(index_pattern_matches(
+            "logs-*",
+            "logs-aws.cloudtrail-default"
+        ));
+        assert!(index_pattern_matches(
+            "*:logs-aws*",
+            "logs-aws.cloudtrail-default"
+        ));
+        assert!(index_pattern_matches("filebeat-*", "filebeat-aws"));
+        assert!(!index_pattern_matches(
+            "logs-endpoint.events.*",
+            "logs-kubernetes.audit_logs-default"
+        ));
+        assert!(!index_pattern_matches("winlogbeat-*", "filebeat-aws"));
+        assert!(index_pattern_matches("a*b*c", "aXXbYYc"));
+        assert!(!index_pattern_matches("a*b*c", "aXXbYY"));
+    }
+
+    #[test]
+    fn ecs_rules_route_by_index_pattern() {
+        let k8s = kind_index(SourceKind::KubernetesAudit);
+        let ct = kind_index(SourceKind::CloudTrail);
+        let ecs = kind_index(SourceKind::Ecs);
+        let a = applicability(&elastic(&["logs-kubernetes.audit_logs-*"]));
+        assert!(a[k8s] && !a[ct] && a[ecs]);
+        let a = applicability(&elastic(&[
+            "winlogbeat-*",
+            "logs-windows.*",
+            "logs-endpoint.events.*",
+        ]));
+        assert!(!a[k8s] && !a[ct] && a[ecs]);
+        let a = applicability(&elastic(&["filebeat-*", "logs-aws.cloudtrail-*"]));
+        assert!(!a[k8s] && a[ct]);
+        let a = applicability(&elastic(&[]));
+        assert!(a.iter().all(|x| *x));
+    }
 }

@@ -71,7 +71,9 @@ fn rule_files(path: &Path, errors: &mut Vec<PathError>) -> Vec<PathBuf> {
         return Vec::new();
     }
     let mut files = Vec::new();
-    for entry in WalkDir::new(path).sort_by_file_name() {
+    // Symlinks are followed (a rules folder assembled from links is common); walkdir reports
+    // link loops as errors instead of looping.
+    for entry in WalkDir::new(path).follow_links(true).sort_by_file_name() {
         match entry {
             Ok(e) if e.file_type().is_file() => {
                 let p = e.path();
