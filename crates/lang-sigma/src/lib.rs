@@ -247,14 +247,16 @@ fn attack_of(tags: &[String]) -> Vec<Attack> {
         let Some(rest) = t.strip_prefix("attack.") else {
             continue;
         };
-        let is_technique = rest.len() >= 5
-            && rest.as_bytes()[0].eq_ignore_ascii_case(&b't')
-            && rest[1..5].bytes().all(|b| b.is_ascii_digit());
+        // Byte tests only: a tag is outside text and `rest[1..5]` may cut a multi-byte char.
+        let b = rest.as_bytes();
+        let is_technique = b.len() >= 5
+            && b[0].eq_ignore_ascii_case(&b't')
+            && b[1..5].iter().all(u8::is_ascii_digit);
         if is_technique {
             techniques.push(rest.to_ascii_uppercase());
         } else if rest.len() == 5
             && rest.starts_with(['g', 'G', 's', 'S'])
-            && rest[1..].bytes().all(|b| b.is_ascii_digit())
+            && b[1..].iter().all(u8::is_ascii_digit)
         {
             // ATT&CK groups (G0016) and software (S0154) are not techniques.
         } else {

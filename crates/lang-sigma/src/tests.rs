@@ -404,3 +404,15 @@ fn all_keeps_each_values_variants_as_alternatives() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn attack_tag_with_multibyte_char_is_not_sliced_mid_char() {
+    // Found by the `sigma` fuzz target (crash-96a46e75…): `attack.t102ſeT4` panicked with
+    // "byte index 5 is not a char boundary" in `attack_of`.
+    let r = one("title: t\nid: x\ntags:\n  - attack.t102ſeT4\n  - attack.gſ01\n  - attack.t1059.001\n\
+logsource: {product: kubernetes, service: audit}\ndetection:\n  sel: {verb: create}\n  condition: sel\n");
+    let ids: Vec<&str> = r.attack.iter().map(|a| a.technique_id.as_str()).collect();
+    assert_eq!(ids, vec!["T1059.001", "", ""]);
+    let tactics: Vec<&str> = r.attack.iter().map(|a| a.tactic.as_str()).collect();
+    assert_eq!(tactics, vec!["", "t102ſeT4", "gſ01"]);
+}
