@@ -27,6 +27,7 @@
 //! `kubernetes.audit` object, which *is* the raw audit event.
 
 pub mod correlation;
+pub mod ecs_raw;
 pub mod eval;
 pub mod index;
 pub mod pipes;
@@ -237,10 +238,22 @@ pub fn compile_pipeline(
 struct CompiledRule {
     rule: Arc<Rule>,
     stage: Box<dyn Stage>,
+    /// An ECS-dialect rule compiled against raw audit Events' own fields ([`ecs_raw`]): used
+    /// for those events instead of `stage`, so they need no ECS view. Filters, thresholds and
+    /// new-terms rules (one source each: their state is kept per format, raw audit Events vs
+    /// ECS documents); not sequences, whose steps may join raw audit Events with ECS events
+    /// of other sources in one state.
+    raw_audit: Option<Box<dyn Stage>>,
+    /// Translated field name → the rule's own, for the facts a `raw_audit` stage reports
+    /// (threshold group-by and new-terms field names).
+    raw_audit_names: Vec<(String, String)>,
     applies: [bool; routing::KINDS],
     /// Referenced by a correlation that does not `generate` them: matches feed the correlation only.
     suppressed: bool,
 }
+
+/// [`routing::kind_index`] of raw audit Events.
+const RAW_AUDIT: usize = 0;
 
 struct CompiledCorrelation {
     rule: Arc<Rule>,
@@ -279,11 +292,29 @@ impl Engine {
                     correlation_rules.push(rule.clone());
                 }
                 Lowered::Ok { pipeline } => {
+                    let applies = routing::applicability(rule);
+                    let translated = (rule.field_dialect == FieldDialect::Ecs
+                        && applies[RAW_AUDIT]
+                        && matches!(
+                            pipeline.query,
+                            Query::Filter(_) | Query::Threshold(_) | Query::NewTerms(_)
+                        )
+                        && pipeline.pipes.is_empty())
+                    .then(|| ecs_raw::translate_pipeline(pipeline))
+                    .flatten();
+                    let raw_audit_names = translated
+                        .as_ref()
+                        .map(|t| ecs_raw::renamed_fact_fields(pipeline, t))
+                        .unwrap_or_default();
+                    let raw_audit = translated
+                        .and_then(|p| compile_pipeline(&p, FieldDialect::Native, &opts).ok());
                     match compile_pipeline(pipeline, rule.field_dialect, &opts) {
                         Ok(stage) => compiled.push(CompiledRule {
                             rule: rule.clone(),
                             stage,
-                            applies: routing::applicability(rule),
+                            raw_audit,
+                            raw_audit_names,
+                            applies,
                             suppressed: false,
                         }),
                         Err(d) => skipped.push((rule.clone(), d.message)),
@@ -334,6 +365,7 @@ impl Engine {
                 }
             }
         }
+        debug_assert_eq!(routing::kind_index(SourceKind::KubernetesAudit), RAW_AUDIT);
         let mut indexes: Vec<Vec<(FieldDialect, index::Index)>> =
             (0..routing::KINDS).map(|_| Vec::new()).collect();
         for (i, r) in compiled.iter().enumerate() {
@@ -345,17 +377,26 @@ impl Engine {
                 if !r.applies[kind] {
                     continue;
                 }
-                let slot = match per_kind
-                    .iter()
-                    .position(|(d, _)| *d == r.rule.field_dialect)
-                {
+                // ECS rules meet raw audit Events through anchors translated to the Event's own
+                // fields, so the index needs no ECS view (built lazily, for the rules that
+                // still read it).
+                let (dialect, anchors) =
+                    if kind == RAW_AUDIT && r.rule.field_dialect == FieldDialect::Ecs {
+                        match ecs_raw::translate_anchors(anchors.as_ref()) {
+                            Some(a) => (FieldDialect::Native, a),
+                            None => continue,
+                        }
+                    } else {
+                        (r.rule.field_dialect, anchors.clone())
+                    };
+                let slot = match per_kind.iter().position(|(d, _)| *d == dialect) {
                     Some(s) => s,
                     None => {
-                        per_kind.push((r.rule.field_dialect, index::Index::default()));
+                        per_kind.push((dialect, index::Index::default()));
                         per_kind.len() - 1
                     }
                 };
-                per_kind[slot].1.add(i as u32, anchors.clone());
+                per_kind[slot].1.add(i as u32, anchors);
             }
         }
         Engine {
@@ -380,10 +421,10 @@ impl Engine {
 
     /// Partial states dropped at caps, per rule (only rules that dropped some).
     pub fn overflows(&self) -> Vec<(Arc<Rule>, u64)> {
-        let plain = self
-            .rules
-            .iter()
-            .map(|r| (r.rule.clone(), r.stage.overflowed()));
+        let plain = self.rules.iter().map(|r| {
+            let raw = r.raw_audit.as_ref().map_or(0, |s| s.overflowed());
+            (r.rule.clone(), r.stage.overflowed() + raw)
+        });
         let correlations = self
             .correlations
             .iter()
@@ -411,7 +452,13 @@ impl Engine {
             if !r.applies[kind] {
                 continue;
             }
-            r.stage.on_event(&ctx, &mut self.scratch);
+            match &mut r.raw_audit {
+                Some(raw) if kind == RAW_AUDIT => {
+                    raw.on_event(&ctx, &mut self.scratch);
+                    ecs_raw::restore_fact_names(&mut self.scratch, &r.raw_audit_names);
+                }
+                _ => r.stage.on_event(&ctx, &mut self.scratch),
+            }
             for m in self.scratch.drain(..) {
                 fired.push((i, m));
             }
@@ -424,6 +471,11 @@ impl Engine {
         let mut fired = Vec::new();
         for (i, r) in self.rules.iter_mut().enumerate() {
             r.stage.finish(&mut self.scratch);
+            if let Some(raw) = &mut r.raw_audit {
+                let from = self.scratch.len();
+                raw.finish(&mut self.scratch);
+                ecs_raw::restore_fact_names(&mut self.scratch[from..], &r.raw_audit_names);
+            }
             fired.extend(self.scratch.drain(..).map(|m| (i, m)));
         }
         self.emit(fired, out);
