@@ -11,7 +11,7 @@
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ruleatlas_engine::{Alert, Engine, EngineOptions};
+use ruleatlas_engine::{Alert, EngineOptions, ShardedEngine};
 use ruleatlas_event::{read_reader_parallel, BadEvent, Event, EventOptions};
 use ruleatlas_webhook::{alert_json_as, AlertFormat};
 use serde_json::Value;
@@ -63,8 +63,9 @@ pub struct Args {
     /// Field holding the event time (default: @timestamp, requestReceivedTimestamp, eventTime).
     #[arg(long)]
     timestamp_field: Option<String>,
-    /// Threads parsing events (default: one per core beyond the one running the rules; 1 means
-    /// parse on the rules' thread).
+    /// Worker threads (default: one per core). The rules are split across N threads, each
+    /// seeing every event in order (same alerts as one thread), and N-1 threads parse events
+    /// (1: everything on one thread).
     #[arg(long)]
     threads: Option<usize>,
     /// Event files or glob patterns (NDJSON, JSON array, EventList, CloudTrail Records, GKE / AKS /
@@ -243,9 +244,14 @@ impl<I: Iterator<Item = Item>> Iterator for TimeMerge<I> {
     }
 }
 
+/// Events per batch handed to the rule threads.
+const BATCH: usize = 1024;
+
 /// Everything a hunt accumulates while events go through the rules.
 struct Hunt {
-    engine: Engine,
+    engine: ShardedEngine,
+    /// Events waiting to go through the rules together (threads trade batches, not events).
+    batch: Vec<Arc<Event>>,
     out: std::io::BufWriter<Box<dyn Write>>,
     alerts: Vec<Alert>,
     per_rule: BTreeMap<(String, String), u64>,
@@ -272,9 +278,9 @@ impl Hunt {
                 // One numbering across all inputs (each reader starts at 0).
                 ev.seq = self.events;
                 self.events += 1;
-                self.engine.process(Arc::new(ev), &mut self.alerts);
-                if !self.alerts.is_empty() {
-                    self.write_alerts()?;
+                self.batch.push(Arc::new(ev));
+                if self.batch.len() >= BATCH {
+                    self.flush_batch()?;
                 }
                 if self.events & 4095 == 0 {
                     self.tick();
@@ -286,6 +292,17 @@ impl Hunt {
                     self.say(&b.to_string());
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn flush_batch(&mut self) -> anyhow::Result<()> {
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            self.engine.process_batch(batch, &mut self.alerts);
+        }
+        if !self.alerts.is_empty() {
+            self.write_alerts()?;
         }
         Ok(())
     }
@@ -384,7 +401,11 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     }
     let rules: Vec<Arc<_>> = report.rules.into_iter().map(Arc::new).collect();
     let total_rules = rules.len();
-    let engine = Engine::new(rules, EngineOptions::default());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let workers = args.threads.unwrap_or(cores).max(1);
+    let engine = ShardedEngine::new(rules, EngineOptions::default(), workers);
     eprintln!(
         "hunt: {} rules run, {} not executable ({} loaded)",
         engine.active_rules(),
@@ -394,15 +415,8 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     let opts = EventOptions {
         timestamp_field: args.timestamp_field.clone(),
     };
-    // The rules run on this thread; parsing gets the other cores (one core: no parser threads).
-    let threads = args
-        .threads
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get().saturating_sub(1))
-                .unwrap_or(1)
-        })
-        .max(1);
+    // Parsing gets the workers beyond the first (one worker: parse on this thread).
+    let threads = workers.saturating_sub(1).max(1);
     let merge = inputs.len() > 1 && !args.no_merge;
     // Merged files are read at the same time: they share the parser threads.
     let per_file = if merge {
@@ -429,6 +443,7 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     let bytes = Arc::new(AtomicU64::new(0));
     let mut hunt = Hunt {
         engine,
+        batch: Vec::with_capacity(BATCH),
         out: std::io::BufWriter::new(sink),
         alerts: Vec::new(),
         per_rule: BTreeMap::new(),
@@ -472,6 +487,7 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
             }
         }
     }
+    hunt.flush_batch()?;
     hunt.engine.finish(&mut hunt.alerts);
     hunt.write_alerts()?;
     hunt.out.flush()?;

@@ -33,9 +33,11 @@ pub mod index;
 pub mod pipes;
 pub mod routing;
 pub mod sequence;
+pub mod shards;
 pub mod threshold;
 
 pub use eval::CompiledExpr;
+pub use shards::ShardedEngine;
 
 use ruleatlas_event::{ecs, Event, SourceKind};
 use ruleatlas_ir::{Diagnostic, FieldDialect, Lowered, Pipeline, Query, Rule};

@@ -1,0 +1,337 @@
+//! Rules split across threads: every shard is an [`Engine`] over a share of the rules and sees
+//! every event, in order.
+//!
+//! Why rules and not events: a rule's state (sequences, thresholds, correlations) must see its
+//! events in time order, and splitting events would split that state. Splitting rules keeps
+//! each rule's view exactly as single-threaded, so the alerts are the same; their order is made
+//! the same too: per event, alerts are sorted by rule (plain rules in load order, then
+//! correlations), with one shard or many. A correlation and the rules it reads (by id or name,
+//! chained) stay in one shard.
+
+use crate::{Alert, Engine, EngineOptions};
+use ruleatlas_event::Event;
+use ruleatlas_ir::{Query, Rule};
+use std::collections::HashMap;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+enum Request {
+    Batch(Arc<Vec<Arc<Event>>>),
+    Finish,
+}
+
+/// Alerts of one request, tagged with the position of the event in the batch (finish: 0).
+type Reply = Vec<(u32, Alert)>;
+
+struct Shard {
+    requests: Sender<Request>,
+    worker: Option<JoinHandle<Engine>>,
+}
+
+/// One engine, or several on their own threads, behind one interface.
+pub struct ShardedEngine {
+    inline: Option<Engine>,
+    shards: Vec<Shard>,
+    replies: Option<Receiver<(usize, Reply)>>,
+    /// Sort key of each rule's alerts: (is a correlation, load position).
+    order: HashMap<*const Rule, (bool, usize)>,
+    skipped: Vec<(Arc<Rule>, String)>,
+    active: usize,
+}
+
+fn is_correlation(r: &Rule) -> bool {
+    matches!(r.pipeline().map(|p| &p.query), Some(Query::Correlation(_)))
+}
+
+/// Groups of rule positions that must share an engine: a correlation with the rules it
+/// references (transitively); every other rule alone.
+fn units(rules: &[Arc<Rule>]) -> Vec<Vec<usize>> {
+    let n = rules.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut by_ref: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, r) in rules.iter().enumerate() {
+        by_ref.entry(r.id.as_str()).or_default().push(i);
+        if let Some(name) = r.name.as_deref() {
+            by_ref.entry(name).or_default().push(i);
+        }
+    }
+    for (i, r) in rules.iter().enumerate() {
+        let Some(Query::Correlation(c)) = r.pipeline().map(|p| &p.query) else {
+            continue;
+        };
+        for reference in &c.rules {
+            for &j in by_ref.get(reference.as_str()).into_iter().flatten() {
+                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                parent[a] = b;
+            }
+        }
+    }
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    for i in 0..n {
+        let r = root(&mut parent, i);
+        groups.entry(r).or_default().push(i);
+    }
+    let mut out: Vec<Vec<usize>> = groups.into_values().collect();
+    out.sort();
+    out
+}
+
+impl ShardedEngine {
+    /// `shards` ≤ 1: one engine on the caller's thread.
+    pub fn new(rules: Vec<Arc<Rule>>, opts: EngineOptions, shards: usize) -> ShardedEngine {
+        let order = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (Arc::as_ptr(r), (is_correlation(r), i)))
+            .collect();
+        let shards = shards.clamp(1, rules.len().max(1));
+        if shards == 1 {
+            let engine = Engine::new(rules, opts);
+            return ShardedEngine {
+                skipped: engine.skipped().to_vec(),
+                active: engine.active_rules(),
+                inline: Some(engine),
+                shards: Vec::new(),
+                replies: None,
+                order,
+            };
+        }
+        // Round-robin over units: neighbouring rules (often alike in cost) spread out.
+        let mut parts: Vec<Vec<Arc<Rule>>> = vec![Vec::new(); shards];
+        let mut units = units(&rules);
+        units.sort_by_key(|u| std::cmp::Reverse(u.len()));
+        let mut sizes = vec![0usize; shards];
+        for unit in units {
+            let Some(target) = (0..shards).min_by_key(|s| sizes[*s]) else {
+                continue;
+            };
+            sizes[target] += unit.len();
+            parts[target].extend(unit.into_iter().map(|i| rules[i].clone()));
+        }
+        let (reply_tx, reply_rx) = channel();
+        let mut skipped = Vec::new();
+        let mut active = 0;
+        let mut workers = Vec::new();
+        for (id, part) in parts.into_iter().enumerate() {
+            let engine = Engine::new(part, opts.clone());
+            skipped.extend(engine.skipped().iter().cloned());
+            active += engine.active_rules();
+            let (tx, rx) = channel::<Request>();
+            let replies: Sender<(usize, Reply)> = reply_tx.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("rules-{id}"))
+                .spawn(move || shard_loop(id, engine, rx, replies));
+            match worker {
+                Ok(w) => workers.push(Shard {
+                    requests: tx,
+                    worker: Some(w),
+                }),
+                // No thread to be had: all rules on the caller's thread instead (the started
+                // shards stop when their senders drop).
+                Err(_) => return ShardedEngine::new(rules, opts, 1),
+            }
+        }
+        // Skipped rules in load order, as one engine lists them.
+        skipped.sort_by_key(|(r, _)| order_of(&rules, r).map(|(_, i)| i).unwrap_or(usize::MAX));
+        ShardedEngine {
+            inline: None,
+            shards: workers,
+            replies: Some(reply_rx),
+            order,
+            skipped,
+            active,
+        }
+    }
+
+    pub fn skipped(&self) -> &[(Arc<Rule>, String)] {
+        &self.skipped
+    }
+
+    pub fn active_rules(&self) -> usize {
+        self.active
+    }
+
+    fn key(&self, a: &Alert) -> (bool, usize) {
+        self.order
+            .get(&Arc::as_ptr(&a.rule))
+            .copied()
+            .unwrap_or((true, usize::MAX))
+    }
+
+    /// Feeds a batch of events (in time order) and appends their alerts, event by event.
+    pub fn process_batch(&mut self, batch: Vec<Arc<Event>>, out: &mut Vec<Alert>) {
+        let mut tagged: Vec<(u32, Alert)> = Vec::new();
+        if let Some(engine) = &mut self.inline {
+            let mut alerts = Vec::new();
+            for (i, ev) in batch.into_iter().enumerate() {
+                engine.process(ev, &mut alerts);
+                tagged.extend(alerts.drain(..).map(|a| (i as u32, a)));
+            }
+        } else {
+            let batch = Arc::new(batch);
+            self.ask(|| Request::Batch(batch.clone()), &mut tagged);
+        }
+        self.sorted_into(tagged, out);
+    }
+
+    /// End of input: flushes every shard and stops the threads.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        let mut tagged = Vec::new();
+        if let Some(engine) = &mut self.inline {
+            let mut alerts = Vec::new();
+            engine.finish(&mut alerts);
+            tagged.extend(alerts.into_iter().map(|a| (0, a)));
+        } else {
+            self.ask(|| Request::Finish, &mut tagged);
+        }
+        self.sorted_into(tagged, out);
+    }
+
+    /// Partial states dropped at caps, per rule (after [`ShardedEngine::finish`] for shards).
+    pub fn overflows(&mut self) -> Vec<(Arc<Rule>, u64)> {
+        if let Some(engine) = &self.inline {
+            return engine.overflows();
+        }
+        let mut out = Vec::new();
+        for shard in &mut self.shards {
+            // Dropping the sender ends the loop; the thread hands its engine back.
+            let (dead, _) = channel();
+            shard.requests = dead;
+            if let Some(engine) = shard.worker.take().and_then(|w| w.join().ok()) {
+                out.extend(engine.overflows());
+            }
+        }
+        out
+    }
+
+    fn ask(&mut self, request: impl Fn() -> Request, tagged: &mut Vec<(u32, Alert)>) {
+        let Some(replies) = &self.replies else { return };
+        let mut waiting = 0;
+        for shard in &self.shards {
+            if shard.requests.send(request()).is_ok() {
+                waiting += 1;
+            }
+        }
+        let mut per_shard: Vec<Reply> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        for _ in 0..waiting {
+            match replies.recv() {
+                Ok((id, reply)) => per_shard[id] = reply,
+                Err(_) => break,
+            }
+        }
+        tagged.extend(per_shard.into_iter().flatten());
+    }
+
+    fn sorted_into(&self, mut tagged: Vec<(u32, Alert)>, out: &mut Vec<Alert>) {
+        tagged.sort_by_key(|(i, a)| (*i, self.key(a)));
+        out.extend(tagged.into_iter().map(|(_, a)| a));
+    }
+}
+
+fn order_of(rules: &[Arc<Rule>], r: &Arc<Rule>) -> Option<(bool, usize)> {
+    rules
+        .iter()
+        .position(|x| Arc::ptr_eq(x, r))
+        .map(|i| (is_correlation(r), i))
+}
+
+fn shard_loop(
+    id: usize,
+    mut engine: Engine,
+    requests: Receiver<Request>,
+    replies: Sender<(usize, Reply)>,
+) -> Engine {
+    let mut alerts = Vec::new();
+    while let Ok(req) = requests.recv() {
+        let mut reply = Vec::new();
+        match req {
+            Request::Batch(batch) => {
+                for (i, ev) in batch.iter().enumerate() {
+                    engine.process(ev.clone(), &mut alerts);
+                    reply.extend(alerts.drain(..).map(|a| (i as u32, a)));
+                }
+            }
+            Request::Finish => {
+                engine.finish(&mut alerts);
+                reply.extend(alerts.drain(..).map(|a| (0, a)));
+            }
+        }
+        if replies.send((id, reply)).is_err() {
+            break;
+        }
+    }
+    engine
+}
+
+impl Drop for ShardedEngine {
+    fn drop(&mut self) {
+        for shard in &mut self.shards {
+            let (dead, _) = channel();
+            shard.requests = dead;
+            if let Some(w) = shard.worker.take() {
+                let _ = w.join();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruleatlas_event::EventOptions;
+    use ruleatlas_ir::{Expr, FieldPath, Lowered, Pipeline, Pred};
+
+    fn rule(id: &str, verb: &str) -> Arc<Rule> {
+        let filter = Expr::field(FieldPath::new("verb"), Pred::Eq(vec![verb.into()]), false);
+        Arc::new(Rule::new(
+            "test",
+            id,
+            id,
+            "kql",
+            Lowered::Ok {
+                pipeline: Pipeline::filter(filter),
+            },
+        ))
+    }
+
+    fn run(shards: usize) -> Vec<(String, u64)> {
+        let rules: Vec<Arc<Rule>> = (0..7)
+            .map(|i| rule(&format!("r{i}"), ["create", "get", "delete"][i % 3]))
+            .collect();
+        let mut engine = ShardedEngine::new(rules, EngineOptions::default(), shards);
+        let mut out = Vec::new();
+        let events: Vec<Arc<Event>> = (0..50)
+            .map(|i| {
+                let verb = ["create", "get", "delete", "list"][i % 4];
+                let doc = serde_json::json!({"kind":"Event","apiVersion":"audit.k8s.io/v1",
+                    "verb": verb});
+                let mut e = Event::new(doc, &EventOptions::default());
+                e.seq = i as u64;
+                Arc::new(e)
+            })
+            .collect();
+        for chunk in events.chunks(16) {
+            engine.process_batch(chunk.to_vec(), &mut out);
+        }
+        engine.finish(&mut out);
+        out.iter()
+            .map(|a| (a.rule.id.clone(), a.events[0].seq))
+            .collect()
+    }
+
+    #[test]
+    fn shards_give_the_same_alerts_in_the_same_order() {
+        let one = run(1);
+        assert_eq!(one.len(), 89);
+        assert_eq!(run(2), one);
+        assert_eq!(run(3), one);
+    }
+}
