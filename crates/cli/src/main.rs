@@ -4,6 +4,11 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+// Parsing events into JSON trees is allocation-bound; mimalloc parses ~20 % faster than the
+// system allocator here (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cmd_build;
 mod cmd_catalog;
 mod cmd_check;
