@@ -2,15 +2,19 @@
 //!
 //! `cargo run --release -p bench -- gen-audit --events 1000000 --out /tmp/audit.ndjson`
 //!
+//! `bench parse FILE --parser sonic-rs [--threads N]` is the parse-only ceiling: every line parsed
+//! into the parser's own document type and nothing else (`scripts/bench-all.sh` runs both).
+//!
 //! The mix follows what a busy cluster writes: mostly get/list/watch by controllers and nodes,
 //! some create/update/patch with request objects of 0.5–2 KB, a few deletes, and a rare sprinkle
 //! (about 1 in 5,000) of attack-shaped events (exec into pods, privileged or host-network pods,
 //! NodePort services, bindings to cluster-admin, secret reads by anonymous users) so rules fire.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
+use std::time::Instant;
 
 #[derive(Parser)]
 struct Cli {
@@ -32,6 +36,33 @@ enum Cmd {
         #[arg(long)]
         ecs: bool,
     },
+    /// Parse-only pass over an NDJSON file (the ceiling for a hunt): read the lines, parse each
+    /// into the parser's own document type, count the objects; prints events/s and MB/s.
+    Parse {
+        file: String,
+        #[arg(long, value_enum, default_value_t = JsonParser::SerdeJson)]
+        parser: JsonParser,
+        /// Parsing threads; the file is read in blocks cut at line ends on the calling thread.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+enum JsonParser {
+    #[value(name = "serde_json")]
+    SerdeJson,
+    #[value(name = "sonic-rs")]
+    SonicRs,
+}
+
+impl JsonParser {
+    fn name(self) -> &'static str {
+        match self {
+            JsonParser::SerdeJson => "serde_json",
+            JsonParser::SonicRs => "sonic-rs",
+        }
+    }
 }
 
 /// xorshift64*: deterministic and dependency-free; quality is ample for picking mixes.
@@ -433,8 +464,163 @@ fn main() -> anyhow::Result<()> {
                 bytes as f64 / events.max(1) as f64
             );
         }
+        Cmd::Parse {
+            file,
+            parser,
+            threads,
+        } => {
+            let started = Instant::now();
+            let input = std::fs::File::open(&file).with_context(|| format!("opening {file}"))?;
+            let counts = parse_stream(input, parser, threads.max(1))
+                .with_context(|| format!("reading {file}"))?;
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            println!(
+                "parse {}: {} threads, {} lines, {} objects, {} bad, {} bytes in {:.2} s: {:.0} events/s, {:.1} MB/s",
+                parser.name(),
+                threads.max(1),
+                counts.lines,
+                counts.objects,
+                counts.bad,
+                counts.bytes,
+                secs,
+                counts.objects as f64 / secs,
+                counts.bytes as f64 / secs / 1e6
+            );
+        }
     }
     Ok(())
+}
+
+#[derive(Default, Debug, PartialEq, Eq)]
+struct Counts {
+    /// Non-blank lines.
+    lines: u64,
+    /// Lines that parsed to a JSON object.
+    objects: u64,
+    /// Lines that did not parse.
+    bad: u64,
+    bytes: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.lines += o.lines;
+        self.objects += o.objects;
+        self.bad += o.bad;
+        self.bytes += o.bytes;
+    }
+}
+
+/// Parses every line of a block holding whole lines; `bytes` is the block's length.
+fn parse_block(parser: JsonParser, block: &[u8]) -> Counts {
+    use sonic_rs::JsonValueTrait;
+    let mut c = Counts {
+        bytes: block.len() as u64,
+        ..Counts::default()
+    };
+    for line in block.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        c.lines += 1;
+        let object = match parser {
+            JsonParser::SerdeJson => serde_json::from_slice::<Value>(line)
+                .ok()
+                .map(|v| v.is_object()),
+            JsonParser::SonicRs => sonic_rs::from_slice::<sonic_rs::Value>(line)
+                .ok()
+                .map(|v| v.is_object()),
+        };
+        match object {
+            Some(true) => c.objects += 1,
+            Some(false) => {}
+            None => c.bad += 1,
+        }
+    }
+    c
+}
+
+const BLOCK: usize = 4 << 20;
+
+/// Reads `input` in blocks of whole lines (a line longer than a block grows the block) and hands
+/// each to `sink`.
+fn for_each_block(mut input: impl Read, mut sink: impl FnMut(Vec<u8>)) -> std::io::Result<()> {
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let mut buf = std::mem::take(&mut carry);
+        let start = buf.len();
+        buf.resize(start + BLOCK, 0);
+        let mut filled = start;
+        while filled < buf.len() {
+            match input.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let eof = filled < buf.len();
+        buf.truncate(filled);
+        if eof {
+            if !buf.is_empty() {
+                sink(buf);
+            }
+            return Ok(());
+        }
+        match buf.iter().rposition(|&b| b == b'\n') {
+            Some(i) => {
+                carry = buf[i + 1..].to_vec();
+                buf.truncate(i + 1);
+                sink(buf);
+            }
+            None => carry = buf,
+        }
+    }
+}
+
+fn parse_stream(input: impl Read, parser: JsonParser, threads: usize) -> anyhow::Result<Counts> {
+    let mut total = Counts::default();
+    if threads <= 1 {
+        for_each_block(input, |block| total.add(&parse_block(parser, &block)))?;
+        return Ok(total);
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(threads * 2);
+    let rx = std::sync::Mutex::new(rx);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut c = Counts::default();
+                    loop {
+                        let block = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => break,
+                        };
+                        match block {
+                            Ok(b) => c.add(&parse_block(parser, &b)),
+                            Err(_) => break,
+                        }
+                    }
+                    c
+                })
+            })
+            .collect();
+        let read = for_each_block(input, |block| {
+            // A send fails only when every worker is gone, which the joins below report.
+            let _ = tx.send(block);
+        });
+        drop(tx);
+        for w in workers {
+            match w.join() {
+                Ok(c) => total.add(&c),
+                Err(_) => anyhow::bail!("a parsing thread panicked"),
+            }
+        }
+        read?;
+        Ok(())
+    })?;
+    Ok(total)
 }
 
 /// A minimal ECS wrapping, for benchmarks of ECS input (the product's normaliser is richer).
@@ -445,4 +631,54 @@ fn to_ecs(ev: Value) -> Value {
         .unwrap_or(Value::Null);
     let verb = ev.get("verb").cloned().unwrap_or(Value::Null);
     json!({"@timestamp": ts, "event": {"dataset": "kubernetes.audit_logs", "action": verb}, "data_stream": {"dataset": "kubernetes.audit_logs"}, "kubernetes": {"audit": ev}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INPUT: &[u8] = b"{\"a\":1}\n\n[1,2]\r\n{broken\n{\"b\":{\"c\":\"d\"}}";
+
+    #[test]
+    fn both_parsers_count_objects_and_bad_lines() {
+        for parser in [JsonParser::SerdeJson, JsonParser::SonicRs] {
+            let c = parse_block(parser, INPUT);
+            assert_eq!(
+                c,
+                Counts {
+                    lines: 4,
+                    objects: 2,
+                    bad: 1,
+                    bytes: INPUT.len() as u64
+                },
+                "{parser:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn blocks_end_at_line_ends_and_threads_agree() {
+        let mut doc = Vec::new();
+        for i in 0..50_000 {
+            doc.extend_from_slice(
+                format!("{{\"i\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 300)).as_bytes(),
+            );
+        }
+        doc.extend_from_slice(b"not json\n{\"last\":true}");
+        let mut blocks = 0;
+        for_each_block(&doc[..], |b| {
+            blocks += 1;
+            assert!(b.ends_with(b"\n") || b.ends_with(b"}"));
+        })
+        .expect("in-memory read");
+        assert!(blocks > 1, "the test input spans several blocks");
+        for parser in [JsonParser::SerdeJson, JsonParser::SonicRs] {
+            let one = parse_stream(&doc[..], parser, 1).expect("one thread");
+            let three = parse_stream(&doc[..], parser, 3).expect("three threads");
+            assert_eq!(one, three);
+            assert_eq!(one.objects, 50_001);
+            assert_eq!(one.bad, 1);
+            assert_eq!(one.bytes, doc.len() as u64);
+        }
+    }
 }

@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# Hunt at speed (issues 3 and 6): every measurement in one go, same file, same session.
+#
+#   bash scripts/bench-all.sh [EVENTS] [RUNS]        # defaults: 1000000 5
+#
+# Generates a raw audit log once (`bench gen-audit`, reused if present under $BENCH_DIR, default
+# /tmp/ruleatlas-bench) and its ECS twin, assembles three rule sets from ../shared/data/rules (or
+# $RULEATLAS_SHARED_DATA):
+#   (a) k8s    the Kubernetes rules of all vendors: the Elastic files listed in
+#              rules/elastic/kubernetes-rules.tsv, Sigma rules/application/kubernetes/audit,
+#              falco/k8s_audit_rules.yaml
+#   (b) sigma  the whole rules/sigma folder (3,780 files)
+#   (c) all    rules/ (every vendor)
+# and times with GNU time (median of RUNS, peak RSS = max over the runs):
+#   ruleatlas hunt --threads 1|2 with (a) (b) (c); `bench parse` with serde_json and sonic-rs
+#   (1 and 2 threads: the parse-only ceiling); rsigma engine eval 0.23.0 with the 16 Sigma
+#   Kubernetes audit rules, SigmaHQ rules/ and the whole sigma folder; the PyPI `eql` 1.0.1 with one
+#   Kubernetes EQL query over the ECS twin; (c) with 2 threads over 4x EVENTS for peak RSS.
+# Then compares alert counts per rule (ruleatlas vs rsigma, whole sigma folder) and checks that
+# every ruleatlas alert with (b) comes from a rule whose logsource is product: kubernetes.
+# Writes a Markdown report to $BENCH_DIR/results.md and stdout.
+#
+# Environment: BENCH_DIR, RULEATLAS_SHARED_DATA, CARGO_TARGET_DIR, RSIGMA (default
+# /opt/rsigma/bin/rsigma; rows are skipped when missing), RSIGMA_RUNS (runs for rsigma's two big
+# rule sets, default 1: they take minutes each at 1 M events; the 16-rule set gets RUNS),
+# EQL_RUNS (default 1), BIG_EVENTS (default 4 x EVENTS; 0 skips the RSS-growth run),
+# CEILING_PARSER (serde_json|sonic-rs; default: sonic-rs if crates/event or crates/engine depend
+# on it, else serde_json).
+#
+# Needs: GNU time (/usr/bin/time, Debian package `time`), jq, python3 with PyYAML and
+# `pip install eql==1.0.1`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+events=${1:-1000000}
+runs=${2:-5}
+data=${RULEATLAS_SHARED_DATA:-$(pwd)/../shared/data}
+work=${BENCH_DIR:-/tmp/ruleatlas-bench}
+rsigma=${RSIGMA:-/opt/rsigma/bin/rsigma}
+rsigma_runs=${RSIGMA_RUNS:-1}
+eql_runs=${EQL_RUNS:-1}
+big_events=${BIG_EVENTS:-$((events * 4))}
+mkdir -p "$work"
+started=$(date +%s)
+command -v /usr/bin/time >/dev/null || apt-get install -y time >/dev/null
+command -v jq >/dev/null || apt-get install -y jq >/dev/null
+python3 -c 'import yaml' 2>/dev/null || pip install -q pyyaml
+python3 -c 'import eql' 2>/dev/null || pip install -q eql==1.0.1
+
+cargo build -q --release -p ruleatlas -p bench
+tdir=${CARGO_TARGET_DIR:-target}
+bin=$tdir/release/ruleatlas
+benchbin=$tdir/release/bench
+
+if [ -z "${CEILING_PARSER:-}" ]; then
+  if grep -qs '^sonic-rs' crates/event/Cargo.toml crates/engine/Cargo.toml; then
+    CEILING_PARSER=sonic-rs
+  else
+    CEILING_PARSER=serde_json
+  fi
+fi
+
+gen() { # events, file, [--ecs]
+  [ -s "$2" ] || "$benchbin" gen-audit --events "$1" --out "$2" ${3:-} 2>&1 | sed 's/^/  /' >&2
+}
+raw="$work/audit-$events.ndjson"
+ecs="$work/audit-$events-ecs.ndjson"
+gen "$events" "$raw"
+gen "$events" "$ecs" --ecs
+
+# ---- rule sets -----------------------------------------------------------------------------
+rules="$data/rules"
+k8s="$work/rules-k8s"
+rm -rf "$k8s" && mkdir -p "$k8s"
+awk -F'\t' 'NR>1 {print $1}' "$rules/elastic/kubernetes-rules.tsv" |
+  while read -r p; do ln -s "$rules/elastic/$p" "$k8s/elastic_$(echo "$p" | tr / _)"; done
+ln -s "$rules/sigma/rules/application/kubernetes/audit" "$k8s/sigma-k8s-audit"
+ln -s "$rules/falco/k8s_audit_rules.yaml" "$k8s/falco_k8s_audit_rules.yaml"
+n_elastic=$(awk -F'\t' 'NR>1' "$rules/elastic/kubernetes-rules.tsv" | wc -l)
+n_sigma_k8s=$(find "$rules/sigma/rules/application/kubernetes/audit" -name '*.yml' | wc -l)
+n_sigma=$(find "$rules/sigma" -name '*.yml' -o -name '*.yaml' | wc -l)
+n_sigma_rules=$(find "$rules/sigma/rules" -name '*.yml' | wc -l)
+n_all=$(find -L "$rules" -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.toml' \) | wc -l)
+declare -A setpath=([a]="$k8s" [b]="$rules/sigma" [c]="$rules")
+declare -A setname=(
+  [a]="(a) k8s: $n_elastic Elastic + $n_sigma_k8s Sigma + Falco k8s_audit_rules.yaml"
+  [b]="(b) sigma/: $n_sigma files"
+  [c]="(c) rules/: $n_all files, all vendors"
+)
+
+# ---- measuring -----------------------------------------------------------------------------
+results="$work/results.tsv"
+: > "$results"
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# measure KEY RULES THREADS EVENTS INPUT NRUNS STDOUT -- command...
+# Appends "key<TAB>rules<TAB>threads<TAB>events<TAB>input<TAB>median<TAB>rss_kb<TAB>runs<TAB>status".
+# The command's stdout goes to STDOUT (a file or /dev/null), its stderr to $work/KEY.stderr (last run).
+measure() {
+  local key=$1 rules=$2 threads=$3 n=$4 input=$5 nruns=$6 out=$7; shift 8
+  local times=() rss=0 status=ok t m
+  echo "  $key ($nruns run(s))" >&2
+  for _ in $(seq "$nruns"); do
+    if ! /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$out" 2>"$work/$key.stderr"; then
+      status="exit $(grep -o 'status [0-9]*' "$work/time" | grep -o '[0-9]*' || echo '?')"
+      echo "    failed ($status); stderr tail:" >&2; tail -5 "$work/$key.stderr" | sed 's/^/    /' >&2
+    fi
+    read -r t m < <(tail -1 "$work/time")
+    times+=("$t"); [ "$m" -gt "$rss" ] && rss=$m
+  done
+  local med; med=$(printf '%s\n' "${times[@]}" | median)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$rules" "$threads" "$n" "$input" "$med" "$rss" "$nruns" "$status" >> "$results"
+}
+
+query='any where event.dataset == "kubernetes.audit_logs" and kubernetes.audit.objectRef.resource == "services" and kubernetes.audit.verb in ("create", "update", "patch") and kubernetes.audit.requestObject.spec.type == "NodePort"'
+
+echo "measuring ($events events, $runs runs) in $work" >&2
+for parser in serde_json sonic-rs; do
+  for t in 1 2; do
+    measure "parse-$parser-${t}t" "none (parse only, $parser)" "$t" "$events" "$raw" "$runs" /dev/null -- \
+      "$benchbin" parse "$raw" --parser "$parser" --threads "$t"
+  done
+done
+for s in a b c; do
+  for t in 1 2; do
+    measure "ruleatlas-$s-${t}t" "${setname[$s]}" "$t" "$events" "$raw" "$runs" /dev/null -- \
+      "$bin" hunt --threads "$t" --rules "${setpath[$s]}" "$raw"
+  done
+done
+# One untimed run with (b) keeping the alerts, for the per-rule table and the logsource check.
+"$bin" hunt --threads 2 --rules "$rules/sigma" --output "$work/ruleatlas-b-alerts.ndjson" "$raw" 2>"$work/ruleatlas-b-alerts.stderr"
+
+if [ -x "$rsigma" ]; then
+  rsigma_version=$("$rsigma" --version 2>&1 | head -1)
+  measure "rsigma-k8s-1t" "Sigma kubernetes/audit: $n_sigma_k8s files" 1 "$events" "$raw" "$runs" "$work/rsigma-k8s.ndjson" -- \
+    "$rsigma" engine eval --rules "$rules/sigma/rules/application/kubernetes/audit" --event "@$raw"
+  measure "rsigma-rules-1t" "SigmaHQ rules/: $n_sigma_rules files" 1 "$events" "$raw" "$rsigma_runs" "$work/rsigma-rules.ndjson" -- \
+    "$rsigma" engine eval --rules "$rules/sigma/rules" --event "@$raw"
+  measure "rsigma-b-1t" "${setname[b]}" 1 "$events" "$raw" "$rsigma_runs" "$work/rsigma-b.ndjson" -- \
+    "$rsigma" engine eval --rules "$rules/sigma" --event "@$raw"
+else
+  rsigma_version="not found at $rsigma (set RSIGMA=…): rows skipped"
+  : > "$work/rsigma-b.ndjson"
+fi
+
+measure "python-eql-1.0.1" "1 EQL query (Elastic's NodePort rule)" 1 "$events" "$ecs" "$eql_runs" /dev/null -- \
+  eql query -f "$ecs" --format jsonl "$query"
+measure "ruleatlas-query-eql" "1 EQL query (Elastic's NodePort rule)" 1 "$events" "$ecs" "$runs" /dev/null -- \
+  "$bin" query --lang eql "$query" "$ecs"
+
+if [ "$big_events" -gt 0 ]; then
+  big="$work/audit-$big_events.ndjson"
+  gen "$big_events" "$big"
+  measure "ruleatlas-c-2t-big" "${setname[c]}" 2 "$big_events" "$big" 1 /dev/null -- \
+    "$bin" hunt --threads 2 --rules "$rules" "$big"
+fi
+
+# ---- alert counts per rule and logsource check ------------------------------------------------
+"$bin" check --json "$rules/sigma" > "$work/sigma-check.ndjson" 2>/dev/null || true
+python3 - "$work/ruleatlas-b-alerts.ndjson" "$work/rsigma-b.ndjson" "$work/sigma-check.ndjson" \
+  > "$work/per-rule.md" <<'PY'
+import collections, json, sys, yaml
+
+ra_path, rs_path, check_path = sys.argv[1:4]
+paths = collections.defaultdict(list)
+titles = {}
+for line in open(check_path, encoding="utf-8"):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    if r.get("id"):
+        paths[r["id"]].append(r.get("path"))
+        titles.setdefault(r["id"], r.get("title"))
+
+def logsource(rule_id):
+    """product/service/category of the rule's YAML document with this id ('correlation' for those)."""
+    found = []
+    for p in paths.get(rule_id, []):
+        try:
+            docs = list(yaml.safe_load_all(open(p, encoding="utf-8")))
+        except Exception as e:  # noqa: BLE001 — report, don't stop
+            found.append(f"unreadable: {e.__class__.__name__}")
+            continue
+        for d in docs:
+            if isinstance(d, dict) and d.get("id") == rule_id:
+                if "correlation" in d:
+                    found.append("correlation")
+                else:
+                    ls = d.get("logsource") or {}
+                    found.append("/".join(f"{k}:{ls[k]}" for k in ("product", "service", "category") if k in ls))
+    return ", ".join(sorted(set(found))) or "?"
+
+def count(path, key):
+    c, names = collections.Counter(), {}
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError:
+        return c, names
+    for line in fh:
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        rid, title = key(d)
+        c[rid] += 1
+        names.setdefault(rid, title)
+    return c, names
+
+ra, ra_names = count(ra_path, lambda d: ((d.get("rule") or {}).get("id"), (d.get("rule") or {}).get("name")))
+rs, rs_names = count(rs_path, lambda d: (d.get("rule_id") or d.get("rule_title"), d.get("rule_title")))
+ids = sorted(set(ra) | set(rs), key=lambda i: (-ra.get(i, 0), -rs.get(i, 0), str(i)))
+print("| rule (Sigma) | logsource | ruleatlas alerts | rsigma detections |")
+print("|---|---|---:|---:|")
+rows = 0
+for i in ids:
+    title = ra_names.get(i) or rs_names.get(i) or titles.get(i) or i
+    if rows < 60 or ra.get(i):
+        print(f"| {title} | {logsource(i)} | {ra.get(i, 0)} | {rs.get(i, 0)} |")
+        rows += 1
+if len(ids) > rows:
+    rest = [i for i in ids[rows:]]
+    print(f"| … {len(rest)} more rules rsigma alone reports | | 0 | {sum(rs[i] for i in rest)} |")
+print(f"| **total** ({len(ra)} rules / {len(rs)} rules) | | **{sum(ra.values())}** | **{sum(rs.values())}** |")
+print()
+bad = [i for i in ra if "product:kubernetes" not in logsource(i)]
+if bad:
+    print(f"Logsource check: **FAILED**: {len(bad)} rules alerting with (b) are not `product: kubernetes`:")
+    for i in bad:
+        print(f"- {ra_names.get(i)} ({i}): {logsource(i)}, {ra[i]} alerts")
+else:
+    print(f"Logsource check: all {sum(ra.values())} ruleatlas alerts with (b) come from the {len(ra)} rules "
+          "whose logsource is `product: kubernetes` (read from each alerting rule's YAML).")
+rs_other = sum(n for i, n in rs.items() if "product:kubernetes" not in logsource(i))
+print(f"rsigma with the same folder: {rs_other} of {sum(rs.values())} detections come from rules whose "
+      "logsource is not `product: kubernetes`.")
+PY
+
+# ---- report ---------------------------------------------------------------------------------
+ceiling() { awk -F'\t' -v k="parse-$CEILING_PARSER-$1t" '$1==k {print $6}' "$results"; }
+c1=$(ceiling 1); c2=$(ceiling 2)
+eps() { awk -F'\t' -v k="$1" '$1==k && $6>0 {printf "%.0f", $4/$6}' "$results"; }
+elapsed=$(( $(date +%s) - started ))
+{
+  echo "### Run of $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "Command: \`bash scripts/bench-all.sh $events $runs\` (took $((elapsed / 60)) min $((elapsed % 60)) s)."
+  echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'),"
+  echo "$(free -g | awk '/^Mem:/ {print $2}') GiB RAM; $(rustc --version); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' + uncommitted changes in crates/')."
+  echo "Input: $events raw audit events, $(stat -c %s "$raw" | awk '{printf "%.2f GB", $1/1e9}') ($(stat -c %s "$raw" | awk -v n="$events" '{printf "%.0f", $1/n}') B/event);"
+  echo "ECS twin for eql: $(stat -c %s "$ecs" | awk '{printf "%.2f GB", $1/1e9}'). rsigma: $rsigma_version."
+  echo
+  echo "| run | rules | threads | events | runs | median s | events/s | MB/s | peak RSS MB | ratio to parse ceiling ($CEILING_PARSER) |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  while IFS=$'\t' read -r key rset threads n input med rss nr status; do
+    size=$(stat -c %s "$input")
+    ceil=""
+    if [ "$input" = "$raw" ] && [[ $key != parse-* ]]; then
+      [ "$threads" = 1 ] && ceil=$c1 || ceil=$c2
+    fi
+    [ "$status" = ok ] || key="$key ($status)"
+    awk -v k="$key" -v r="$rset" -v t="$threads" -v n="$n" -v nr="$nr" -v s="$med" -v m="$rss" -v b="$size" -v c="$ceil" \
+      'BEGIN { s = (s > 0 ? s : 0.01);
+               printf "| %s | %s | %s | %d | %d | %.2f | %.0f | %.1f | %.0f | %s |\n", k, r, t, n, nr, s, n/s, b/s/1e6, m/1024,
+                      (c == "" ? "–" : sprintf("%.0f %%", 100 * c / s)) }'
+  done < "$results"
+  echo
+  echo "Ratios: (c) 2 threads vs the $CEILING_PARSER parse ceiling (2 threads): $(awk -v a="$(eps ruleatlas-c-2t)" -v b="$(eps parse-$CEILING_PARSER-2t)" 'BEGIN {if (b>0) printf "%.0f %%", 100*a/b; else print "–"}');"
+  echo "ruleatlas (b) 1 thread vs rsigma whole sigma folder (1 thread): $(awk -v a="$(eps ruleatlas-b-1t)" -v b="$(eps rsigma-b-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}');"
+  echo "ruleatlas (c) 1 thread vs python eql with one query: $(awk -v a="$(eps ruleatlas-c-1t)" -v b="$(eps python-eql-1.0.1)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}')."
+  echo "Peak RSS (c) 2 threads: $(awk -F'\t' '$1=="ruleatlas-c-2t" {printf "%.0f MB", $7/1024}' "$results") at $events events vs $(awk -F'\t' '$1=="ruleatlas-c-2t-big" {printf "%.0f MB", $7/1024}' "$results") at $big_events."
+  echo
+  echo "Rules loaded (ruleatlas stderr): $(grep -h 'rules run' "$work/ruleatlas-a-1t.stderr" "$work/ruleatlas-b-1t.stderr" "$work/ruleatlas-c-1t.stderr" 2>/dev/null | sed 's/^hunt: //' | paste -sd ';' | sed 's/;/; /g')."
+  if [ -x "$rsigma" ]; then
+    for k in rsigma-k8s-1t rsigma-rules-1t rsigma-b-1t; do
+      echo "$k (stderr): $(grep -hE 'Loaded|parse errors|Processed|rror' "$work/$k.stderr" 2>/dev/null | head -4 | paste -sd ';' | sed 's/;/; /g')"
+      echo
+    done
+  fi
+  echo "Alert counts per rule with (b), ruleatlas (untimed run, \`--threads 2 --output\`) vs rsigma (whole sigma folder):"
+  echo
+  cat "$work/per-rule.md"
+} | tee "$work/results.md"
