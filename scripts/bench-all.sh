@@ -12,9 +12,10 @@
 #   (b) sigma  the whole rules/sigma folder (3,780 files)
 #   (c) all    rules/ (every vendor)
 # and times with GNU time (median of RUNS, peak RSS = max over the runs):
-#   ruleatlas hunt --threads 1|2 with (a) (b) (c); `bench parse` with serde_json and sonic-rs
+#   ruleatlas hunt --threads 1|2 with (a) (b) (c) (and over an empty file: rule loading alone); `bench parse` with serde_json and sonic-rs
 #   (1 and 2 threads: the parse-only ceiling); rsigma engine eval 0.23.0 with the 16 Sigma
-#   Kubernetes audit rules, SigmaHQ rules/ and the whole sigma folder; the PyPI `eql` 1.0.1 with one
+#   Kubernetes audit rules, SigmaHQ rules/ and the whole sigma folder (the latter also with rsigma's
+#   opt-in --logsource-routing, events declared product=kubernetes,service=audit); the PyPI `eql` 1.0.1 with one
 #   Kubernetes EQL query over the ECS twin; (c) with 2 threads over 4x EVENTS for peak RSS.
 # Then compares alert counts per rule (ruleatlas vs rsigma, whole sigma folder) and checks that
 # every ruleatlas alert with (b) comes from a rule whose logsource is product: kubernetes.
@@ -126,6 +127,12 @@ for s in a b c; do
       "$bin" hunt --threads "$t" --rules "${setpath[$s]}" "$raw"
   done
 done
+# Loading and compiling the rules alone (an empty input file), to read the per-event cost off the above.
+: > "$work/empty.ndjson"
+for s in a b c; do
+  measure "ruleatlas-$s-load-only" "${setname[$s]}" 1 0 "$work/empty.ndjson" 1 /dev/null -- \
+    "$bin" hunt --threads 1 --rules "${setpath[$s]}" "$work/empty.ndjson"
+done
 # One untimed run with (b) keeping the alerts, for the per-rule table and the logsource check.
 "$bin" hunt --threads 2 --rules "$rules/sigma" --output "$work/ruleatlas-b-alerts.ndjson" "$raw" 2>"$work/ruleatlas-b-alerts.stderr"
 
@@ -137,9 +144,18 @@ if [ -x "$rsigma" ]; then
     "$rsigma" engine eval --rules "$rules/sigma/rules" --event "@$raw"
   measure "rsigma-b-1t" "${setname[b]}" 1 "$events" "$raw" "$rsigma_runs" "$work/rsigma-b.ndjson" -- \
     "$rsigma" engine eval --rules "$rules/sigma" --event "@$raw"
+  # rsigma at its best: its opt-in logsource pruning, every event declared a Kubernetes audit event.
+  measure "rsigma-b-routed-1t" "${setname[b]}, --logsource-routing" 1 "$events" "$raw" "$rsigma_runs" "$work/rsigma-b-routed.ndjson" -- \
+    "$rsigma" engine eval --rules "$rules/sigma" --event "@$raw" \
+    --logsource-routing --event-logsource product=kubernetes,service=audit
 else
   rsigma_version="not found at $rsigma (set RSIGMA=…): rows skipped"
-  : > "$work/rsigma-b.ndjson"
+  : > "$work/rsigma-b.ndjson"; : > "$work/rsigma-b-routed.ndjson"
+fi
+# The per-rule table compares with rsigma on the whole sigma folder, or on rules/ if that run failed.
+rs_label="whole sigma folder"; rs_out="$work/rsigma-b.ndjson"
+if [ -x "$rsigma" ] && ! awk -F'\t' '$1=="rsigma-b-1t" && $9=="ok" {f=1} END {exit !f}' "$results"; then
+  rs_label="SigmaHQ rules/ (the whole-folder run failed)"; rs_out="$work/rsigma-rules.ndjson"
 fi
 
 measure "python-eql-1.0.1" "1 EQL query (Elastic's NodePort rule)" 1 "$events" "$ecs" "$eql_runs" /dev/null -- \
@@ -156,11 +172,11 @@ fi
 
 # ---- alert counts per rule and logsource check ------------------------------------------------
 "$bin" check --json "$rules/sigma" > "$work/sigma-check.ndjson" 2>/dev/null || true
-python3 - "$work/ruleatlas-b-alerts.ndjson" "$work/rsigma-b.ndjson" "$work/sigma-check.ndjson" \
+python3 - "$work/ruleatlas-b-alerts.ndjson" "$rs_out" "$work/sigma-check.ndjson" "$work/rsigma-b-routed.ndjson" \
   > "$work/per-rule.md" <<'PY'
 import collections, json, sys, yaml
 
-ra_path, rs_path, check_path = sys.argv[1:4]
+ra_path, rs_path, check_path, rr_path = sys.argv[1:5]
 paths = collections.defaultdict(list)
 titles = {}
 for line in open(check_path, encoding="utf-8"):
@@ -208,19 +224,20 @@ def count(path, key):
 
 ra, ra_names = count(ra_path, lambda d: ((d.get("rule") or {}).get("id"), (d.get("rule") or {}).get("name")))
 rs, rs_names = count(rs_path, lambda d: (d.get("rule_id") or d.get("rule_title"), d.get("rule_title")))
-ids = sorted(set(ra) | set(rs), key=lambda i: (-ra.get(i, 0), -rs.get(i, 0), str(i)))
-print("| rule (Sigma) | logsource | ruleatlas alerts | rsigma detections |")
-print("|---|---|---:|---:|")
+rr, rr_names = count(rr_path, lambda d: (d.get("rule_id") or d.get("rule_title"), d.get("rule_title")))
+ids = sorted(set(ra) | set(rs) | set(rr), key=lambda i: (-ra.get(i, 0), -rs.get(i, 0), -rr.get(i, 0), str(i)))
+print("| rule (Sigma) | logsource | ruleatlas alerts | rsigma detections | rsigma --logsource-routing |")
+print("|---|---|---:|---:|---:|")
 rows = 0
 for i in ids:
-    title = ra_names.get(i) or rs_names.get(i) or titles.get(i) or i
-    if rows < 60 or ra.get(i):
-        print(f"| {title} | {logsource(i)} | {ra.get(i, 0)} | {rs.get(i, 0)} |")
+    title = ra_names.get(i) or rs_names.get(i) or rr_names.get(i) or titles.get(i) or i
+    if rows < 60 or ra.get(i) or rr.get(i):
+        print(f"| {title} | {logsource(i)} | {ra.get(i, 0)} | {rs.get(i, 0)} | {rr.get(i, 0)} |")
         rows += 1
 if len(ids) > rows:
     rest = [i for i in ids[rows:]]
-    print(f"| … {len(rest)} more rules rsigma alone reports | | 0 | {sum(rs[i] for i in rest)} |")
-print(f"| **total** ({len(ra)} rules / {len(rs)} rules) | | **{sum(ra.values())}** | **{sum(rs.values())}** |")
+    print(f"| … {len(rest)} more rules only rsigma reports | | 0 | {sum(rs[i] for i in rest)} | 0 |")
+print(f"| **total** ({len(ra)} / {len(rs)} / {len(rr)} rules) | | **{sum(ra.values())}** | **{sum(rs.values())}** | **{sum(rr.values())}** |")
 print()
 bad = [i for i in ra if "product:kubernetes" not in logsource(i)]
 if bad:
@@ -230,9 +247,10 @@ if bad:
 else:
     print(f"Logsource check: all {sum(ra.values())} ruleatlas alerts with (b) come from the {len(ra)} rules "
           "whose logsource is `product: kubernetes` (read from each alerting rule's YAML).")
-rs_other = sum(n for i, n in rs.items() if "product:kubernetes" not in logsource(i))
-print(f"rsigma with the same folder: {rs_other} of {sum(rs.values())} detections come from rules whose "
-      "logsource is not `product: kubernetes`.")
+for name, counts in (("rsigma", rs), ("rsigma --logsource-routing", rr)):
+    other = sum(n for i, n in counts.items() if "product:kubernetes" not in logsource(i))
+    print(f"{name}: {other} of {sum(counts.values())} detections come from rules whose "
+          "logsource is not `product: kubernetes`.")
 PY
 
 # ---- report ---------------------------------------------------------------------------------
@@ -266,18 +284,18 @@ elapsed=$(( $(date +%s) - started ))
   done < "$results"
   echo
   echo "Ratios: (c) 2 threads vs the $CEILING_PARSER parse ceiling (2 threads): $(awk -v a="$(eps ruleatlas-c-2t)" -v b="$(eps parse-$CEILING_PARSER-2t)" 'BEGIN {if (b>0) printf "%.0f %%", 100*a/b; else print "–"}');"
-  echo "ruleatlas (b) 1 thread vs rsigma whole sigma folder (1 thread): $(awk -v a="$(eps ruleatlas-b-1t)" -v b="$(eps rsigma-b-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}');"
+  echo "ruleatlas (b) 1 thread vs rsigma whole sigma folder (1 thread): $(awk -v a="$(eps ruleatlas-b-1t)" -v b="$(eps rsigma-b-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}'), vs rsigma with --logsource-routing: $(awk -v a="$(eps ruleatlas-b-1t)" -v b="$(eps rsigma-b-routed-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}');"
   echo "ruleatlas (c) 1 thread vs python eql with one query: $(awk -v a="$(eps ruleatlas-c-1t)" -v b="$(eps python-eql-1.0.1)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}')."
-  echo "Peak RSS (c) 2 threads: $(awk -F'\t' '$1=="ruleatlas-c-2t" {printf "%.0f MB", $7/1024}' "$results") at $events events vs $(awk -F'\t' '$1=="ruleatlas-c-2t-big" {printf "%.0f MB", $7/1024}' "$results") at $big_events."
+  [ "$big_events" -gt 0 ] && echo "Peak RSS (c) 2 threads: $(awk -F'\t' '$1=="ruleatlas-c-2t" {printf "%.0f MB", $7/1024}' "$results") at $events events vs $(awk -F'\t' '$1=="ruleatlas-c-2t-big" {printf "%.0f MB", $7/1024}' "$results") at $big_events."
   echo
   echo "Rules loaded (ruleatlas stderr): $(grep -h 'rules run' "$work/ruleatlas-a-1t.stderr" "$work/ruleatlas-b-1t.stderr" "$work/ruleatlas-c-1t.stderr" 2>/dev/null | sed 's/^hunt: //' | paste -sd ';' | sed 's/;/; /g')."
   if [ -x "$rsigma" ]; then
-    for k in rsigma-k8s-1t rsigma-rules-1t rsigma-b-1t; do
+    for k in rsigma-k8s-1t rsigma-rules-1t rsigma-b-1t rsigma-b-routed-1t; do
       echo "$k (stderr): $(grep -hE 'Loaded|parse errors|Processed|rror' "$work/$k.stderr" 2>/dev/null | head -4 | paste -sd ';' | sed 's/;/; /g')"
       echo
     done
   fi
-  echo "Alert counts per rule with (b), ruleatlas (untimed run, \`--threads 2 --output\`) vs rsigma (whole sigma folder):"
+  echo "Alert counts per rule with (b), ruleatlas (untimed run, \`--threads 2 --output\`) vs rsigma ($rs_label; last timed run):"
   echo
   cat "$work/per-rule.md"
 } | tee "$work/results.md"
