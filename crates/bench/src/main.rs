@@ -10,6 +10,11 @@
 //! (about 1 in 5,000) of attack-shaped events (exec into pods, privileged or host-network pods,
 //! NodePort services, bindings to cluster-admin, secret reads by anonymous users) so rules fire.
 
+// The same allocator as the `ruleatlas` binary, so the parse-only ceiling is measured under
+// the same conditions as the hunts.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
