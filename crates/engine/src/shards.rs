@@ -26,6 +26,8 @@ type Reply = Vec<(u32, Alert)>;
 
 struct Shard {
     requests: Sender<Request>,
+    /// This shard's replies, one per request, in order.
+    replies: Receiver<Reply>,
     worker: Option<JoinHandle<Engine>>,
 }
 
@@ -33,7 +35,9 @@ struct Shard {
 pub struct ShardedEngine {
     inline: Option<Engine>,
     shards: Vec<Shard>,
-    replies: Option<Receiver<(usize, Reply)>>,
+    /// Batches sent to the shards whose alerts have not been collected yet: one may stay in
+    /// flight, so the caller parses the next batch while the shards run this one.
+    in_flight: usize,
     /// Sort key of each rule's alerts: (is a correlation, load position).
     order: HashMap<*const Rule, (bool, usize)>,
     skipped: Vec<(Arc<Rule>, String)>,
@@ -100,7 +104,7 @@ impl ShardedEngine {
                 active: engine.active_rules(),
                 inline: Some(engine),
                 shards: Vec::new(),
-                replies: None,
+                in_flight: 0,
                 order,
             };
         }
@@ -116,7 +120,6 @@ impl ShardedEngine {
             sizes[target] += unit.len();
             parts[target].extend(unit.into_iter().map(|i| rules[i].clone()));
         }
-        let (reply_tx, reply_rx) = channel();
         let mut skipped = Vec::new();
         let mut active = 0;
         let mut workers = Vec::new();
@@ -125,13 +128,14 @@ impl ShardedEngine {
             skipped.extend(engine.skipped().iter().cloned());
             active += engine.active_rules();
             let (tx, rx) = channel::<Request>();
-            let replies: Sender<(usize, Reply)> = reply_tx.clone();
+            let (reply_tx, reply_rx) = channel::<Reply>();
             let worker = std::thread::Builder::new()
                 .name(format!("rules-{id}"))
-                .spawn(move || shard_loop(id, engine, rx, replies));
+                .spawn(move || shard_loop(engine, rx, reply_tx));
             match worker {
                 Ok(w) => workers.push(Shard {
                     requests: tx,
+                    replies: reply_rx,
                     worker: Some(w),
                 }),
                 // No thread to be had: all rules on the caller's thread instead (the started
@@ -144,7 +148,7 @@ impl ShardedEngine {
         ShardedEngine {
             inline: None,
             shards: workers,
-            replies: Some(reply_rx),
+            in_flight: 0,
             order,
             skipped,
             active,
@@ -166,7 +170,9 @@ impl ShardedEngine {
             .unwrap_or((true, usize::MAX))
     }
 
-    /// Feeds a batch of events (in time order) and appends their alerts, event by event.
+    /// Feeds a batch of events (in time order) and appends alerts, event by event. With
+    /// threads, the alerts appended are those of the previous batch (this one's come with the
+    /// next call, or with [`ShardedEngine::finish`]).
     pub fn process_batch(&mut self, batch: Vec<Arc<Event>>, out: &mut Vec<Alert>) {
         let mut tagged: Vec<(u32, Alert)> = Vec::new();
         if let Some(engine) = &mut self.inline {
@@ -177,7 +183,10 @@ impl ShardedEngine {
             }
         } else {
             let batch = Arc::new(batch);
-            self.ask(|| Request::Batch(batch.clone()), &mut tagged);
+            self.send(|| Request::Batch(batch.clone()));
+            while self.in_flight > 1 {
+                self.collect(out);
+            }
         }
         self.sorted_into(tagged, out);
     }
@@ -190,7 +199,11 @@ impl ShardedEngine {
             engine.finish(&mut alerts);
             tagged.extend(alerts.into_iter().map(|a| (0, a)));
         } else {
-            self.ask(|| Request::Finish, &mut tagged);
+            while self.in_flight > 0 {
+                self.collect(out);
+            }
+            self.send(|| Request::Finish);
+            self.collect(out);
         }
         self.sorted_into(tagged, out);
     }
@@ -212,22 +225,24 @@ impl ShardedEngine {
         out
     }
 
-    fn ask(&mut self, request: impl Fn() -> Request, tagged: &mut Vec<(u32, Alert)>) {
-        let Some(replies) = &self.replies else { return };
-        let mut waiting = 0;
+    fn send(&mut self, request: impl Fn() -> Request) {
         for shard in &self.shards {
-            if shard.requests.send(request()).is_ok() {
-                waiting += 1;
+            // A shard whose thread is gone answers nothing; `collect` skips it.
+            let _ = shard.requests.send(request());
+        }
+        self.in_flight += 1;
+    }
+
+    /// The alerts of the oldest request in flight, from every shard, in order.
+    fn collect(&mut self, out: &mut Vec<Alert>) {
+        let mut tagged = Vec::new();
+        for shard in &self.shards {
+            if let Ok(reply) = shard.replies.recv() {
+                tagged.extend(reply);
             }
         }
-        let mut per_shard: Vec<Reply> = (0..self.shards.len()).map(|_| Vec::new()).collect();
-        for _ in 0..waiting {
-            match replies.recv() {
-                Ok((id, reply)) => per_shard[id] = reply,
-                Err(_) => break,
-            }
-        }
-        tagged.extend(per_shard.into_iter().flatten());
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.sorted_into(tagged, out);
     }
 
     fn sorted_into(&self, mut tagged: Vec<(u32, Alert)>, out: &mut Vec<Alert>) {
@@ -243,12 +258,7 @@ fn order_of(rules: &[Arc<Rule>], r: &Arc<Rule>) -> Option<(bool, usize)> {
         .map(|i| (is_correlation(r), i))
 }
 
-fn shard_loop(
-    id: usize,
-    mut engine: Engine,
-    requests: Receiver<Request>,
-    replies: Sender<(usize, Reply)>,
-) -> Engine {
+fn shard_loop(mut engine: Engine, requests: Receiver<Request>, replies: Sender<Reply>) -> Engine {
     let mut alerts = Vec::new();
     while let Ok(req) = requests.recv() {
         let mut reply = Vec::new();
@@ -264,7 +274,7 @@ fn shard_loop(
                 reply.extend(alerts.drain(..).map(|a| (0, a)));
             }
         }
-        if replies.send((id, reply)).is_err() {
+        if replies.send(reply).is_err() {
             break;
         }
     }
