@@ -75,29 +75,7 @@ const DATA_STREAMS: &[(SourceKind, &[&str])] = &[
 /// may hold remote-cluster prefixes (`remote:logs-*`), which match as the bare pattern.
 pub fn index_pattern_matches(pattern: &str, index: &str) -> bool {
     let pattern = pattern.rsplit(':').next().unwrap_or(pattern).trim();
-    glob_match(pattern.as_bytes(), index.as_bytes())
-}
-
-fn glob_match(p: &[u8], s: &[u8]) -> bool {
-    // Iterative wildcard match with backtracking to the last `*` (linear in practice).
-    let (mut pi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, si));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == s[si] {
-            pi += 1;
-            si += 1;
-        } else if let Some((sp, ss)) = star {
-            pi = sp + 1;
-            si = ss + 1;
-            star = Some((sp, ss + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
+    ruleatlas_event::glob_match(pattern.as_bytes(), index.as_bytes())
 }
 
 /// Per kind (indexed by [`kind_index`]): may the rule meet such an event?

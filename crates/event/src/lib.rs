@@ -23,7 +23,7 @@ mod reader;
 mod time;
 pub mod wrappers;
 
-pub use lookup::{lookup, lookup_raw, ResolvedField};
+pub use lookup::{glob_match, lookup, lookup_raw, ResolvedField};
 pub use reader::{
     read_events, read_events_parallel, read_reader, read_reader_parallel, BadEvent, EventStream,
     InputError,

@@ -49,7 +49,9 @@ fn glob_fields<'a>(node: &'a Value, pattern: &str, path: &mut String, out: &mut 
     }
 }
 
-fn glob_match(p: &[u8], s: &[u8]) -> bool {
+/// `*`-only wildcard match over bytes (`*` = any run, dots included), with backtracking to the
+/// last `*`: field-name globs here, Elasticsearch index patterns in the engine's routing.
+pub fn glob_match(p: &[u8], s: &[u8]) -> bool {
     let (mut pi, mut si) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
