@@ -144,7 +144,7 @@ impl ShardedEngine {
             }
         }
         // Skipped rules in load order, as one engine lists them.
-        skipped.sort_by_key(|(r, _)| order_of(&rules, r).map(|(_, i)| i).unwrap_or(usize::MAX));
+        skipped.sort_by_key(|(r, _)| order.get(&Arc::as_ptr(r)).map_or(usize::MAX, |(_, i)| *i));
         ShardedEngine {
             inline: None,
             shards: workers,
@@ -249,13 +249,6 @@ impl ShardedEngine {
         tagged.sort_by_key(|(i, a)| (*i, self.key(a)));
         out.extend(tagged.into_iter().map(|(_, a)| a));
     }
-}
-
-fn order_of(rules: &[Arc<Rule>], r: &Arc<Rule>) -> Option<(bool, usize)> {
-    rules
-        .iter()
-        .position(|x| Arc::ptr_eq(x, r))
-        .map(|i| (is_correlation(r), i))
 }
 
 fn shard_loop(mut engine: Engine, requests: Receiver<Request>, replies: Sender<Reply>) -> Engine {

@@ -144,11 +144,7 @@ impl ResolvedField {
     /// Calls `f` with every value of the field (leaf arrays flattened when `flatten`).
     pub fn for_each<'a>(&self, doc: &'a Value, flatten: bool, f: &mut dyn FnMut(&'a Value)) {
         match &self.path.segments {
-            Some(segs) => {
-                let mut out = Vec::new();
-                exact(doc, segs, &mut out, flatten);
-                out.into_iter().for_each(f);
-            }
+            Some(segs) => exact_each(doc, segs, flatten, f),
             None if self.path.name.contains('*') => {
                 let mut out = Vec::new();
                 let mut path = String::new();
@@ -167,6 +163,23 @@ impl ResolvedField {
     /// Like [`lookup_raw`]: leaf arrays whole.
     pub fn lookup_raw<'a>(&self, doc: &'a Value, out: &mut Vec<&'a Value>) {
         self.for_each(doc, false, &mut |v| out.push(v));
+    }
+}
+
+/// [`exact`] without the intermediate vector (translated rules read annotations this way on
+/// every event).
+fn exact_each<'a>(node: &'a Value, segs: &[String], flatten: bool, f: &mut dyn FnMut(&'a Value)) {
+    let Some((first, rest)) = segs.split_first() else {
+        emit_leaf(node, flatten, f);
+        return;
+    };
+    let child = match node {
+        Value::Object(map) => map.get(first.as_str()),
+        Value::Array(items) => first.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    };
+    if let Some(child) = child {
+        exact_each(child, rest, flatten, f);
     }
 }
 
@@ -216,18 +229,7 @@ fn dotted_resolved<'a>(
 }
 
 fn exact<'a>(node: &'a Value, segs: &[String], out: &mut Vec<&'a Value>, flatten: bool) {
-    let Some((first, rest)) = segs.split_first() else {
-        push_leaf(node, out, flatten);
-        return;
-    };
-    let child = match node {
-        Value::Object(map) => map.get(first.as_str()),
-        Value::Array(items) => first.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => None,
-    };
-    if let Some(child) = child {
-        exact(child, rest, out, flatten);
-    }
+    exact_each(node, segs, flatten, &mut |v| out.push(v));
 }
 
 #[cfg(test)]
