@@ -205,10 +205,15 @@ impl<'c> Mapper<'c> {
                     .diagnostic()
                     .map(|d| d.message.clone())
                     .unwrap_or_default();
+                // Elastic's machine_learning rules have no language.
+                let lang = if rule.language.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", rule.language)
+                };
                 return RuleMapping::unmapped(format!(
-                    "{} {} rule not analysed ({}): {msg}",
+                    "{}{lang} rule not analysed ({}): {msg}",
                     rule.vendor,
-                    rule.language,
                     other.status()
                 ));
             }
@@ -465,6 +470,11 @@ fn collect_dataset_sources(schema: &FieldSchema, e: &Expr, out: &mut BTreeSet<So
             };
             let is_ds = DATASET_FIELDS.contains(&f.name.as_str());
             if !is_ds && f.name != MODULE_FIELD {
+                return;
+            }
+            // A test that any dataset passes (`event.dataset:*`, a range) names no source,
+            // like an index pattern that also matches unrelated indices.
+            if pred_holds(&t.pred, "zz.unrelated", t.case_insensitive) {
                 return;
             }
             for s in schema.sources() {

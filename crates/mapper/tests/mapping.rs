@@ -271,6 +271,46 @@ fn unmapped_rules_say_why() {
         .is_some_and(|r| r.contains("ES|QL")));
     let generic = rule(FieldDialect::Ecs, None, eq("process.name", &["bash"]));
     assert!(!m.map_rule(&generic).is_mapped());
+    // `event.dataset:*` holds for every dataset, so it names no log source (Elastic's alert
+    // rules over `.alerts-security.*` test it).
+    let mut any_dataset = rule(
+        FieldDialect::Ecs,
+        None,
+        Expr::and(vec![
+            Expr::field(FieldPath::new("event.dataset"), Pred::Exists, false),
+            eq("host.name", &["web-1"]),
+        ]),
+    );
+    any_dataset.index = vec![".alerts-security.*".into()];
+    let out = m.map_rule(&any_dataset);
+    assert!(
+        out.unmapped_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("reads no catalogued log source")),
+        "{out:?}"
+    );
+    // A dataset pattern that only the source's datasets match still names it.
+    let k8s_ds = rule(
+        FieldDialect::Ecs,
+        None,
+        Expr::field(
+            FieldPath::new("event.dataset"),
+            Pred::Wildcard(vec!["kubernetes.audit*".into()]),
+            false,
+        ),
+    );
+    assert_eq!(ids(&m.map_rule(&k8s_ds)), ["_catch_all"]);
+    // Machine-learning rules have no language: the reason does not show an empty one.
+    let mut ml = rule(FieldDialect::Ecs, None, Expr::Const(true));
+    ml.language = String::new();
+    ml.lowered = Lowered::Unsupported {
+        diagnostic: Diagnostic::error("unsupported-language", "machine_learning rules"),
+    };
+    let out = m.map_rule(&ml);
+    assert_eq!(
+        out.unmapped_reason.as_deref(),
+        Some("test rule not analysed (unsupported): machine_learning rules")
+    );
 }
 
 #[test]
