@@ -186,6 +186,11 @@ fn write_matches(
     matches: &mut Vec<ruleatlas_engine::Match>,
 ) -> anyhow::Result<()> {
     for m in matches.drain(..) {
+        // `count` (endgame) yields rows, not events: print each row as the `eql` package does.
+        if m.events.is_empty() && !m.extra.is_empty() {
+            writeln!(out, "{}", serde_json::Value::Object(m.extra))?;
+            continue;
+        }
         for e in &m.events {
             writeln!(out, "{}", e.to_json_text())?;
         }

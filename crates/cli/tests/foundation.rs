@@ -169,3 +169,42 @@ fn query_syntax_errors_are_located() {
     assert!(!out.status.success());
     assert!(stderr.contains("<query>:1:"), "{stderr}");
 }
+
+#[test]
+fn query_count_pipe_prints_its_rows() {
+    // `count` yields aggregate rows, not events; they are printed as the `eql` package prints them.
+    let (stdout, stderr, out) = run(bin().args([
+        "query",
+        "--lang",
+        "eql",
+        "--dialect",
+        "endgame",
+        "any where objectRef.resource == \"SECRETS\" | count",
+        "examples/logs/audit.ndjson",
+    ]));
+    assert!(out.status.success(), "{stderr}");
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(rows.len(), 1, "{stdout}");
+    assert_eq!(rows[0]["key"], "totals");
+    // The two secrets lists of the examples, matched case-insensitively (endgame).
+    assert_eq!(rows[0]["count"], 2, "{stdout}");
+
+    let (stdout, _, _) = run(bin().args([
+        "query",
+        "--lang",
+        "eql",
+        "--dialect",
+        "endgame",
+        "any where objectRef.resource == \"secrets\" | count verb",
+        "examples/logs/audit.ndjson",
+    ]));
+    let keys: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["key"].as_str().map(str::to_string))
+        .collect();
+    assert!(keys.iter().any(|k| k == "list"), "{stdout}");
+}
