@@ -14,15 +14,18 @@
     if (status) status.textContent = "The search index did not load.";
     return;
   }
-  // Rule rows: [title, vendor, href, severity, description, id, ops, fields, flags]
+  // Rule rows: [title, vendor, href, severity, description, id, ops, fields, flags, techniques]
   var rules = idx.r.map(function (r) {
     return {
       r: r,
       title: r[0].toLowerCase(),
       id: r[5].toLowerCase(),
-      hay: (r[0] + "\n" + r[1] + "\n" + r[5] + "\n" + r[6] + "\n" + r[7] + "\n" + r[4]).toLowerCase()
+      hay: (r[0] + "\n" + r[1] + "\n" + r[5] + "\n" + r[6] + "\n" + r[7] + "\n" + (r[9] || "") + "\n" + r[4]).toLowerCase()
     };
   });
+  // Ties rank by title: a precomputed position, so sorting compares numbers, not strings.
+  rules.slice().sort(function (a, b) { return a.title < b.title ? -1 : a.title > b.title ? 1 : 0; })
+    .forEach(function (x, i) { x.rank = i; });
   // Groups: [name, source, href]; operation rows: [id, group index, description, rule count],
   // expanded here to [id, group, source, href, description, rule count].
   var ops = idx.o.map(function (r) {
@@ -68,8 +71,13 @@
     for (var i = 0; i < rules.length; i++) if (matchAll(rules[i].hay, terms)) hits.push(rules[i]);
     var opHits = [];
     for (var j = 0; j < ops.length; j++) if (matchAll(ops[j].hay, terms)) opHits.push(ops[j]);
-    hits.sort(function (a, b) { return score(b, terms, q) - score(a, terms, q) || (a.title < b.title ? -1 : 1); });
-    opHits.sort(function (a, b) { return score(b, terms, q) - score(a, terms, q) || b.o[5] - a.o[5]; });
+    // Scores once per hit, not per comparison: a one-letter query matches nearly every rule.
+    hits = hits.map(function (h) { return { h: h, s: score(h, terms, q) }; });
+    hits.sort(function (a, b) { return b.s - a.s || a.h.rank - b.h.rank; });
+    hits = hits.map(function (x) { return x.h; });
+    opHits = opHits.map(function (h) { return { h: h, s: score(h, terms, q) }; });
+    opHits.sort(function (a, b) { return b.s - a.s || b.h.o[5] - a.h.o[5]; });
+    opHits = opHits.map(function (x) { return x.h; });
     var ms = Math.max(1, Math.round(performance.now() - t0));
     status.textContent = hits.length + " rule" + (hits.length === 1 ? "" : "s") + " and " + opHits.length +
       " operation" + (opHits.length === 1 ? "" : "s") + " (" + ms + " ms)";

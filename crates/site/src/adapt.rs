@@ -168,9 +168,13 @@ pub struct LoadedRules {
     pub provenance: Vec<Provenance>,
 }
 
-/// Loads the rules under `paths` and the provenance their folders record (`SOURCE.txt`).
+/// Loads the rules under `paths` and the provenance their folders record (`SOURCE.txt`): rules
+/// below a vendored copy's `SOURCE.txt` get its repository, commit and upstream path (see
+/// [`crate::provenance::annotate_vendored`]), so their pages link upstream and the home page
+/// lists the commit.
 pub fn load_rules(paths: &[PathBuf]) -> LoadedRules {
-    let (report, path_errors) = ruleatlas_rules::load_paths(paths);
+    let (mut report, path_errors) = ruleatlas_rules::load_paths(paths);
+    crate::provenance::annotate_vendored(&mut report.rules);
     let mut provenance: Vec<Provenance> = Vec::new();
     for p in paths {
         if let Some(pv) = crate::provenance::from_path("rules", p) {

@@ -643,6 +643,13 @@ impl<'a> Site<'a> {
     fn source(&self, s: usize, rel: &str) -> anyhow::Result<String> {
         let src = &self.input.sources[s];
         let total_ops: usize = src.groups.iter().map(|g| g.operations.len()).sum();
+        // As on the home page: operations of the spec, without the synthetic "any" catch-alls.
+        let real_ops = src
+            .groups
+            .iter()
+            .flat_map(|g| &g.operations)
+            .filter(|o| !o.synthetic)
+            .count();
         // Listing every uncovered operation is useful for Kubernetes (hundreds), noise for
         // CloudTrail (tens of thousands): there the group page has them.
         let show_uncovered = total_ops <= 2000;
@@ -714,7 +721,7 @@ impl<'a> Site<'a> {
             "source.html",
             rel,
             &name,
-            context! { name => name, source => src, groups => groups, total_ops => total_ops },
+            context! { name => name, source => src, groups => groups, total_ops => total_ops, real_ops => real_ops },
         )
     }
 
@@ -1133,6 +1140,12 @@ impl<'a> Site<'a> {
                     .filter(|(on, _)| *on)
                     .map(|(_, f)| *f)
                     .collect();
+                let techniques: BTreeSet<String> = r
+                    .attack
+                    .iter()
+                    .map(|a| a.technique_id.trim().to_ascii_uppercase())
+                    .filter(|id| is_technique_id(id))
+                    .collect();
                 serde_json::json!([
                     c.title,
                     c.vendor_name,
@@ -1142,7 +1155,8 @@ impl<'a> Site<'a> {
                     r.id,
                     ops.join(" "),
                     fields.join(" "),
-                    flags
+                    flags,
+                    techniques.into_iter().collect::<Vec<_>>().join(" ")
                 ])
             })
             .collect();

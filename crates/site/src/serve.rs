@@ -27,6 +27,16 @@ async fn headers(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let mut res = next.run(req).await;
     let h = res.headers_mut();
+    // Pages, style and scripts are written as UTF-8; say so instead of leaving it to sniffing.
+    let charset = match h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        Some("text/html") => Some("text/html; charset=utf-8"),
+        Some("text/css") => Some("text/css; charset=utf-8"),
+        Some("text/javascript") => Some("text/javascript; charset=utf-8"),
+        _ => None,
+    };
+    if let Some(ct) = charset {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control(&path)),
@@ -134,7 +144,10 @@ mod tests {
             };
             let page = get("/search/?q=nodeport").await;
             assert!(page.starts_with("http/1.1 200"), "{page}");
-            assert!(page.contains("content-type: text/html"), "{page}");
+            assert!(
+                page.contains("content-type: text/html; charset=utf-8"),
+                "{page}"
+            );
             assert!(page.contains("cache-control: no-cache"), "{page}");
             assert!(
                 page.contains("content-security-policy: default-src 'self'"),
@@ -142,7 +155,10 @@ mod tests {
             );
             assert!(page.contains("<p>search"), "{page}");
             let css = get("/assets/site.css").await;
-            assert!(css.contains("content-type: text/css"), "{css}");
+            assert!(
+                css.contains("content-type: text/css; charset=utf-8"),
+                "{css}"
+            );
             assert!(css.contains("max-age=300"), "{css}");
             let missing = get("/nope/").await;
             assert!(missing.starts_with("http/1.1 404"), "{missing}");
