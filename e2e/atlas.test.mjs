@@ -97,6 +97,8 @@ test("home → Kubernetes → services → #create-services → rule page", asyn
   await section.scrollIntoViewIfNeeded();
   const item = section.locator("ul.rules > li").filter({ hasText: NODEPORT });
   assert.equal(await item.count(), 1, `${NODEPORT} listed under create-services`);
+  assert.equal(await item.locator(".v").first().innerText(), "Elastic", "listed with its vendor");
+  assert.ok(await item.locator(".sev").count() === 1, "listed with its severity");
   const also = await item.locator(".also a").allInnerTexts();
   assert.ok(also.includes("update-services"), `also matches update-services: ${also}`);
   assert.ok(also.includes("patch-services"), `also matches patch-services: ${also}`);
@@ -122,13 +124,26 @@ test("home → Kubernetes → services → #create-services → rule page", asyn
   const reasons = await page.locator("#coverage + table td.reason").allInnerTexts();
   assert.ok(reasons.length >= 3 && reasons.every((r) => /verb/.test(r) && /services/.test(r)), `reasons: ${reasons}`);
   assert.ok(await page.locator("pre.code .k, pre.code .f").count() > 0, "rule body is highlighted");
+  assert.ok((await page.locator("pre.code.ir").innerText()).trim().length > 0, "lowered IR shown");
+  // "Same action" is uncapped: the count in the heading is the number of rows.
+  const sameCount = Number(await page.locator("#same h2 .count").innerText());
+  assert.equal(await page.locator("#same tbody tr").count(), sameCount, "same-action list uncapped");
   await page.screenshot({ path: join(shots, "rule.png") });
 });
 
-test("the vendor filter of 'same action' works without script", async () => {
-  const page = await newPage();
-  await page.goto(base + "/search/?q=nodeport");
-  await page.locator("#results a.rt", { hasText: NODEPORT }).first().click();
+test("browsing and the vendor filter of 'same action' work without script", async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 }, javaScriptEnabled: false });
+  const page = await ctx.newPage();
+  page.on("pageerror", (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
+  await page.goto(base + "/");
+  await page.getByRole("link", { name: /Kubernetes audit/ }).first().click();
+  await page.locator('a[href$="/services/index.html"]').first().click();
+  await page.waitForURL(/\/services\/index\.html$/);
+  await page.locator("section#create-services ul.rules > li").filter({ hasText: NODEPORT }).locator("a.rt").click();
+  await page.waitForURL(/\/rules\/elastic\/[^/]+\/index\.html$/);
+  assert.equal(await page.locator("h1").innerText(), NODEPORT);
+  assert.equal(await page.locator("#theme-toggle").isVisible(), false, "scripts are really off");
+  assert.ok(await page.locator("#coverage + table td.reason").count() >= 3, "coverage without script");
   const rows = page.locator("#same tbody tr");
   const total = await rows.count();
   assert.ok(total >= 1, "other rules cover the same operations");
@@ -138,6 +153,34 @@ test("the vendor filter of 'same action' works without script", async () => {
     const visible = await rows.evaluateAll((rs) => rs.filter((r) => r.offsetParent !== null).length);
     assert.ok(visible < total && visible > 0, `filter narrows ${total} → ${visible}`);
   }
+  await ctx.close();
+});
+
+test("keyboard and theme: '/' focuses search, the toggle switches dark/light", async () => {
+  const page = await newPage();
+  await page.goto(base + "/");
+  await page.keyboard.press("/");
+  assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), "q-top");
+  await page.keyboard.type("nodeport");
+  await page.keyboard.press("Enter");
+  await page.locator("#results a.rt", { hasText: NODEPORT }).first().waitFor({ timeout: 10000 });
+  const theme = () => page.evaluate(() => document.documentElement.getAttribute("data-theme"));
+  await page.locator("#theme-toggle").click();
+  assert.equal(await theme(), "dark");
+  await page.reload();
+  assert.equal(await theme(), "dark", "the choice is kept");
+  await page.locator("#theme-toggle").click();
+  assert.equal(await theme(), "light");
+});
+
+test("no request leaves the loopback server (no CDN)", async () => {
+  const page = await newPage();
+  const foreign = [];
+  page.on("request", (r) => { if (!r.url().startsWith(base) && !r.url().startsWith("data:")) foreign.push(r.url()); });
+  for (const path of ["/", "/sources/kubernetes-audit/services/index.html", "/attack/index.html", "/search/?q=nodeport"]) {
+    await page.goto(base + path);
+  }
+  assert.deepEqual(foreign, []);
 });
 
 test("/search/?q=nodeport shows the rule, as you type", async () => {
@@ -174,6 +217,7 @@ test("a hostile rule's script never runs", async () => {
   }
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
   assert.equal(await page.locator("main script, main iframe, main img[onerror]").count(), 0);
+  assert.equal(await page.locator(".badges .badge", { hasText: "experimental" }).count(), 1, "status badge");
   // The services page lists it too; nothing runs there either.
   await page.goto(base + "/sources/kubernetes-audit/services/index.html#create-services");
   assert.ok(await page.locator("section#create-services").innerText().then((t) => t.includes("<script>")));
