@@ -59,6 +59,9 @@ enum JsonParser {
     SerdeJson,
     #[value(name = "sonic-rs")]
     SonicRs,
+    /// sonic-rs's parser building serde_json's document type (what `hunt` does).
+    #[value(name = "sonic-rs-serde")]
+    SonicRsSerde,
 }
 
 impl JsonParser {
@@ -66,6 +69,7 @@ impl JsonParser {
         match self {
             JsonParser::SerdeJson => "serde_json",
             JsonParser::SonicRs => "sonic-rs",
+            JsonParser::SonicRsSerde => "sonic-rs-serde",
         }
     }
 }
@@ -534,6 +538,9 @@ fn parse_block(parser: JsonParser, block: &[u8]) -> Counts {
                 .ok()
                 .map(|v| v.is_object()),
             JsonParser::SonicRs => sonic_rs::from_slice::<sonic_rs::Value>(line)
+                .ok()
+                .map(|v| v.is_object()),
+            JsonParser::SonicRsSerde => sonic_rs::from_slice::<Value>(line)
                 .ok()
                 .map(|v| v.is_object()),
         };

@@ -12,7 +12,7 @@
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ruleatlas_engine::{Alert, EngineOptions, ShardedEngine};
-use ruleatlas_event::{read_reader_parallel, BadEvent, Event, EventOptions};
+use ruleatlas_event::{read_reader_parallel, BadEvent, Event, EventOptions, Projection};
 use ruleatlas_webhook::{alert_json_as, AlertFormat};
 use serde_json::Value;
 use std::cmp::Reverse;
@@ -68,6 +68,10 @@ pub struct Args {
     /// (1: everything on one thread).
     #[arg(long)]
     threads: Option<usize>,
+    /// Parse every raw audit Event whole. By default only the fields the loaded rules read
+    /// (and alerts print) are built; the alerts are the same either way.
+    #[arg(long)]
+    no_projection: bool,
     /// Event files or glob patterns (NDJSON, JSON array, EventList, CloudTrail Records, GKE / AKS /
     /// EKS wrappers; plain, .gz or .zst); `-` for stdin. Several files are merged by event time
     /// (each file assumed in time order; see --no-merge). Event files written right after
@@ -103,6 +107,27 @@ pub fn split_rules_and_events(rules: &mut Vec<PathBuf>, events: &mut Vec<String>
 }
 
 pub use ruleatlas_webhook::alert_json;
+
+/// Adds what alerts read of an event besides the rules: Falco output templates and the
+/// table's one-line summary ([`summary`]).
+fn alert_fields(mut p: Projection, templates: &[String]) -> Projection {
+    for t in templates {
+        for f in ruleatlas_lang_falco::output_fields(t) {
+            p.add_field(&f);
+        }
+    }
+    for name in [
+        "verb",
+        "objectRef",
+        "user.username",
+        "eventName",
+        "eventSource",
+        "userIdentity.arn",
+    ] {
+        p.add_name(name);
+    }
+    p
+}
 
 /// One line for humans: what the last event did.
 fn summary(a: &Alert) -> String {
@@ -405,6 +430,10 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         .map(|n| n.get())
         .unwrap_or(1);
     let workers = args.threads.unwrap_or(cores).max(1);
+    let templates: Vec<String> = rules
+        .iter()
+        .filter_map(|r| r.output_template.clone())
+        .collect();
     let engine = ShardedEngine::new(rules, EngineOptions::default(), workers);
     eprintln!(
         "hunt: {} rules run, {} not executable ({} loaded)",
@@ -412,9 +441,23 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         engine.skipped().len(),
         total_rules
     );
-    let opts = EventOptions {
+    let mut opts = EventOptions {
         timestamp_field: args.timestamp_field.clone(),
+        ..EventOptions::default()
     };
+    if let Some(p) = engine
+        .raw_audit_projection()
+        .filter(|_| !args.no_projection)
+    {
+        opts.project(alert_fields((*p).clone(), &templates));
+    }
+    match &opts.projection {
+        Some(p) if !p.keeps_everything() => eprintln!(
+            "hunt: raw audit events parsed keeping the {} fields the rules read",
+            p.len()
+        ),
+        _ => eprintln!("hunt: events parsed whole"),
+    }
     // Parsing gets the workers beyond the first (one worker: parse on this thread).
     let threads = workers.saturating_sub(1).max(1);
     let merge = inputs.len() > 1 && !args.no_merge;

@@ -130,6 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let pipelines = compile(&args)?;
     let opts = EventOptions {
         timestamp_field: args.timestamp_field.clone(),
+        ..EventOptions::default()
     };
     let mut stages = Vec::new();
     for (p, dialect) in &pipelines {

@@ -101,6 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     config.worker_threads = args.threads;
     config.event_options = EventOptions {
         timestamp_field: args.timestamp_field,
+        ..EventOptions::default()
     };
     config.shutdown_grace = Duration::from_secs(30);
     config.handle_signals = true;

@@ -16,7 +16,9 @@
 //! which the API server does not write (its JSON omits empty fields).
 
 use crate::index::Anchor;
-use ruleatlas_ir::{Expr, FieldPath, Pipe, Pipeline, Query, Scalar, Step, ValueExpr};
+use ruleatlas_ir::{
+    Expr, FieldPath, Pipe, Pipeline, Pred, Query, Scalar, Sequence, Step, ValueExpr,
+};
 
 /// What an ECS field is on a raw audit Event.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,6 +200,17 @@ pub fn translate_pipeline(p: &Pipeline) -> Option<Pipeline> {
     Some(p)
 }
 
+/// A sequence with every field translated, if all of them can be (steps that can never match
+/// a raw audit Event become `false`).
+pub fn translate_sequence(s: &Sequence) -> Option<Sequence> {
+    let mut q = Query::Sequence(s.clone());
+    query(&mut q)?;
+    match q {
+        Query::Sequence(t) => Some(t),
+        _ => None,
+    }
+}
+
 /// Translated name → original name of the fields a stage names in its facts (threshold
 /// group-by and cardinality fields, new-terms fields), for [`restore_fact_names`].
 pub fn renamed_fact_fields(original: &Pipeline, translated: &Pipeline) -> Vec<(String, String)> {
@@ -292,7 +305,57 @@ fn query(q: &mut Query) -> Option<()> {
 
 fn step(s: &mut Step) -> Option<()> {
     expr(&mut s.filter)?;
+    fold_consts(&mut s.filter);
+    if s.filter == Expr::Const(false) {
+        // The step never matches a raw audit Event (an endpoint `process where …` step of a
+        // cross-source sequence): its keys are never read on one, so they need no translation.
+        s.by.iter_mut().for_each(|v| {
+            let _ = value(v);
+        });
+        return Some(());
+    }
     s.by.iter_mut().try_for_each(value)
+}
+
+/// A field the ECS view of a raw audit Event never holds (`process.name`, `host.os.type`):
+/// it is missing on every such event.
+fn never_in_view(v: &ValueExpr) -> bool {
+    matches!(v, ValueExpr::Field(f) if translate_field(f).is_none() && !view_may_have(f))
+}
+
+/// Folds constant sub-expressions: `x and false` → `false`, `not true` → `false`, so a step
+/// over fields the view never has becomes `false` as a whole.
+fn fold_consts(e: &mut Expr) {
+    match e {
+        Expr::And(xs) | Expr::Or(xs) => xs.iter_mut().for_each(fold_consts),
+        Expr::Not(x) => fold_consts(x),
+        _ => return,
+    }
+    let folded = match e {
+        Expr::And(xs) => fold_list(xs, true),
+        Expr::Or(xs) => fold_list(xs, false),
+        Expr::Not(x) => match **x {
+            Expr::Const(b) => Some(Expr::Const(!b)),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(f) = folded {
+        *e = f;
+    }
+}
+
+/// `and` (`is_and`): one `false` decides and `true`s drop out; `or`: the other way round.
+fn fold_list(xs: &mut Vec<Expr>, is_and: bool) -> Option<Expr> {
+    if xs.contains(&Expr::Const(!is_and)) {
+        return Some(Expr::Const(!is_and));
+    }
+    xs.retain(|x| *x != Expr::Const(is_and));
+    match xs.len() {
+        0 => Some(Expr::Const(is_and)),
+        1 => xs.pop(),
+        _ => None,
+    }
 }
 
 /// Positions that must stay fields (group-by, new-terms fields).
@@ -311,10 +374,25 @@ fn expr(e: &mut Expr) -> Option<()> {
         Expr::Const(_) => Some(()),
         Expr::And(xs) | Expr::Or(xs) => xs.iter_mut().try_for_each(expr),
         Expr::Not(x) => expr(x),
+        // On a field the view never has, a test sees no value: only `is null` holds (the
+        // engine's semantics of a missing field, see `eval::test_values`).
+        Expr::Test(t) if never_in_view(&t.subject) => {
+            *e = Expr::Const(matches!(t.pred, Pred::Null));
+            Some(())
+        }
         Expr::Test(t) => value(&mut t.subject),
+        // A comparison with a missing side never holds, whatever the operator.
+        Expr::Compare { lhs, rhs, .. } if never_in_view(lhs) || never_in_view(rhs) => {
+            *e = Expr::Const(false);
+            Some(())
+        }
         Expr::Compare { lhs, rhs, .. } => {
             value(lhs)?;
             value(rhs)
+        }
+        Expr::Value(v) if never_in_view(v) => {
+            *e = Expr::Const(false);
+            Some(())
         }
         Expr::Value(v) => value(v),
     }
@@ -394,6 +472,63 @@ mod tests {
             translate_anchor(&anchor("event.outcome", "success")),
             Some(None)
         );
+    }
+
+    /// A cross-source sequence: its endpoint step reads fields a raw audit Event never has, so
+    /// that step becomes `false` (keys left as written); the audit step is translated.
+    #[test]
+    fn sequences_translate_with_foreign_steps_folded_to_false() {
+        use ruleatlas_ir::{Pred, Scalar};
+        let test = |f: &str, v: &str| {
+            Expr::field(FieldPath::new(f), Pred::Eq(vec![Scalar::from(v)]), false)
+        };
+        let seq = Sequence {
+            by: Vec::new(),
+            maxspan_ms: Some(1000),
+            steps: vec![
+                Step {
+                    filter: Expr::and(vec![
+                        test("event.category", "process"),
+                        test("process.name", "kubectl"),
+                    ]),
+                    by: vec![ValueExpr::Field(FieldPath::new(
+                        "orchestrator.resource.name",
+                    ))],
+                    runs: 1,
+                    missing: false,
+                    fork: false,
+                },
+                Step {
+                    filter: Expr::and(vec![
+                        test("event.dataset", "kubernetes.audit_logs"),
+                        Expr::not(test("host.os.type", "windows")),
+                        test("kubernetes.audit.verb", "get"),
+                    ]),
+                    by: vec![ValueExpr::Field(FieldPath::exact(vec![
+                        "kubernetes".into(),
+                        "audit".into(),
+                        "objectRef".into(),
+                        "name".into(),
+                    ]))],
+                    runs: 1,
+                    missing: false,
+                    fork: false,
+                },
+            ],
+            until: None,
+        };
+        let t = translate_sequence(&seq).expect("translatable");
+        assert_eq!(t.steps[0].filter, Expr::Const(false));
+        assert_eq!(
+            t.steps[0].by,
+            vec![ValueExpr::Field(FieldPath::new("objectRef.name"))]
+        );
+        let Expr::And(parts) = &t.steps[1].filter else {
+            panic!("{:?}", t.steps[1].filter)
+        };
+        // `not host.os.type == windows` holds on an event without the field: folded away.
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        assert!(parts.contains(&test("verb", "get")));
     }
 
     /// Every translatable field reads the same values from the raw Event as the original

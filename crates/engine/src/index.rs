@@ -7,6 +7,7 @@
 //! candidate for every event. At run time the event's values of the anchor fields are looked up
 //! once per view and each hit names its rules.
 
+use ruleatlas_event::ResolvedField;
 use ruleatlas_ir::{Expr, FieldPath, Pred, Query, Scalar, ValueExpr};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -48,9 +49,17 @@ fn anchor_of_test(e: &Expr) -> Option<Anchor> {
     let mut values = Vec::with_capacity(vals.len());
     for v in vals {
         match v {
-            // A numeric-looking string also equals numbers of other spellings ("42.0" == 42):
-            // not indexable as text.
             Scalar::Str(s) if s.trim().parse::<f64>().is_err() => values.push(s.to_lowercase()),
+            // A number equals numbers of every spelling (401 == 401.0) and the string "401":
+            // indexed by its canonical integer text, which `candidates` computes for numbers.
+            // A numeric-looking string only when it is that canonical text ("401", not "401.0",
+            // which a document string "401.0" would equal but not hit).
+            Scalar::Str(s) if canonical_integer_text(s).as_deref() == Some(s.as_str()) => {
+                values.push(s.clone())
+            }
+            Scalar::Int(i) => values.push(i.to_string()),
+            Scalar::Float(f) => values.push(integer_text(*f)?),
+            Scalar::Bool(b) => values.push(b.to_string()),
             _ => return None,
         }
     }
@@ -60,11 +69,48 @@ fn anchor_of_test(e: &Expr) -> Option<Anchor> {
     })
 }
 
-fn score(a: &Anchor) -> (bool, usize) {
-    (
-        LOW_SELECTIVITY.contains(&a.field.name.as_str()),
-        a.values.len(),
-    )
+/// Fields that name what an event acts on: the best anchors (a resource, an API call).
+const HIGH_SELECTIVITY_SUFFIXES: &[&str] = &[
+    "objectRef.resource",
+    "objectRef.subresource",
+    "ka.target.resource",
+    "ka.target.subresource",
+    "eventName",
+];
+
+/// Low-selectivity fields spelled in several ways: the authorizer's decision (`allow` on
+/// almost every audit event) in raw, ECS and Falco spelling.
+const LOW_SELECTIVITY_SUFFIXES: &[&str] = &[
+    "authorization.k8s.io/decision",
+    "authorization_k8s_io/decision",
+    "ka.auth.decision",
+];
+
+/// Lower is better: (selectivity class, number of values). A rule is indexed under its best
+/// anchor, and is a candidate for every event carrying one of that anchor's values — so an
+/// anchor on `decision: allow` makes it a candidate for nearly all audit events, one on
+/// `objectRef.resource: services` for a few.
+/// The text of an integral float (`401.0` → `401`); `None` for fractions and huge values.
+fn integer_text(f: f64) -> Option<String> {
+    (f.fract() == 0.0 && f.abs() < 1e15).then(|| (f as i64).to_string())
+}
+
+fn canonical_integer_text(s: &str) -> Option<String> {
+    integer_text(s.parse::<f64>().ok()?)
+}
+
+fn score(a: &Anchor) -> (u8, usize) {
+    let name = a.field.name.as_str();
+    let class = if LOW_SELECTIVITY.contains(&name)
+        || LOW_SELECTIVITY_SUFFIXES.iter().any(|s| name.ends_with(s))
+    {
+        2
+    } else if HIGH_SELECTIVITY_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+        0
+    } else {
+        1
+    };
+    (class, a.values.len())
 }
 
 /// The best anchor of an expression, if it has one.
@@ -111,7 +157,7 @@ pub fn query_anchors(q: &Query) -> Option<Vec<Anchor>> {
 /// Anchors → rules, for one view of events.
 #[derive(Debug, Default)]
 pub struct Index {
-    fields: Vec<FieldPath>,
+    fields: Vec<ResolvedField>,
     map: HashMap<(u16, String), Vec<u32>>,
     always: Vec<u32>,
 }
@@ -123,10 +169,10 @@ impl Index {
             return;
         };
         for a in anchors {
-            let fi = match self.fields.iter().position(|f| *f == a.field) {
+            let fi = match self.fields.iter().position(|f| f.path == a.field) {
                 Some(i) => i,
                 None => {
-                    self.fields.push(a.field.clone());
+                    self.fields.push(ResolvedField::new(a.field.clone()));
                     self.fields.len() - 1
                 }
             } as u16;
@@ -150,7 +196,7 @@ impl Index {
         let mut key = (0u16, String::new());
         for (fi, f) in self.fields.iter().enumerate() {
             vals.clear();
-            ruleatlas_event::lookup(doc, f, &mut vals);
+            f.lookup(doc, &mut vals);
             for v in &vals {
                 // One reused key buffer: this runs for every anchor field of every event.
                 key.1.clear();
@@ -162,7 +208,13 @@ impl Index {
                     Value::String(s) => key.1.push_str(&s.to_lowercase()),
                     Value::Number(n) => {
                         use std::fmt::Write;
-                        let _ = write!(key.1, "{n}");
+                        // Canonical integer text, as numeric anchors are stored.
+                        match n.as_f64().and_then(integer_text) {
+                            Some(t) => key.1.push_str(&t),
+                            None => {
+                                let _ = write!(key.1, "{n}");
+                            }
+                        }
                     }
                     Value::Bool(b) => key.1.push_str(if *b { "true" } else { "false" }),
                     _ => continue,
@@ -206,6 +258,61 @@ mod tests {
         let mixed = Expr::or(vec![eq("verb", &["create"]), eq("user", &["x"])]);
         assert_eq!(anchor(&mixed), None);
         assert_eq!(anchor(&Expr::not(eq("verb", &["get"]))), None);
+    }
+
+    #[test]
+    fn resources_beat_verbs_and_decisions_come_last() {
+        let e = Expr::and(vec![
+            eq(
+                "kubernetes.audit.annotations.authorization_k8s_io/decision",
+                &["allow"],
+            ),
+            eq("kubernetes.audit.verb", &["create"]),
+            eq("kubernetes.audit.objectRef.resource", &["services"]),
+        ]);
+        let a = anchor(&e).map(|a| a.field.name);
+        assert_eq!(a.as_deref(), Some("kubernetes.audit.objectRef.resource"));
+        let e = Expr::and(vec![
+            eq(
+                "kubernetes.audit.annotations.authorization_k8s_io/decision",
+                &["allow"],
+            ),
+            eq("kubernetes.audit.user.username", &["a", "b"]),
+        ]);
+        let a = anchor(&e).map(|a| a.field.name);
+        assert_eq!(a.as_deref(), Some("kubernetes.audit.user.username"));
+    }
+
+    #[test]
+    fn numbers_are_anchored_by_their_integer_text() {
+        let code = |vals: Vec<Scalar>| {
+            Expr::field(FieldPath::new("responseStatus.code"), Pred::Eq(vals), false)
+        };
+        let a = anchor(&code(vec![Scalar::Int(401), Scalar::Float(403.0)]));
+        assert_eq!(
+            a.as_ref().map(|a| a.values.clone()),
+            Some(vec!["401".to_string(), "403".to_string()])
+        );
+        // "401.0" would equal the document string "401.0", which `candidates` keys as itself.
+        assert_eq!(anchor(&code(vec![Scalar::from("401.0")])), None);
+        assert_eq!(anchor(&code(vec![Scalar::Float(1.5)])), None);
+        let mut idx = Index::default();
+        idx.add(7, a.map(|a| vec![a]));
+        for doc in [
+            serde_json::json!({"responseStatus": {"code": 401}}),
+            serde_json::json!({"responseStatus": {"code": 403.0}}),
+            serde_json::json!({"responseStatus": {"code": "401"}}),
+        ] {
+            let mut out = Vec::new();
+            idx.candidates(&doc, &mut out);
+            assert_eq!(out, vec![7], "{doc}");
+        }
+        let mut out = Vec::new();
+        idx.candidates(
+            &serde_json::json!({"responseStatus": {"code": 200}}),
+            &mut out,
+        );
+        assert!(out.is_empty());
     }
 
     #[test]

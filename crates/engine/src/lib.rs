@@ -39,8 +39,8 @@ pub mod threshold;
 pub use eval::CompiledExpr;
 pub use shards::ShardedEngine;
 
-use ruleatlas_event::{ecs, Event, SourceKind};
-use ruleatlas_ir::{Diagnostic, FieldDialect, Lowered, Pipeline, Query, Rule};
+use ruleatlas_event::{ecs, Event, Projection, SourceKind};
+use ruleatlas_ir::{Diagnostic, FieldDialect, FieldPath, Lowered, Pipeline, Query, Rule};
 use serde_json::{Map, Value};
 use std::sync::{Arc, OnceLock};
 
@@ -249,10 +249,37 @@ struct CompiledRule {
     /// Translated field name → the rule's own, for the facts a `raw_audit` stage reports
     /// (threshold group-by and new-terms field names).
     raw_audit_names: Vec<(String, String)>,
+    /// What the rule reads of a raw audit Event (for [`Engine::add_raw_audit_fields`]).
+    raw_audit_reads: RawAuditReads,
     applies: [bool; routing::KINDS],
     /// Referenced by a correlation that does not `generate` them: matches feed the correlation only.
     suppressed: bool,
 }
+
+/// How a rule reads a raw audit Event.
+enum RawAuditReads {
+    /// Its own fields (a native-dialect rule).
+    Own,
+    /// This pipeline's: the rule's ECS fields translated ([`ecs_raw`]).
+    Translated(Pipeline),
+    /// The ECS view built from the Event.
+    View,
+}
+
+/// What the ECS view of a raw audit Event is derived from, beyond the Event copied whole under
+/// `kubernetes.audit` ([`ruleatlas_event::ecs::audit_to_ecs`]).
+const VIEW_SOURCES: &[&str] = &[
+    "verb",
+    "annotations",
+    "user",
+    "impersonatedUser",
+    "userAgent",
+    "sourceIPs",
+    "apiVersion",
+    "objectRef",
+    "requestReceivedTimestamp",
+    "stageTimestamp",
+];
 
 /// [`routing::kind_index`] of raw audit Events.
 const RAW_AUDIT: usize = 0;
@@ -263,6 +290,32 @@ struct CompiledCorrelation {
     /// Indices (into `Engine::rules`) of the rules whose matches it consumes.
     listens_to: Vec<usize>,
     suppressed: bool,
+}
+
+/// The raw audit field an ECS field of the view comes from: `kubernetes.audit.X` is `X`, a
+/// renamed field its source; derived fields come from [`VIEW_SOURCES`].
+fn add_view_field(projection: &mut Projection, f: &FieldPath) -> bool {
+    if f.name.contains('*') || f.segments.iter().flatten().any(|s| s.contains('*')) {
+        return false;
+    }
+    if let Some(segs) = &f.segments {
+        if let [k, a, rest @ ..] = segs.as_slice() {
+            if k == "kubernetes" && a == "audit" {
+                return projection.add_field(&FieldPath::exact(rest.to_vec()));
+            }
+        }
+        return true;
+    }
+    if let Some(rest) = f.name.strip_prefix("kubernetes.audit.") {
+        return projection.add_name(rest);
+    }
+    if f.name == "kubernetes.audit" || f.name == "kubernetes" {
+        return projection.add_name("");
+    }
+    if let Some(ecs_raw::RawField::Field(raw)) = ecs_raw::translate_field(f) {
+        return projection.add_field(&raw);
+    }
+    true
 }
 
 /// Runs a set of rules over events.
@@ -308,14 +361,55 @@ impl Engine {
                         .as_ref()
                         .map(|t| ecs_raw::renamed_fact_fields(pipeline, t))
                         .unwrap_or_default();
-                    let raw_audit = translated
-                        .and_then(|p| compile_pipeline(&p, FieldDialect::Native, &opts).ok());
-                    match compile_pipeline(pipeline, rule.field_dialect, &opts) {
+                    let mut raw_audit_reads = match rule.field_dialect {
+                        FieldDialect::Ecs => RawAuditReads::View,
+                        _ => RawAuditReads::Own,
+                    };
+                    let raw_audit = translated.and_then(|p| {
+                        let stage = compile_pipeline(&p, FieldDialect::Native, &opts).ok()?;
+                        raw_audit_reads = RawAuditReads::Translated(p);
+                        Some(stage)
+                    });
+                    let stage = match &pipeline.query {
+                        // A sequence keeps one state for all sources, so its translated steps
+                        // live inside its stage (see `SequenceStage`), not in `raw_audit`.
+                        Query::Sequence(seq)
+                            if rule.field_dialect == FieldDialect::Ecs && applies[RAW_AUDIT] =>
+                        {
+                            match ecs_raw::translate_sequence(seq) {
+                                Some(t) => {
+                                    let stage =
+                                        sequence::compile_sequence_with_raw_audit(seq, &t, &opts);
+                                    // Pipes read the matched events through the ECS view.
+                                    if pipeline.pipes.is_empty() {
+                                        raw_audit_reads = RawAuditReads::Translated(Pipeline {
+                                            query: Query::Sequence(t),
+                                            pipes: Vec::new(),
+                                        });
+                                        stage
+                                    } else {
+                                        stage.and_then(|st| {
+                                            pipes::wrap(
+                                                st,
+                                                &pipeline.pipes,
+                                                rule.field_dialect,
+                                                &opts,
+                                            )
+                                        })
+                                    }
+                                }
+                                None => compile_pipeline(pipeline, rule.field_dialect, &opts),
+                            }
+                        }
+                        _ => compile_pipeline(pipeline, rule.field_dialect, &opts),
+                    };
+                    match stage {
                         Ok(stage) => compiled.push(CompiledRule {
                             rule: rule.clone(),
                             stage,
                             raw_audit,
                             raw_audit_names,
+                            raw_audit_reads,
                             applies,
                             suppressed: false,
                         }),
@@ -409,6 +503,44 @@ impl Engine {
             skipped,
             scratch: Vec::new(),
         }
+    }
+
+    /// Adds to `projection` every field of a raw audit Event that a rule of this engine reads
+    /// (through its own fields, its translated fields, or the ECS view). Returns false when
+    /// some rule reads fields no projection can name (wildcard names, keyword search): the
+    /// caller must parse whole documents.
+    pub fn add_raw_audit_fields(&self, projection: &mut Projection) -> bool {
+        let mut ok = true;
+        let mut view = false;
+        for r in &self.rules {
+            if !r.applies[RAW_AUDIT] {
+                continue;
+            }
+            let Some(pipeline) = r.rule.pipeline() else {
+                continue;
+            };
+            match &r.raw_audit_reads {
+                RawAuditReads::Own => pipeline.visit_fields(&mut |f| ok &= projection.add_field(f)),
+                RawAuditReads::Translated(t) => {
+                    t.visit_fields(&mut |f| ok &= projection.add_field(f))
+                }
+                RawAuditReads::View => {
+                    view = true;
+                    pipeline.visit_fields(&mut |f| ok &= add_view_field(projection, f));
+                }
+            }
+        }
+        for c in &self.correlations {
+            if let Some(p) = c.rule.pipeline() {
+                p.visit_fields(&mut |f| ok &= projection.add_field(f));
+            }
+        }
+        if view {
+            for name in VIEW_SOURCES {
+                projection.add_name(name);
+            }
+        }
+        ok
     }
 
     /// Rules that loaded but cannot run, with the reason.

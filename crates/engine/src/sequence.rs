@@ -15,7 +15,7 @@
 
 use crate::pipes::{Key, Keys};
 use crate::{CompiledExpr, EngineOptions, EventCtx, Match, Stage};
-use ruleatlas_event::Event;
+use ruleatlas_event::{Event, SourceKind};
 use ruleatlas_ir::{
     Diagnostic, Expr, FieldDialect, FieldPath, Func, Join, Sample, Sequence, Step, ValueExpr,
 };
@@ -89,12 +89,52 @@ fn expired(maxspan: Option<i64>, start: Option<i64>, now: Option<i64>) -> bool {
     }
 }
 
-pub struct SequenceStage {
-    dialect: FieldDialect,
+/// A sequence's steps, compiled against one shape of document.
+struct StepSet {
     steps: Vec<CStep>,
     /// `gaps[i]`: missing-event steps before positive step `i`; `gaps[n]` trails the last.
     gaps: Vec<Vec<CStep>>,
     until: Option<CStep>,
+}
+
+impl StepSet {
+    fn compile(s: &Sequence) -> Result<StepSet, Diagnostic> {
+        let mut steps = Vec::new();
+        let mut gaps: Vec<Vec<CStep>> = vec![Vec::new()];
+        for st in &s.steps {
+            if st.missing {
+                if let Some(last) = gaps.last_mut() {
+                    last.push(CStep::new(&s.by, st)?);
+                }
+                continue;
+            }
+            for _ in 0..st.runs.max(1) {
+                steps.push(CStep::new(&s.by, st)?);
+                gaps.push(Vec::new());
+            }
+        }
+        if steps.is_empty() {
+            return Err(Diagnostic::error(
+                "eql-semantics",
+                "a sequence needs at least one step that is not a missing-event step",
+            ));
+        }
+        let until = match &s.until {
+            Some(u) => Some(CStep::new(&s.by, u)?),
+            None => None,
+        };
+        Ok(StepSet { steps, gaps, until })
+    }
+}
+
+pub struct SequenceStage {
+    dialect: FieldDialect,
+    /// The steps as written, on the document of `dialect`.
+    set: Arc<StepSet>,
+    /// The same steps translated to raw audit Events' own fields ([`crate::ecs_raw`]), used
+    /// for those events instead of building their ECS view. One state for both: a partial
+    /// started by an ECS process event is completed by a raw audit Event.
+    raw_audit: Option<Arc<StepSet>>,
     maxspan: Option<i64>,
     /// `pending[i]`: partials that matched steps `0..i` and wait for step `i` (index 0 unused).
     pending: Vec<HashMap<Key, Partial>>,
@@ -114,36 +154,43 @@ pub fn compile_sequence(
     d: FieldDialect,
     o: &EngineOptions,
 ) -> Result<Box<dyn Stage>, Diagnostic> {
-    let mut steps = Vec::new();
-    let mut gaps: Vec<Vec<CStep>> = vec![Vec::new()];
-    for st in &s.steps {
-        if st.missing {
-            if let Some(last) = gaps.last_mut() {
-                last.push(CStep::new(&s.by, st)?);
-            }
-            continue;
-        }
-        for _ in 0..st.runs.max(1) {
-            steps.push(CStep::new(&s.by, st)?);
-            gaps.push(Vec::new());
-        }
-    }
-    if steps.is_empty() {
+    Ok(Box::new(sequence_stage(s, None, d, o)?))
+}
+
+/// A sequence of ECS steps that also reads raw audit Events through `translated`, the same
+/// sequence with its fields translated by [`crate::ecs_raw::translate_pipeline`].
+pub fn compile_sequence_with_raw_audit(
+    s: &Sequence,
+    translated: &Sequence,
+    o: &EngineOptions,
+) -> Result<Box<dyn Stage>, Diagnostic> {
+    let raw = StepSet::compile(translated)?;
+    Ok(Box::new(sequence_stage(
+        s,
+        Some(raw),
+        FieldDialect::Ecs,
+        o,
+    )?))
+}
+
+fn sequence_stage(
+    s: &Sequence,
+    raw_audit: Option<StepSet>,
+    d: FieldDialect,
+    o: &EngineOptions,
+) -> Result<SequenceStage, Diagnostic> {
+    let set = StepSet::compile(s)?;
+    let n = set.steps.len();
+    if raw_audit.as_ref().is_some_and(|r| r.steps.len() != n) {
         return Err(Diagnostic::error(
-            "eql-semantics",
-            "a sequence needs at least one step that is not a missing-event step",
+            "internal",
+            "a translated sequence has another number of steps",
         ));
     }
-    let until = match &s.until {
-        Some(u) => Some(CStep::new(&s.by, u)?),
-        None => None,
-    };
-    let n = steps.len();
-    Ok(Box::new(SequenceStage {
+    Ok(SequenceStage {
         dialect: d,
-        steps,
-        gaps,
-        until,
+        set: Arc::new(set),
+        raw_audit: raw_audit.map(Arc::new),
         maxspan: s.maxspan_ms,
         pending: (0..n).map(|_| HashMap::new()).collect(),
         leading_seen: HashMap::new(),
@@ -153,7 +200,7 @@ pub fn compile_sequence(
         overflow: 0,
         seen: 0,
         last_sweep: 0,
-    }))
+    })
 }
 
 impl SequenceStage {
@@ -170,7 +217,7 @@ impl SequenceStage {
     }
 
     fn complete(&mut self, key: Key, part: Partial, out: &mut Vec<Match>) {
-        if !self.gaps[self.steps.len()].is_empty() && self.maxspan.is_some() {
+        if !self.set.gaps[self.set.steps.len()].is_empty() && self.maxspan.is_some() {
             self.trailing.push((key, part));
         } else {
             out.push(Match {
@@ -183,8 +230,14 @@ impl SequenceStage {
 
 impl Stage for SequenceStage {
     fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>) {
-        let Some(doc) = ctx.doc(self.dialect) else {
-            return;
+        let (set, doc) = match &self.raw_audit {
+            Some(raw) if ctx.event.kind == SourceKind::KubernetesAudit => {
+                (raw.clone(), &ctx.event.doc)
+            }
+            _ => match ctx.doc(self.dialect) {
+                Some(doc) => (self.set.clone(), doc),
+                None => return,
+            },
         };
         let now = ctx.event.ts_ms;
         self.seen += 1;
@@ -197,7 +250,7 @@ impl Stage for SequenceStage {
             self.evict(now);
             self.last_sweep = self.seen;
         }
-        let n = self.steps.len();
+        let n = set.steps.len();
         // Trailing-missing sequences whose window has passed are complete.
         if !self.trailing.is_empty() {
             let span = self.maxspan;
@@ -212,7 +265,7 @@ impl Stage for SequenceStage {
                 });
             }
         }
-        if let Some(u) = &self.until {
+        if let Some(u) = &set.until {
             if u.filter.matches(doc) {
                 if let Some(k) = u.key(doc) {
                     for p in self.pending.iter_mut() {
@@ -225,7 +278,7 @@ impl Stage for SequenceStage {
             }
         }
         for i in 0..=n {
-            for m in &self.gaps[i] {
+            for m in &set.gaps[i] {
                 if !m.filter.matches(doc) {
                     continue;
                 }
@@ -242,10 +295,10 @@ impl Stage for SequenceStage {
             }
         }
         for p in (0..n).rev() {
-            if !self.steps[p].filter.matches(doc) {
+            if !set.steps[p].filter.matches(doc) {
                 continue;
             }
-            let Some(key) = self.steps[p].key(doc) else {
+            let Some(key) = set.steps[p].key(doc) else {
                 continue;
             };
             let part = if p == 0 {
@@ -263,7 +316,7 @@ impl Stage for SequenceStage {
                     start: now,
                 }
             } else {
-                let part = if self.steps[p].fork {
+                let part = if set.steps[p].fork {
                     self.pending[p].get(&key).map(|part| Partial {
                         events: part.events.clone(),
                         start: part.start,

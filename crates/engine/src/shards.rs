@@ -9,7 +9,7 @@
 //! chained) stay in one shard.
 
 use crate::{Alert, Engine, EngineOptions};
-use ruleatlas_event::Event;
+use ruleatlas_event::{Event, Projection};
 use ruleatlas_ir::{Query, Rule};
 use std::collections::HashMap;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -42,6 +42,8 @@ pub struct ShardedEngine {
     order: HashMap<*const Rule, (bool, usize)>,
     skipped: Vec<(Arc<Rule>, String)>,
     active: usize,
+    /// The fields of raw audit Events the rules read; `None` when some rule needs them all.
+    projection: Option<Arc<Projection>>,
 }
 
 fn is_correlation(r: &Rule) -> bool {
@@ -97,9 +99,19 @@ impl ShardedEngine {
             .map(|(i, r)| (Arc::as_ptr(r), (is_correlation(r), i)))
             .collect();
         let shards = shards.clamp(1, rules.len().max(1));
+        let mut projection = Some(Projection::new());
+        let mut add_fields = |engine: &Engine| {
+            if let Some(p) = &mut projection {
+                if !engine.add_raw_audit_fields(p) {
+                    projection = None;
+                }
+            }
+        };
         if shards == 1 {
             let engine = Engine::new(rules, opts);
+            add_fields(&engine);
             return ShardedEngine {
+                projection: projection.map(Arc::new),
                 skipped: engine.skipped().to_vec(),
                 active: engine.active_rules(),
                 inline: Some(engine),
@@ -125,6 +137,7 @@ impl ShardedEngine {
         let mut workers = Vec::new();
         for (id, part) in parts.into_iter().enumerate() {
             let engine = Engine::new(part, opts.clone());
+            add_fields(&engine);
             skipped.extend(engine.skipped().iter().cloned());
             active += engine.active_rules();
             let (tx, rx) = channel::<Request>();
@@ -146,6 +159,7 @@ impl ShardedEngine {
         // Skipped rules in load order, as one engine lists them.
         skipped.sort_by_key(|(r, _)| order.get(&Arc::as_ptr(r)).map_or(usize::MAX, |(_, i)| *i));
         ShardedEngine {
+            projection: projection.map(Arc::new),
             inline: None,
             shards: workers,
             in_flight: 0,
@@ -157,6 +171,12 @@ impl ShardedEngine {
 
     pub fn skipped(&self) -> &[(Arc<Rule>, String)] {
         &self.skipped
+    }
+
+    /// Every field of a raw audit Event the rules read (see [`Engine::add_raw_audit_fields`]);
+    /// `None` when some rule reads fields no projection can name.
+    pub fn raw_audit_projection(&self) -> Option<Arc<Projection>> {
+        self.projection.clone()
     }
 
     pub fn active_rules(&self) -> usize {

@@ -19,11 +19,13 @@
 
 pub mod ecs;
 mod lookup;
+pub mod projection;
 mod reader;
 mod time;
 pub mod wrappers;
 
 pub use lookup::{glob_match, lookup, lookup_raw, ResolvedField};
+pub use projection::Projection;
 pub use reader::{
     read_events, read_events_parallel, read_reader, read_reader_parallel, BadEvent, EventStream,
     InputError,
@@ -131,6 +133,45 @@ pub struct Origin {
 pub struct EventOptions {
     /// Field holding the event time, overriding the per-source default.
     pub timestamp_field: Option<String>,
+    /// Raw audit Events read as NDJSON lines are parsed keeping only these fields (see
+    /// [`projection`]); other documents are parsed whole. `None`: every document whole.
+    pub projection: Option<Arc<Projection>>,
+}
+
+impl EventOptions {
+    /// Reads raw audit Events keeping the fields of `projection` and what reading itself needs
+    /// (the keys that decide a document's source, its time fields). A timestamp field that no
+    /// projection can name (a wildcard) turns projection off.
+    pub fn project(&mut self, mut projection: Projection) {
+        const READING: &[&str] = &[
+            "kind",
+            "apiVersion",
+            "auditID",
+            "stage",
+            "eventSource",
+            "eventName",
+            "event",
+            "data_stream.dataset",
+            "@timestamp",
+            "requestReceivedTimestamp",
+            "stageTimestamp",
+            "eventTime",
+            "timestamp",
+            "time",
+        ];
+        for name in READING {
+            projection.add_name(name);
+        }
+        projection.add_presence("kubernetes.audit");
+        projection.add_presence("aws.cloudtrail");
+        if let Some(f) = &self.timestamp_field {
+            if !projection.add_name(f) {
+                self.projection = None;
+                return;
+            }
+        }
+        self.projection = Some(Arc::new(projection));
+    }
 }
 
 /// One event: the document as given, its source, its time and its position in the input.

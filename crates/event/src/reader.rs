@@ -12,7 +12,7 @@
 //! [`read_events_parallel`] parses NDJSON on several threads and yields events in input order,
 //! with a bounded number of chunks in flight (memory does not grow with the input).
 
-use crate::{Event, EventOptions, Origin};
+use crate::{Event, EventOptions, Origin, Projection, SourceKind};
 use ruleatlas_ir::LineIndex;
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
@@ -174,6 +174,35 @@ fn expand(doc: Value, line: u64, name: &Arc<str>, opts: &EventOptions, out: &mut
     }
 }
 
+/// A raw audit Event line parsed through the projection; `None` for anything else (another
+/// source, a wrapper, invalid JSON), which the caller parses whole — so errors, wrappers and
+/// other sources read exactly as without a projection.
+fn parse_projected(
+    projection: &Projection,
+    text: &str,
+    line: u64,
+    name: &Arc<str>,
+    opts: &EventOptions,
+) -> Option<Event> {
+    // Every raw audit Event names its API version; anything else skips the attempt.
+    if !text.contains("\"audit.k8s.io/") {
+        return None;
+    }
+    let doc = projection.parse(text).ok()?;
+    // The kind is decided by top-level keys the projection always keeps, so this is the
+    // answer the whole document would give.
+    if SourceKind::detect(&doc) != SourceKind::KubernetesAudit {
+        return None;
+    }
+    let mut ev = Event::new(doc, opts);
+    ev.origin = Origin {
+        file: name.clone(),
+        line,
+    };
+    ev.raw = Some(Arc::from(text));
+    Some(ev)
+}
+
 /// Parses one NDJSON line (already known not to be blank) into its events.
 fn parse_line(
     text: &str,
@@ -183,6 +212,12 @@ fn parse_line(
     out: &mut VecDeque<Item>,
 ) {
     let trimmed = text.trim();
+    if let Some(projection) = &opts.projection {
+        if let Some(ev) = parse_projected(projection, trimmed, line, name, opts) {
+            out.push_back(Ok(ev));
+            return;
+        }
+    }
     match serde_json::from_str::<Value>(trimmed) {
         Ok(doc) => {
             let before = out.len();

@@ -19,6 +19,63 @@ impl Pipeline {
             pipes: Vec::new(),
         }
     }
+
+    /// Calls `f` on every event field the pipeline reads: conditions, join and group-by keys,
+    /// new-terms fields, pipe arguments. A correlation's fields (group-by, aliases, counted
+    /// field) are names of the referenced rules' fields, given as [`FieldPath::new`].
+    pub fn visit_fields(&self, f: &mut dyn FnMut(&FieldPath)) {
+        fn steps(
+            by: &[ValueExpr],
+            steps: &[Step],
+            until: Option<&Step>,
+            f: &mut dyn FnMut(&FieldPath),
+        ) {
+            by.iter().for_each(|v| v.visit_fields(f));
+            for s in steps.iter().chain(until) {
+                s.filter.visit_fields(f);
+                s.by.iter().for_each(|v| v.visit_fields(f));
+            }
+        }
+        match &self.query {
+            Query::Filter(e) => e.visit_fields(f),
+            Query::Sequence(s) => steps(&s.by, &s.steps, s.until.as_ref(), f),
+            Query::Sample(s) => steps(&s.by, &s.steps, None, f),
+            Query::Join(j) => steps(&j.by, &j.steps, j.until.as_ref(), f),
+            Query::Threshold(t) => {
+                t.filter.visit_fields(f);
+                t.group_by.iter().for_each(&mut *f);
+                t.cardinality.iter().for_each(|(c, _)| f(c));
+            }
+            Query::NewTerms(n) => {
+                n.filter.visit_fields(f);
+                n.fields.iter().for_each(&mut *f);
+            }
+            Query::Correlation(c) => {
+                let names = c
+                    .group_by
+                    .iter()
+                    .map(String::as_str)
+                    .chain(c.condition_field.iter().flat_map(|s| s.split(',')))
+                    .chain(
+                        c.aliases
+                            .iter()
+                            .flat_map(|a| a.fields.iter().map(|(_, n)| n.as_str())),
+                    );
+                for n in names {
+                    f(&FieldPath::new(n.trim()));
+                }
+            }
+        }
+        for p in &self.pipes {
+            match p {
+                Pipe::Head(_) | Pipe::Tail(_) => {}
+                Pipe::Filter(e) => e.visit_fields(f),
+                Pipe::Sort(vs) | Pipe::Unique(vs) | Pipe::UniqueCount(vs) | Pipe::Count(vs) => {
+                    vs.iter().for_each(|v| v.visit_fields(f))
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

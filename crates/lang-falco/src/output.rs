@@ -10,6 +10,12 @@ use serde_json::Value;
 /// Renders `template` for `event`: a raw Kubernetes audit Event, or an Elastic document whose
 /// `kubernetes.audit` object holds one.
 pub fn render_output(template: &str, event: &Value) -> String {
+    render_output_with_text(template, event, None)
+}
+
+/// [`render_output`] for a raw audit Event whose input text is known: `%jevt.obj` prints that
+/// text (the event as given), so the document need not hold every field.
+pub fn render_output_with_text(template: &str, event: &Value, text: Option<&str>) -> String {
     let event = audit_object(event);
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;
@@ -31,10 +37,54 @@ pub fn render_output(template: &str, event: &Value) -> String {
                 consumed = name_len + close + 1;
             }
         }
-        out.push_str(&render_field(name, arg, event));
+        out.push_str(&render_field(name, arg, event, text));
         rest = &after[consumed..];
     }
     out.push_str(rest);
+    out
+}
+
+/// The fields of a raw audit Event that rendering `template` reads (for projected parsing: see
+/// `ruleatlas_event::projection`).
+pub fn output_fields(template: &str) -> Vec<FieldPath> {
+    // What `audit_object` looks at to tell a raw Event from an Elastic document.
+    let mut out = vec![FieldPath::new("auditID"), FieldPath::new("verb")];
+    let mut rest = template;
+    while let Some(i) = rest.find('%') {
+        let after = &rest[i + 1..];
+        let name_len = field_name_len(after);
+        if name_len == 0 {
+            rest = after;
+            continue;
+        }
+        let name = &after[..name_len];
+        let mut consumed = name_len;
+        let mut arg = None;
+        if after[name_len..].starts_with('[') {
+            if let Some(close) = after[name_len..].find(']') {
+                arg = Some(&after[name_len + 1..name_len + close]);
+                consumed = name_len + close + 1;
+            }
+        }
+        if name == "ka.uri.param" {
+            out.push(FieldPath::new("requestURI"));
+        } else if let Ok(def) = k8s_audit_field(name, arg) {
+            match def.src {
+                // The whole event (`%jevt.obj`) prints the input text: see
+                // `render_output_with_text`.
+                Src::Text(p) if p.segments.as_ref().is_some_and(|s| s.is_empty()) => {}
+                Src::Path(p) | Src::Text(p) | Src::Json(p) | Src::Repo(p) => out.push(p),
+                Src::AnyMatch {
+                    values, present, ..
+                } => {
+                    out.push(values);
+                    out.push(present);
+                }
+                Src::RawTime => {}
+            }
+        }
+        rest = &after[consumed..];
+    }
     out
 }
 
@@ -75,7 +125,7 @@ fn field_name_len(s: &str) -> usize {
 
 const NA: &str = "<NA>";
 
-fn render_field(name: &str, arg: Option<&str>, event: &Value) -> String {
+fn render_field(name: &str, arg: Option<&str>, event: &Value, input: Option<&str>) -> String {
     if name == "ka.uri.param" {
         return arg
             .and_then(|key| uri_param(event.get("requestURI")?.as_str()?, key))
@@ -85,6 +135,11 @@ fn render_field(name: &str, arg: Option<&str>, event: &Value) -> String {
         return NA.to_string();
     };
     let mut vals = Vec::new();
+    if let (Src::Text(p), Some(input)) = (&def.src, input) {
+        if p.segments.as_ref().is_some_and(|s| s.is_empty()) {
+            return input.to_string();
+        }
+    }
     match &def.src {
         Src::Path(p) | Src::Repo(p) => lookup(event, p, &mut vals),
         Src::Text(p) | Src::Json(p) => {
@@ -250,6 +305,44 @@ mod tests {
         assert_eq!(
             render_output(t, &ev),
             "user=minikube-user target=nginx/pods code=201 ns=<NA> images=(nginx:1.7,docker.io/falco@sha256:ab) repos=(nginx,docker.io/falco) cmd=bash verb=create 100%"
+        );
+    }
+
+    #[test]
+    fn output_fields_name_what_rendering_reads() {
+        let t = "user=%ka.user.name res=%ka.target.resource uri=%ka.uri.param[x] obj=%jevt.obj img=%ka.req.pod.containers.image";
+        let fields = output_fields(t);
+        let ev = json!({"auditID":"1","verb":"get","user":{"username":"u","groups":["g"]},
+            "objectRef":{"resource":"pods","name":"n"},"requestURI":"/api?x=1",
+            "requestObject":{"spec":{"containers":[{"image":"i"}]},"other":1},"stage":"ResponseComplete"});
+        // Rendering the event reduced to those fields (`%jevt.obj` from the input text) gives
+        // the same text as the whole event.
+        let mut reduced = serde_json::Map::new();
+        for f in &fields {
+            let segs: Vec<String> = match &f.segments {
+                Some(s) => s.clone(),
+                None => f.name.split('.').map(String::from).collect(),
+            };
+            let ptr = format!("/{}", segs.join("/"));
+            if let Some(v) = ev.pointer(&ptr) {
+                let mut node = &mut reduced;
+                for s in &segs[..segs.len() - 1] {
+                    node = node
+                        .entry(s.clone())
+                        .or_insert_with(|| json!({}))
+                        .as_object_mut()
+                        .expect("an object");
+                }
+                node.insert(segs[segs.len() - 1].clone(), v.clone());
+            }
+        }
+        let text = ev.to_string();
+        assert_eq!(
+            render_output_with_text(t, &Value::Object(reduced), Some(&text)),
+            render_output_with_text(t, &ev, Some(&text))
+        );
+        assert!(
+            render_output_with_text("%jevt.obj", &ev, Some("{\"as\":\"given\"}")).contains("as")
         );
     }
 

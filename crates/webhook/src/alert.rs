@@ -19,6 +19,15 @@ pub enum AlertFormat {
     Ecs,
 }
 
+/// A Falco rule's output for the event; a raw audit Event's `%jevt.obj` is its input text.
+fn falco_output(template: &str, ev: &ruleatlas_event::Event) -> String {
+    let text = match ev.kind {
+        ruleatlas_event::SourceKind::KubernetesAudit => ev.raw.as_deref(),
+        _ => None,
+    };
+    ruleatlas_lang_falco::render_output_with_text(template, &ev.doc, text)
+}
+
 /// The alert as one line of JSON in the given shape.
 pub fn alert_json_as(a: &Alert, format: AlertFormat) -> String {
     match format {
@@ -49,7 +58,7 @@ pub fn alert_json(a: &Alert) -> String {
     }
     // Falco rules say how their alert reads: the output template over the (last) event.
     if let (Some(template), Some(ev)) = (&r.output_template, a.events.last()) {
-        head["output"] = json!(ruleatlas_lang_falco::render_output(template, &ev.doc));
+        head["output"] = json!(falco_output(template, ev));
     }
     let mut line = head.to_string();
     line.pop(); // the closing brace; the events array goes last
@@ -297,7 +306,7 @@ pub fn alert_ecs_json(a: &Alert) -> String {
         alert.insert("original_time".into(), json!(ts));
     }
     let output = match (&r.output_template, a.events.last()) {
-        (Some(template), Some(ev)) => Some(ruleatlas_lang_falco::render_output(template, &ev.doc)),
+        (Some(template), Some(ev)) => Some(falco_output(template, ev)),
         _ => None,
     };
     let reason = output.clone().unwrap_or_else(|| {

@@ -1,0 +1,339 @@
+//! Projected parsing: build only the part of a document that somebody will read.
+//!
+//! A hunt knows, before it reads the first event, every field its rules can look at. Most of a
+//! raw audit Event is never read by any rule — request and response objects of 0.5–2 KB, the
+//! authorizer's reason, response metadata — yet building it as a `serde_json::Value` (a heap
+//! string and a tree node per key) costs more than all the rules together. A [`Projection`] is
+//! the trie of those fields; [`Projection::parse`] validates the whole line (sonic-rs skips what
+//! is not wanted without allocating) and keeps only the keys on a path of the trie.
+//!
+//! Contract: for every field added, [`crate::lookup`] finds the same values in the projected
+//! document as in the full one — with Elasticsearch's dotted-key semantics: a document key is
+//! split at its dots and walked through the trie, so `{"a.b":{"c":1}}` keeps `a.b` for the field
+//! `a.b.c`. The projected document is a superset of what the fields reach, never less. Wildcard
+//! field names (`file.hash.*`, Sigma keywords) cannot be projected: [`Projection::add_field`]
+//! refuses them and the caller parses whole documents.
+//!
+//! Only the fields of a projection exist in a projected document, so it is for readers that know
+//! all their readers: the hunt's engine and alert writer. Alerts echo the input line, not the
+//! projected document.
+
+use ruleatlas_ir::FieldPath;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+/// The fields to keep, as a trie over dot-separated name components.
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    root: Node,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    children: HashMap<Box<str>, Node>,
+    /// Keep the whole value here (a field ends at this node).
+    whole: bool,
+}
+
+impl Projection {
+    pub fn new() -> Projection {
+        Projection::default()
+    }
+
+    /// Keeps `field` (its whole value: objects and arrays under it included). Returns false,
+    /// keeping nothing, for a wildcard name, which no projection can serve.
+    pub fn add_field(&mut self, field: &FieldPath) -> bool {
+        match &field.segments {
+            Some(segs) => {
+                if segs.iter().any(|s| s.contains('*')) {
+                    return false;
+                }
+                // An exact segment may hold dots (`authorization.k8s.io/decision`): split too,
+                // since document keys are walked split at their dots.
+                self.add_components(segs.iter().flat_map(|s| s.split('.')));
+                true
+            }
+            None => self.add_name(&field.name),
+        }
+    }
+
+    /// Keeps the dotted field `name`; false (nothing kept) for a wildcard name.
+    pub fn add_name(&mut self, name: &str) -> bool {
+        if name.contains('*') {
+            return false;
+        }
+        if name.is_empty() {
+            // The document itself.
+            self.root.whole = true;
+            return true;
+        }
+        self.add_components(name.split('.'));
+        true
+    }
+
+    /// Keeps the presence of `name` (an object whose keys are otherwise projected): the key is
+    /// kept, as `{}` if none of its own keys is wanted.
+    pub fn add_presence(&mut self, name: &str) {
+        let mut node = &mut self.root;
+        for c in name.split('.') {
+            if node.whole {
+                return;
+            }
+            node = node.children.entry(c.into()).or_default();
+        }
+    }
+
+    fn add_components<'a>(&mut self, comps: impl Iterator<Item = &'a str>) {
+        let mut node = &mut self.root;
+        for c in comps {
+            if node.whole {
+                return;
+            }
+            node = node.children.entry(c.into()).or_default();
+        }
+        node.whole = true;
+        // Everything below is kept anyway.
+        node.children.clear();
+    }
+
+    /// Number of fields kept (paths ending in a whole value).
+    pub fn len(&self) -> usize {
+        fn count(n: &Node) -> usize {
+            usize::from(n.whole) + n.children.values().map(count).sum::<usize>()
+        }
+        count(&self.root)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Everything is kept (a field was added with an empty name).
+    pub fn keeps_everything(&self) -> bool {
+        self.root.whole
+    }
+
+    /// Parses one JSON text, keeping what the projection names. The whole text is validated
+    /// (an invalid document is an error, as with a full parse).
+    pub fn parse(&self, text: &str) -> Result<Value, sonic_rs::Error> {
+        let mut de = sonic_rs::Deserializer::from_str(text);
+        let value = Seed(&self.root).deserialize(&mut de)?;
+        de.end()?;
+        Ok(value)
+    }
+
+    /// [`Projection::parse`] with serde_json's parser (same result; for tests and comparison).
+    pub fn parse_with_serde_json(&self, text: &str) -> Result<Value, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let value = Seed(&self.root).deserialize(&mut de)?;
+        de.end()?;
+        Ok(value)
+    }
+}
+
+/// The node a document key leads to from `node`, if any (a key is walked split at its dots; a
+/// `whole` node on the way keeps everything below it).
+fn walk<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+    let mut n = node;
+    for c in key.split('.') {
+        if n.whole {
+            return Some(n);
+        }
+        n = n.children.get(c)?;
+    }
+    Some(n)
+}
+
+struct Seed<'n>(&'n Node);
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.0.whole {
+            Value::deserialize(d)
+        } else {
+            d.deserialize_any(self)
+        }
+    }
+}
+
+/// A map key, borrowed from the input when it has no escapes (skipped keys cost nothing).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Visitor<'de> for Seed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match walk(self.0, &key) {
+                Some(node) => {
+                    let v = map.next_value_seed(Seed(node))?;
+                    out.insert(key.into_owned(), v);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Seed(self.0))? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.deserialize(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn projection(fields: &[&str]) -> Projection {
+        let mut p = Projection::new();
+        for f in fields {
+            assert!(p.add_name(f));
+        }
+        p
+    }
+
+    fn values(doc: &Value, field: &FieldPath) -> Vec<Value> {
+        let mut out = Vec::new();
+        crate::lookup(doc, field, &mut out);
+        out.into_iter().cloned().collect()
+    }
+
+    #[test]
+    fn keeps_what_fields_reach_and_drops_the_rest() {
+        let text = r#"{"verb":"create","objectRef":{"resource":"pods","name":"p"},
+            "requestObject":{"spec":{"hostNetwork":true,"containers":[{"image":"a","args":["x"]},{"image":"b"}]},"big":[1,2,3]},
+            "annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":"RBAC"},
+            "user":{"username":"u","groups":["g"]},"auditID":"1"}"#;
+        let mut p = projection(&[
+            "verb",
+            "objectRef.resource",
+            "requestObject.spec.containers.image",
+        ]);
+        assert!(p.add_field(&FieldPath::exact(vec![
+            "annotations".into(),
+            "authorization.k8s.io/decision".into()
+        ])));
+        let got = p.parse(text).expect("valid JSON");
+        assert_eq!(
+            got,
+            json!({"verb":"create","objectRef":{"resource":"pods"},
+                "requestObject":{"spec":{"containers":[{"image":"a"},{"image":"b"}]}},
+                "annotations":{"authorization.k8s.io/decision":"allow"}})
+        );
+        assert_eq!(p.parse_with_serde_json(text).expect("valid JSON"), got);
+    }
+
+    #[test]
+    fn dotted_keys_and_whole_subtrees() {
+        let text = r#"{"kubernetes.audit":{"verb":"get","user":{"name":"x"}},"a":{"b.c":{"d":1,"e":2}},"z":1}"#;
+        let p = projection(&["kubernetes.audit.verb", "a.b.c", "kubernetes.audit.user"]);
+        let got = p.parse(text).expect("valid JSON");
+        assert_eq!(
+            got,
+            json!({"kubernetes.audit":{"verb":"get","user":{"name":"x"}},"a":{"b.c":{"d":1,"e":2}}})
+        );
+        // A field below a whole field adds nothing; a presence key is kept as `{}`.
+        let mut p = projection(&["a", "a.b.c"]);
+        p.add_presence("kubernetes.audit");
+        assert_eq!(
+            p.parse(text).expect("valid JSON"),
+            json!({"kubernetes.audit":{},"a":{"b.c":{"d":1,"e":2}}})
+        );
+    }
+
+    #[test]
+    fn same_values_as_the_full_document() {
+        let text = r#"{"a":{"b":[{"c":1},{"c":[2,3]},{"d":4}]},"a.b":{"c":"flat"},"n":null,"e":"\u00e9\"q","f":1.5,"g":-3,"h":18446744073709551615}"#;
+        let fields = ["a.b.c", "n", "e", "f", "g", "h", "missing.x"];
+        let p = projection(&fields);
+        let full: Value = serde_json::from_str(text).expect("valid JSON");
+        let projected = p.parse(text).expect("valid JSON");
+        for f in fields {
+            let f = FieldPath::new(f);
+            assert_eq!(values(&projected, &f), values(&full, &f), "{}", f.name);
+        }
+    }
+
+    #[test]
+    fn invalid_json_is_an_error_even_in_skipped_parts() {
+        let p = projection(&["verb"]);
+        assert!(p.parse(r#"{"verb":"get","x":{"y":tru}}"#).is_err());
+        assert!(p.parse(r#"{"verb":"get"} trailing"#).is_err());
+        assert!(p.parse(r#"{"verb":"get""#).is_err());
+    }
+
+    #[test]
+    fn wildcards_are_refused() {
+        let mut p = Projection::new();
+        assert!(!p.add_name("file.hash.*"));
+        assert!(!p.add_name("*"));
+    }
+}
