@@ -285,7 +285,9 @@ elapsed=$(( $(date +%s) - started ))
   echo
   echo "Ratios: (c) 2 threads vs the $CEILING_PARSER parse ceiling (2 threads): $(awk -v a="$(eps ruleatlas-c-2t)" -v b="$(eps parse-$CEILING_PARSER-2t)" 'BEGIN {if (b>0) printf "%.0f %%", 100*a/b; else print "–"}');"
   echo "ruleatlas (b) 1 thread vs rsigma whole sigma folder (1 thread): $(awk -v a="$(eps ruleatlas-b-1t)" -v b="$(eps rsigma-b-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}'), vs rsigma with --logsource-routing: $(awk -v a="$(eps ruleatlas-b-1t)" -v b="$(eps rsigma-b-routed-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}');"
-  echo "ruleatlas (c) 1 thread vs python eql with one query: $(awk -v a="$(eps ruleatlas-c-1t)" -v b="$(eps python-eql-1.0.1)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}')."
+  echo "(c) 1 thread vs the $CEILING_PARSER parse ceiling (1 thread): $(awk -v a="$(eps ruleatlas-c-1t)" -v b="$(eps parse-$CEILING_PARSER-1t)" 'BEGIN {if (b>0) printf "%.0f %%", 100*a/b; else print "–"}');"
+  echo "ruleatlas (b) 2 threads vs rsigma whole sigma folder (1 thread, rsigma's eval uses one): $(awk -v a="$(eps ruleatlas-b-2t)" -v b="$(eps rsigma-b-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}');"
+  echo "\`ruleatlas query\` vs python eql, the same query over the same ECS file: $(awk -v a="$(eps ruleatlas-query-eql)" -v b="$(eps python-eql-1.0.1)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}')."
   [ "$big_events" -gt 0 ] && echo "Peak RSS (c) 2 threads: $(awk -F'\t' '$1=="ruleatlas-c-2t" {printf "%.0f MB", $7/1024}' "$results") at $events events vs $(awk -F'\t' '$1=="ruleatlas-c-2t-big" {printf "%.0f MB", $7/1024}' "$results") at $big_events."
   echo
   echo "Rules loaded (ruleatlas stderr): $(grep -h 'rules run' "$work/ruleatlas-a-1t.stderr" "$work/ruleatlas-b-1t.stderr" "$work/ruleatlas-c-1t.stderr" 2>/dev/null | sed 's/^hunt: //' | paste -sd ';' | sed 's/;/; /g')."

@@ -8,7 +8,7 @@
 //! correlations), with one shard or many. A correlation and the rules it reads (by id or name,
 //! chained) stay in one shard.
 
-use crate::{Alert, Engine, EngineOptions};
+use crate::{index, routing, Alert, Engine, EngineOptions};
 use ruleatlas_event::{Event, Projection};
 use ruleatlas_ir::{Query, Rule};
 use std::collections::HashMap;
@@ -48,6 +48,21 @@ pub struct ShardedEngine {
 
 fn is_correlation(r: &Rule) -> bool {
     matches!(r.pipeline().map(|p| &p.query), Some(Query::Correlation(_)))
+}
+
+/// A rough per-event cost of a rule, to balance shards: a rule that no event kind reaches costs
+/// almost nothing, an anchored one runs on the few events carrying its anchor values, an
+/// unanchored one on every event of its kinds.
+fn cost(rule: &Rule) -> u64 {
+    let kinds = routing::applicability(rule).iter().filter(|a| **a).count() as u64;
+    if kinds == 0 {
+        return 1;
+    }
+    let anchored = rule
+        .pipeline()
+        .and_then(|p| index::query_anchors(&p.query))
+        .is_some();
+    kinds * if anchored { 10 } else { 200 }
 }
 
 /// Groups of rule positions that must share an engine: a correlation with the rules it
@@ -120,16 +135,21 @@ impl ShardedEngine {
                 order,
             };
         }
-        // Round-robin over units: neighbouring rules (often alike in cost) spread out.
+        // Units go, costliest first, to the shard with the least estimated cost so far (the
+        // threads finish a batch together only if their rules cost alike, not if they count
+        // alike: one unanchored rule runs on every event, a thousand Windows rules on none).
         let mut parts: Vec<Vec<Arc<Rule>>> = vec![Vec::new(); shards];
-        let mut units = units(&rules);
-        units.sort_by_key(|u| std::cmp::Reverse(u.len()));
-        let mut sizes = vec![0usize; shards];
-        for unit in units {
-            let Some(target) = (0..shards).min_by_key(|s| sizes[*s]) else {
+        let mut units: Vec<(u64, Vec<usize>)> = units(&rules)
+            .into_iter()
+            .map(|u| (u.iter().map(|&i| cost(&rules[i])).sum(), u))
+            .collect();
+        units.sort_by_key(|(c, _)| std::cmp::Reverse(*c));
+        let mut loads = vec![0u64; shards];
+        for (c, unit) in units {
+            let Some(target) = (0..shards).min_by_key(|s| loads[*s]) else {
                 continue;
             };
-            sizes[target] += unit.len();
+            loads[target] += c;
             parts[target].extend(unit.into_iter().map(|i| rules[i].clone()));
         }
         let mut skipped = Vec::new();

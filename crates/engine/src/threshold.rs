@@ -274,7 +274,12 @@ impl Stage for NewTermsStage {
                     continue;
                 }
             }
-            self.seen.insert(combo.clone(), ts);
+            match self.seen.get_mut(&combo) {
+                Some(last) => *last = ts,
+                None => {
+                    self.seen.insert(combo.clone(), ts);
+                }
+            }
             if is_new {
                 new_terms.push(combo);
             }
