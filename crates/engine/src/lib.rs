@@ -254,6 +254,8 @@ struct CompiledRule {
     applies: [bool; routing::KINDS],
     /// Referenced by a correlation that does not `generate` them: matches feed the correlation only.
     suppressed: bool,
+    /// Evaluations and nanoseconds spent, when profiling (`RULEATLAS_RULE_PROFILE`).
+    cost: (u64, u64),
 }
 
 /// How a rule reads a raw audit Event.
@@ -319,6 +321,9 @@ fn add_view_field(projection: &mut Projection, f: &FieldPath) -> bool {
 }
 
 /// Runs a set of rules over events.
+static PROFILE: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("RULEATLAS_RULE_PROFILE").is_some());
+
 pub struct Engine {
     rules: Vec<CompiledRule>,
     /// Candidate indexes per event kind ([`routing::kind_index`]), one per field dialect in use
@@ -412,6 +417,7 @@ impl Engine {
                             raw_audit_reads,
                             applies,
                             suppressed: false,
+                            cost: (0, 0),
                         }),
                         Err(d) => skipped.push((rule.clone(), d.message)),
                     }
@@ -586,12 +592,17 @@ impl Engine {
             if !r.applies[kind] {
                 continue;
             }
+            let t0 = (*PROFILE).then(std::time::Instant::now);
             match &mut r.raw_audit {
                 Some(raw) if kind == RAW_AUDIT => {
                     raw.on_event(&ctx, &mut self.scratch);
                     ecs_raw::restore_fact_names(&mut self.scratch, &r.raw_audit_names);
                 }
                 _ => r.stage.on_event(&ctx, &mut self.scratch),
+            }
+            if let Some(t0) = t0 {
+                r.cost.0 += 1;
+                r.cost.1 += t0.elapsed().as_nanos() as u64;
             }
             for m in self.scratch.drain(..) {
                 fired.push((i, m));
@@ -602,6 +613,20 @@ impl Engine {
 
     /// End of input: flushes stages that wait for it.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        if *PROFILE {
+            let mut costs: Vec<_> = self.rules.iter().filter(|r| r.cost.0 > 0).collect();
+            costs.sort_by_key(|r| std::cmp::Reverse(r.cost.1));
+            for r in costs.iter().take(40) {
+                eprintln!(
+                    "profile: {:>10} evals {:>8.1} ms {:>6.0} ns/eval  {} {}",
+                    r.cost.0,
+                    r.cost.1 as f64 / 1e6,
+                    r.cost.1 as f64 / r.cost.0 as f64,
+                    r.rule.vendor,
+                    r.rule.title
+                );
+            }
+        }
         let mut fired = Vec::new();
         for (i, r) in self.rules.iter_mut().enumerate() {
             r.stage.finish(&mut self.scratch);

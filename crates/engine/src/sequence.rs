@@ -265,7 +265,11 @@ impl Stage for SequenceStage {
                 });
             }
         }
-        if let Some(u) = &set.until {
+        // Only the first step (and a leading missing step) can start anything: a later step, a
+        // missing step between two steps or `until` only acts on partial sequences, so with none
+        // waiting it need not be evaluated (most events meet a sequence with no partials).
+        let waiting = !self.trailing.is_empty() || self.pending.iter().any(|p| !p.is_empty());
+        if let Some(u) = set.until.as_ref().filter(|_| waiting) {
             if u.filter.matches(doc) {
                 if let Some(k) = u.key(doc) {
                     for p in self.pending.iter_mut() {
@@ -278,6 +282,14 @@ impl Stage for SequenceStage {
             }
         }
         for i in 0..=n {
+            let idle = match i {
+                0 => false,
+                _ if i == n => self.trailing.is_empty(),
+                _ => self.pending[i].is_empty(),
+            };
+            if idle {
+                continue;
+            }
             for m in &set.gaps[i] {
                 if !m.filter.matches(doc) {
                     continue;
@@ -295,6 +307,9 @@ impl Stage for SequenceStage {
             }
         }
         for p in (0..n).rev() {
+            if p > 0 && self.pending[p].is_empty() {
+                continue;
+            }
             if !set.steps[p].filter.matches(doc) {
                 continue;
             }

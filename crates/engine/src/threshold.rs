@@ -17,9 +17,11 @@
 //! counted and reported, never silent.
 
 use crate::{CompiledExpr, EngineOptions, EventCtx, Match, Stage};
-use ruleatlas_event::{lookup, Event};
+use ruleatlas_event::{lookup, Event, ResolvedField};
 use ruleatlas_ir::{Diagnostic, FieldDialect, FieldPath, NewTerms, Threshold};
 use serde_json::{json, Map, Value};
+use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -242,11 +244,24 @@ pub struct NewTermsStage {
     filter: CompiledExpr,
     dialect: FieldDialect,
     n: NewTerms,
-    /// Term combination → time it was last seen.
-    seen: HashMap<Vec<String>, i64>,
+    fields: Vec<ResolvedField>,
+    /// Term combination (as built in `key`) → time it was last seen.
+    seen: HashMap<Box<str>, i64>,
+    /// Scratch for the key of one combination.
+    key: String,
     last_ts: i64,
     max_states: usize,
     overflowed: u64,
+}
+
+/// Text form of a term value, borrowed when it is a string.
+fn term_cow(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        _ => None,
+    }
 }
 
 impl Stage for NewTermsStage {
@@ -257,31 +272,83 @@ impl Stage for NewTermsStage {
         if !self.filter.matches(doc) {
             return;
         }
+        // Each field's distinct terms, borrowed from the document: the common event (one value
+        // per field, a combination already seen) allocates nothing.
+        let mut terms: SmallVec<[SmallVec<[Cow<str>; 2]>; 4]> = SmallVec::new();
+        for f in &self.fields {
+            let mut vals: SmallVec<[Cow<str>; 2]> = SmallVec::new();
+            f.for_each(doc, true, &mut |v| {
+                if let Some(t) = term_cow(v) {
+                    vals.push(t)
+                }
+            });
+            if vals.is_empty() {
+                return;
+            }
+            vals.sort_unstable();
+            vals.dedup();
+            terms.push(vals);
+        }
         let ts = ctx.event.ts_ms.unwrap_or(self.last_ts);
         self.last_ts = self.last_ts.max(ts);
         let cutoff = ts.saturating_sub(self.n.history_window_ms);
-        let mut new_terms = Vec::new();
-        for combo in combinations(doc, &self.n.fields) {
-            let is_new = self.seen.get(&combo).is_none_or(|last| *last < cutoff);
-            if !self.seen.contains_key(&combo) && self.seen.len() >= self.max_states {
-                self.seen.retain(|_, last| *last >= cutoff);
-                if self.seen.len() >= self.max_states {
-                    // Not remembered: the same terms will look new again (reported).
-                    self.overflowed += 1;
-                    if is_new {
-                        new_terms.push(combo);
+        let mut new_terms: Vec<Vec<String>> = Vec::new();
+        // Every combination, the last field varying fastest, at most MAX_COMBINATIONS.
+        let mut at: SmallVec<[usize; 4]> = smallvec::smallvec![0; terms.len()];
+        for _ in 0..MAX_COMBINATIONS {
+            // The key: each term with its length in front, so no two combinations share one.
+            self.key.clear();
+            for (vals, &i) in terms.iter().zip(&at) {
+                let t: &str = &vals[i];
+                self.key.push_str(&t.len().to_string());
+                self.key.push(':');
+                self.key.push_str(t);
+            }
+            let combo = || -> Vec<String> {
+                terms
+                    .iter()
+                    .zip(&at)
+                    .map(|(vals, &i)| vals[i].to_string())
+                    .collect()
+            };
+            match self.seen.get_mut(self.key.as_str()) {
+                Some(last) => {
+                    if *last < cutoff {
+                        new_terms.push(combo());
                     }
-                    continue;
+                    *last = ts;
                 }
-            }
-            match self.seen.get_mut(&combo) {
-                Some(last) => *last = ts,
                 None => {
-                    self.seen.insert(combo.clone(), ts);
+                    let mut remembered = true;
+                    if self.seen.len() >= self.max_states {
+                        self.seen.retain(|_, last| *last >= cutoff);
+                        if self.seen.len() >= self.max_states {
+                            // Not remembered: the same terms will look new again (reported).
+                            self.overflowed += 1;
+                            remembered = false;
+                        }
+                    }
+                    if remembered {
+                        self.seen.insert(self.key.as_str().into(), ts);
+                    }
+                    new_terms.push(combo());
                 }
             }
-            if is_new {
-                new_terms.push(combo);
+            // Next combination (odometer).
+            let mut f = terms.len();
+            loop {
+                if f == 0 {
+                    break;
+                }
+                f -= 1;
+                at[f] += 1;
+                if at[f] < terms[f].len() {
+                    break;
+                }
+                at[f] = 0;
+            }
+            if at.iter().all(|&i| i == 0) {
+                break;
             }
         }
         if new_terms.is_empty() {
@@ -313,7 +380,9 @@ pub fn compile_new_terms(
         filter: CompiledExpr::compile(&n.filter)?,
         dialect: d,
         n: n.clone(),
+        fields: n.fields.iter().cloned().map(ResolvedField::new).collect(),
         seen: HashMap::new(),
+        key: String::new(),
         last_ts: i64::MIN,
         max_states: o.max_states_per_rule.max(1),
         overflowed: 0,
@@ -431,5 +500,48 @@ mod tests {
             false,
         );
         assert!(CompiledExpr::compile(&unused).is_ok());
+    }
+
+    #[test]
+    fn new_terms_multi_valued_fields_and_unambiguous_keys() {
+        let n = NewTerms {
+            filter: login(),
+            fields: vec![FieldPath::new("user.name"), FieldPath::new("source.ip")],
+            history_window_ms: 1_000_000,
+        };
+        let opts = EngineOptions::default();
+        let mut s =
+            compile_new_terms(&n, FieldDialect::Ecs, &opts).unwrap_or_else(|d| panic!("{d}"));
+        let doc = |user: Value, ip: Value| {
+            let d = json!({"@timestamp": "2026-01-01T00:00:00Z", "event": {"action": "login"},
+                "user": {"name": user}, "source": {"ip": ip}});
+            Arc::new(Event::new(d, &EventOptions::default()))
+        };
+        let evs = [
+            // Two users × two addresses: four combinations, in field order, last field fastest.
+            doc(json!(["b", "a"]), json!(["2", "1", "2"])),
+            // Same terms, other text split: "a:1" + "" must not be "a" + ":1".
+            doc(json!("a:1"), json!("")),
+            doc(json!("a"), json!(":1")),
+            // Numbers and booleans as terms; one already-seen combination alone does not fire.
+            doc(json!(7), json!(true)),
+            doc(json!("a"), json!("1")),
+            // A field without a term value: no combination at all.
+            doc(json!({"x": 1}), json!("1")),
+        ];
+        let out = run(s.as_mut(), &evs);
+        let values: Vec<Value> = out
+            .iter()
+            .map(|m| m.extra["new_terms"]["values"].clone())
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                json!([["a", "1"], ["a", "2"], ["b", "1"], ["b", "2"]]),
+                json!([["a:1", ""]]),
+                json!([["a", ":1"]]),
+                json!([["7", "true"]]),
+            ]
+        );
     }
 }

@@ -66,7 +66,16 @@ fn parse_str(s: &str) -> Option<i64> {
 /// RFC 3339 with milliseconds, UTC.
 pub fn format_timestamp(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|dt| dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .map(|dt| {
+            use chrono::Datelike;
+            // The RFC 3339 writer is the same text for four-digit years, without parsing a
+            // format string per call (alerts print one timestamp each).
+            if (0..=9999).contains(&dt.year()) {
+                dt.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            } else {
+                dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+            }
+        })
         .unwrap_or_else(|| ms.to_string())
 }
 

@@ -39,28 +39,49 @@ pub fn alert_json_as(a: &Alert, format: AlertFormat) -> String {
 /// The alert document of the `hunt` contract, as one line of JSON (no newline). Events are
 /// embedded as they were read (their input line when known), not re-serialised.
 pub fn alert_json(a: &Alert) -> String {
+    // Written through borrowed structs, not a `json!` tree: a hunt writes hundreds of thousands
+    // of these. Keys in the order a JSON object map sorts them (the documented shape).
+    #[derive(serde::Serialize)]
+    struct RuleHead<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        commit: Option<&'a str>,
+        id: &'a str,
+        name: &'a str,
+        severity: Option<&'a str>,
+        vendor: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Head<'a> {
+        #[serde(rename = "@timestamp", skip_serializing_if = "Option::is_none")]
+        timestamp: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        details: Option<&'a Map<String, Value>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output: Option<String>,
+        rule: RuleHead<'a>,
+    }
     let r = &a.rule;
-    let mut rule = json!({
-        "id": r.id,
-        "name": r.title,
-        "vendor": r.vendor,
-        "severity": r.severity.map(|s| s.as_str()),
-    });
-    if let Some(commit) = &r.source.commit {
-        rule["commit"] = json!(commit);
-    }
-    let mut head = json!({ "rule": rule });
-    if let Some(ts) = a.events.last().and_then(|e| e.ts_ms) {
-        head["@timestamp"] = json!(ruleatlas_event::format_timestamp(ts));
-    }
-    if !a.extra.is_empty() {
-        head["details"] = Value::Object(a.extra.clone());
-    }
-    // Falco rules say how their alert reads: the output template over the (last) event.
-    if let (Some(template), Some(ev)) = (&r.output_template, a.events.last()) {
-        head["output"] = json!(falco_output(template, ev));
-    }
-    let mut line = head.to_string();
+    let head = Head {
+        timestamp: a
+            .events
+            .last()
+            .and_then(|e| e.ts_ms)
+            .map(ruleatlas_event::format_timestamp),
+        details: (!a.extra.is_empty()).then_some(&a.extra),
+        // Falco rules say how their alert reads: the output template over the (last) event.
+        output: match (&r.output_template, a.events.last()) {
+            (Some(template), Some(ev)) => Some(falco_output(template, ev)),
+            _ => None,
+        },
+        rule: RuleHead {
+            commit: r.source.commit.as_deref(),
+            id: &r.id,
+            name: &r.title,
+            severity: r.severity.map(|s| s.as_str()),
+            vendor: &r.vendor,
+        },
+    };
+    let mut line = serde_json::to_string(&head).unwrap_or_else(|_| "{}".to_string());
     line.pop(); // the closing brace; the events array goes last
     line.push_str(",\"events\":[");
     for (i, e) in a.events.iter().enumerate() {
