@@ -64,7 +64,7 @@ pub struct Args {
     #[arg(long)]
     timestamp_field: Option<String>,
     /// Worker threads (default: one per core). The rules are split across N threads, each
-    /// seeing every event in order (same alerts as one thread), and N-1 threads parse events
+    /// seeing every event in order (same alerts as one thread), and N threads parse events
     /// (1: everything on one thread).
     #[arg(long)]
     threads: Option<usize>,
@@ -458,8 +458,11 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         ),
         _ => eprintln!("hunt: events parsed whole"),
     }
-    // Parsing gets the workers beyond the first (one worker: parse on this thread).
-    let threads = workers.saturating_sub(1).max(1);
+    // As many parser threads as rule threads: whichever side is the heavier (parsing for a
+    // few cheap rules, the rules for thousands) gets the cores, the other side's threads wait
+    // on their channels. (N-1 parsers left a cheap-rule hunt parsing on one core: all Sigma
+    // rules over 1 M audit events took 4.0 s with 2 threads, 2.9 s with 2 parsers.)
+    let threads = workers;
     let merge = inputs.len() > 1 && !args.no_merge;
     // Merged files are read at the same time: they share the parser threads.
     let per_file = if merge {
