@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use ruleatlas_engine::{compile_pipeline, EngineOptions, EventCtx};
-use ruleatlas_event::{read_events, EventOptions};
+use ruleatlas_event::{read_events, EventOptions, Projection, ProjectionScope};
 use ruleatlas_ir::{Diagnostic, FieldDialect, LineIndex, Pipeline};
 use std::io::Write;
 use std::sync::Arc;
@@ -34,11 +34,33 @@ pub struct Args {
     /// Field holding the event time (default: @timestamp, requestReceivedTimestamp, eventTime).
     #[arg(long)]
     timestamp_field: Option<String>,
+    /// Parse every document whole. By default an EQL (elasticsearch dialect) or KQL query's
+    /// audit and CloudTrail documents are parsed keeping only the fields it reads; the output
+    /// is the same either way (matching events are printed as read).
+    #[arg(long)]
+    no_projection: bool,
     /// The query: EQL or KQL text, a Falco condition, or a Sigma rule (a file path or YAML text).
     query: String,
     /// Event files (NDJSON or JSON array); `-` for stdin.
     #[arg(required = true)]
     files: Vec<String>,
+}
+
+/// The fields the query reads, when parsing only those gives it the same documents: queries
+/// that read documents as given (EQL in the elasticsearch dialect, KQL) and name every field
+/// they read. Endgame EQL reads fields no query names (lineage's process ids), Sigma and Falco
+/// read Elastic's documents through views: those parse whole.
+fn projection(args: &Args, pipelines: &[(Pipeline, FieldDialect)]) -> Option<Projection> {
+    if args.lang == Lang::Eql && args.dialect == EqlDialect::Endgame {
+        return None;
+    }
+    let mut p = Projection::new();
+    let mut ok = true;
+    for (pipeline, dialect) in pipelines {
+        ok &= *dialect == FieldDialect::AsIs;
+        pipeline.visit_fields(&mut |f| ok &= p.add_field(f));
+    }
+    ok.then_some(p)
 }
 
 /// Prints a query's diagnostics against the query text, `<query>:line:col: …`.
@@ -128,10 +150,16 @@ fn compile(args: &Args) -> anyhow::Result<Vec<(Pipeline, FieldDialect)>> {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let pipelines = compile(&args)?;
-    let opts = EventOptions {
+    let mut opts = EventOptions {
         timestamp_field: args.timestamp_field.clone(),
         ..EventOptions::default()
     };
+    if !args.no_projection {
+        if let Some(p) = projection(&args, &pipelines) {
+            opts.project(p);
+            opts.projection_scope = ProjectionScope::AsIs;
+        }
+    }
     let mut stages = Vec::new();
     for (p, dialect) in &pipelines {
         stages.push(

@@ -8,6 +8,7 @@
 //! local repository; `GIT_ALLOW_PROTOCOL=file` makes any fetch that escaped the rewrite fail
 //! instead of reaching the network. The cache is chosen with `RULEATLAS_CACHE`, never the user's.
 
+use ruleatlas_corpus::testkit::{self, write};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,30 +19,8 @@ const EXEC_ID: &str = "11111111-2222-4333-8444-555555555555";
 const EXEC: &str = "title: Exec Into Pod\nid: 11111111-2222-4333-8444-555555555555\nlogsource:\n  product: kubernetes\n  service: audit\ndetection:\n  selection:\n    verb: create\n    objectRef.resource: pods\n    objectRef.subresource: exec\n  condition: selection\nlevel: medium\n";
 const SECRETS: &str = "title: Secrets Listed\nid: 66666666-7777-4888-8999-000000000000\nlogsource:\n  product: kubernetes\n  service: audit\ndetection:\n  selection:\n    verb: list\n    objectRef.resource: secrets\n  condition: selection\nlevel: low\n";
 
-/// A scratch folder under the system temp dir, outside any git work tree (a folder inside one
-/// would rightly get that tree's commit recorded).
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ruleatlas-atlas-sync-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let inside = Command::new("git")
-        .arg("-C")
-        .arg(&dir)
-        .args(["rev-parse", "--is-inside-work-tree"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(!inside, "{} is inside a git work tree", dir.display());
-    dir
-}
-
-fn write(root: &Path, rel: &str, text: &str) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
+    testkit::scratch("atlas-sync", name)
 }
 
 /// Commits everything in `dir` with a fixed committer date; returns the commit id.

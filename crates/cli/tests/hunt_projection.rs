@@ -87,3 +87,94 @@ fn projection_changes_no_alert_on_the_corpus() {
         "hunt projection (corpus, all rules): {n} alerts identical with and without projection"
     );
 }
+
+fn query(projection: bool, lang: &str, q: &str, events: &Path) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ruleatlas"));
+    cmd.arg("query").args(["--lang", lang]);
+    if !projection {
+        cmd.arg("--no-projection");
+    }
+    let out = cmd
+        .arg(q)
+        .arg(events)
+        .output()
+        .expect("running ruleatlas query");
+    assert!(
+        out.status.success(),
+        "query {q}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `query` parses audit and CloudTrail documents keeping only the fields an EQL (elasticsearch
+/// dialect) or KQL query reads; the matching events print the same either way, as read.
+#[test]
+fn query_projection_changes_no_output() {
+    let raw = root().join("examples/logs/audit.ndjson");
+    // Elastic-shaped twins of the example events (nested under kubernetes.audit, with the
+    // dataset), so both kinds of document go through the projection.
+    let dir =
+        std::env::temp_dir().join(format!("ruleatlas-query-projection-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let ecs = dir.join("audit-ecs.ndjson");
+    let text = std::fs::read_to_string(&raw).expect("examples/logs/audit.ndjson");
+    let twins: Vec<String> = text
+        .lines()
+        // The examples hold a deliberately broken line: no twin for it.
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|ev| {
+            serde_json::json!({
+                "@timestamp": ev["requestReceivedTimestamp"],
+                "event": {"dataset": "kubernetes.audit_logs", "action": ev["verb"]},
+                "kubernetes": {"audit": ev},
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&ecs, twins.join("\n") + "\n").expect("writing the ECS twin");
+    let cases: &[(&str, &str, &Path)] = &[
+        (
+            "eql",
+            r#"any where verb in ("create", "delete", "patch")"#,
+            &raw,
+        ),
+        (
+            "eql",
+            r#"any where objectRef.resource == "pods" and user.username : "system:*""#,
+            &raw,
+        ),
+        (
+            "eql",
+            r#"sequence by user.username [any where verb == "get"] [any where verb != "get"]"#,
+            &raw,
+        ),
+        ("eql", r#"any where verb != null | head 3"#, &raw),
+        (
+            "kql",
+            r#"verb:(create or delete) and not objectRef.namespace:kube-system"#,
+            &raw,
+        ),
+        (
+            "eql",
+            r#"any where event.dataset == "kubernetes.audit_logs" and kubernetes.audit.verb in ("create", "patch")"#,
+            &ecs,
+        ),
+        (
+            "kql",
+            r#"kubernetes.audit.objectRef.resource:* and event.action:get"#,
+            &ecs,
+        ),
+        ("kql", r#"kubernetes.audit.user.username:system*"#, &ecs),
+    ];
+    let mut matched = 0;
+    for (lang, q, file) in cases {
+        let projected = query(true, lang, q, file);
+        let whole = query(false, lang, q, file);
+        assert_eq!(projected, whole, "{lang} {q} over {}", file.display());
+        matched += projected.lines().count();
+    }
+    assert!(matched > 10, "the queries matched only {matched} events");
+    println!("query projection: {matched} matching events identical with and without projection");
+    let _ = std::fs::remove_dir_all(&dir);
+}

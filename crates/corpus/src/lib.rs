@@ -36,3 +36,73 @@ pub fn data_dir(suite: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// Scaffolding for tests that stand local git repositories in for upstream ones (`sync`, and
+/// the atlas and CLI tests built on it). Test code: failures panic with what went wrong.
+pub mod testkit {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// A fresh scratch folder `<temp>/ruleatlas-<suite>-<pid>/<name>`, outside any git work
+    /// tree: `CARGO_TARGET_TMPDIR` lies inside the project's own checkout when the target dir is
+    /// the default one (as on CI), and a folder inside a work tree rightly gets that tree's
+    /// commit recorded.
+    pub fn scratch(suite: &str, name: &str) -> PathBuf {
+        let dir = std::env::temp_dir()
+            .join(format!("ruleatlas-{suite}-{}", std::process::id()))
+            .join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        assert!(
+            !inside_work_tree(&dir),
+            "{} is inside a git work tree",
+            dir.display()
+        );
+        dir
+    }
+
+    fn inside_work_tree(dir: &Path) -> bool {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["rev-parse", "--is-inside-work-tree"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// Runs `git -C dir ARGS` with a fixed test identity and no signing; returns its trimmed
+    /// stdout and panics (with git's stderr) when it fails.
+    pub fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.org",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running git: {e}"));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Writes `text` to `root/rel`, creating the folders on the way.
+    pub fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", parent.display()));
+        }
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+    }
+}

@@ -136,6 +136,20 @@ pub struct EventOptions {
     /// Raw audit Events read as NDJSON lines are parsed keeping only these fields (see
     /// [`projection`]); other documents are parsed whole. `None`: every document whole.
     pub projection: Option<Arc<Projection>>,
+    /// Which documents `projection` is for.
+    pub projection_scope: ProjectionScope,
+}
+
+/// The documents a projection names the fields of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProjectionScope {
+    /// Raw audit Events only (a hunt: its rules read other sources through views or whole).
+    #[default]
+    RawAudit,
+    /// Documents read as they are, whatever their source: raw audit Events, CloudTrail records
+    /// and Elastic's documents of both (a `query`, which reads every document as given).
+    /// Never wrappers, lists or `Records` batches: those are parsed whole and unwrapped.
+    AsIs,
 }
 
 impl EventOptions {
@@ -164,6 +178,8 @@ impl EventOptions {
         }
         projection.add_presence("kubernetes.audit");
         projection.add_presence("aws.cloudtrail");
+        // A batch of CloudTrail records is unwrapped, never projected (see `parse_projected`).
+        projection.add_presence("Records");
         if let Some(f) = &self.timestamp_field {
             if !projection.add_name(f) {
                 self.projection = None;

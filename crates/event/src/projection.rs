@@ -120,6 +120,20 @@ impl Projection {
     /// Parses one JSON text, keeping what the projection names. The whole text is validated
     /// (an invalid document is an error, as with a full parse).
     pub fn parse(&self, text: &str) -> Result<Value, sonic_rs::Error> {
+        // sonic-rs's own document (SIMD parse into an arena) then a walk that copies out what
+        // the trie names: about twice as fast as driving a serde visitor through sonic-rs,
+        // whose skipping of unwanted values goes byte by byte.
+        let dom: sonic_rs::Value = sonic_rs::from_str(text)?;
+        Ok(if self.root.whole {
+            from_sonic(&dom)
+        } else {
+            copy_projected(&self.root, &dom)
+        })
+    }
+
+    /// [`Projection::parse`] through a serde visitor over sonic-rs's streaming deserializer
+    /// (same result; kept for comparison).
+    pub fn parse_streaming(&self, text: &str) -> Result<Value, sonic_rs::Error> {
         let mut de = sonic_rs::Deserializer::from_str(text);
         let value = Seed(&self.root).deserialize(&mut de)?;
         de.end()?;
@@ -169,6 +183,65 @@ fn walk<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
         n = n.child(c)?;
     }
     Some(n)
+}
+
+/// The part of `v` that `node` names (`node` is not `whole`).
+fn copy_projected(node: &Node, v: &sonic_rs::Value) -> Value {
+    use sonic_rs::JsonContainerTrait;
+    if let Some(obj) = v.as_object() {
+        let mut out = Map::new();
+        for (key, child) in obj.iter() {
+            if let Some(n) = walk(node, key) {
+                let value = if n.whole {
+                    from_sonic(child)
+                } else {
+                    copy_projected(n, child)
+                };
+                out.insert(key.to_string(), value);
+            }
+        }
+        Value::Object(out)
+    } else if let Some(items) = v.as_array() {
+        Value::Array(items.iter().map(|it| copy_projected(node, it)).collect())
+    } else {
+        from_sonic(v)
+    }
+}
+
+/// A sonic-rs value as a serde_json one, numbers kept as serde_json reads them (non-negative
+/// integers unsigned, negative ones signed, the rest floating point).
+fn from_sonic(v: &sonic_rs::Value) -> Value {
+    use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait};
+    match v.get_type() {
+        JsonType::Null => Value::Null,
+        JsonType::Boolean => Value::Bool(v.as_bool().unwrap_or(false)),
+        JsonType::String => Value::String(v.as_str().unwrap_or_default().to_string()),
+        JsonType::Number => {
+            if v.is_f64() {
+                v.as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(Value::Null, Value::Number)
+            } else if let Some(u) = v.as_u64() {
+                Value::from(u)
+            } else {
+                v.as_i64().map_or(Value::Null, Value::from)
+            }
+        }
+        JsonType::Array => Value::Array(
+            v.as_array()
+                .map(|a| a.iter().map(from_sonic).collect())
+                .unwrap_or_default(),
+        ),
+        JsonType::Object => Value::Object(
+            v.as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.to_string(), from_sonic(v)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+    }
 }
 
 struct Seed<'n>(&'n Node);
@@ -312,6 +385,7 @@ mod tests {
                 "annotations":{"authorization.k8s.io/decision":"allow"}})
         );
         assert_eq!(p.parse_with_serde_json(text).expect("valid JSON"), got);
+        assert_eq!(p.parse_streaming(text).expect("valid JSON"), got);
     }
 
     #[test]

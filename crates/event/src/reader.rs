@@ -12,7 +12,7 @@
 //! [`read_events_parallel`] parses NDJSON on several threads and yields events in input order,
 //! with a bounded number of chunks in flight (memory does not grow with the input).
 
-use crate::{Event, EventOptions, Origin, Projection, SourceKind};
+use crate::{Event, EventOptions, Origin, Projection, ProjectionScope, SourceKind};
 use ruleatlas_ir::LineIndex;
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
@@ -184,14 +184,42 @@ fn parse_projected(
     name: &Arc<str>,
     opts: &EventOptions,
 ) -> Option<Event> {
-    // Every raw audit Event names its API version; anything else skips the attempt.
-    if !text.contains("\"audit.k8s.io/") {
+    // Only worth an attempt when the text can be of a kind the projection serves (a miss is
+    // parsed whole after all).
+    let worth = match opts.projection_scope {
+        // Every raw audit Event names its API version.
+        ProjectionScope::RawAudit => text.contains("\"audit.k8s.io/"),
+        ProjectionScope::AsIs => [
+            "audit.k8s.io/",
+            "auditID",
+            "kubernetes.audit",
+            "eventSource",
+            "aws.cloudtrail",
+        ]
+        .iter()
+        .any(|m| text.contains(m)),
+    };
+    if !worth {
         return None;
     }
     let doc = projection.parse(text).ok()?;
     // The kind is decided by top-level keys the projection always keeps, so this is the
     // answer the whole document would give.
-    if SourceKind::detect(&doc) != SourceKind::KubernetesAudit {
+    let kind = SourceKind::detect(&doc);
+    let served = match opts.projection_scope {
+        ProjectionScope::RawAudit => kind == SourceKind::KubernetesAudit,
+        // These kinds are never unwrapped (see `wrappers::is_wrapper`); a `Records` batch is.
+        ProjectionScope::AsIs => {
+            matches!(
+                kind,
+                SourceKind::KubernetesAudit
+                    | SourceKind::KubernetesAuditEcs
+                    | SourceKind::CloudTrail
+                    | SourceKind::CloudTrailEcs
+            ) && doc.get("Records").is_none()
+        }
+    };
+    if !served {
         return None;
     }
     let mut ev = Event::new(doc, opts);

@@ -16,6 +16,7 @@
 //! assert!(e.to_string().contains("kubernetes.audit.verb"));
 //! ```
 
+pub mod attack;
 pub mod diag;
 pub mod expr;
 pub mod func;

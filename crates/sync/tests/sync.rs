@@ -6,6 +6,7 @@
 //! - `broken_update_keeps_old_snapshot`: the fetch works but the checkout cannot complete.
 //! - `offline_uses_cache_only`, `pinned_tag`, `local_folder_source`, `spec_downloads`.
 
+use ruleatlas_corpus::testkit::{self, git, write};
 use ruleatlas_ir::{Lowered, Rule};
 use ruleatlas_sync::progress::Silent;
 use ruleatlas_sync::{
@@ -14,44 +15,9 @@ use ruleatlas_sync::{
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("sync-tests")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.org",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn write(root: &Path, rel: &str, text: &str) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
+    testkit::scratch("sync-tests", name)
 }
 
 fn commit_all(repo: &Path, msg: &str) -> String {
@@ -580,29 +546,9 @@ fn pinned_tag() {
     );
 }
 
-/// A scratch folder outside any git work tree. `CARGO_TARGET_TMPDIR` lies inside the
-/// project's own checkout when the target dir is the default one (as on CI), and a folder
-/// inside a work tree rightly gets that tree's commit recorded.
-fn scratch_outside_git(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join(format!("ruleatlas-sync-tests-{}", std::process::id()))
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let inside = Command::new("git")
-        .arg("-C")
-        .arg(&dir)
-        .args(["rev-parse", "--is-inside-work-tree"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(!inside, "{} is inside a git work tree", dir.display());
-    dir
-}
-
 #[test]
 fn local_folder_source() {
-    let base = scratch_outside_git("folder");
+    let base = scratch("folder");
     let mine = base.join("my-rules");
     write(&mine, "k8s/exec.yml", SIGMA_EXEC);
     write(&mine, "notes/todo.txt", "not synced\n");

@@ -5,6 +5,7 @@
 //! alerts Elastic Security writes, so they can be indexed next to them.
 
 use ruleatlas_engine::Alert;
+use ruleatlas_ir::attack::{tactic_index, TACTICS};
 use ruleatlas_ir::{Attack, Rule, Severity};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -94,38 +95,9 @@ pub fn alert_json(a: &Alert) -> String {
     line
 }
 
-/// ATT&CK Enterprise tactics: (id, name, short name).
-const TACTICS: &[(&str, &str, &str)] = &[
-    ("TA0043", "Reconnaissance", "reconnaissance"),
-    ("TA0042", "Resource Development", "resource-development"),
-    ("TA0001", "Initial Access", "initial-access"),
-    ("TA0002", "Execution", "execution"),
-    ("TA0003", "Persistence", "persistence"),
-    ("TA0004", "Privilege Escalation", "privilege-escalation"),
-    ("TA0005", "Defense Evasion", "defense-evasion"),
-    ("TA0006", "Credential Access", "credential-access"),
-    ("TA0007", "Discovery", "discovery"),
-    ("TA0008", "Lateral Movement", "lateral-movement"),
-    ("TA0009", "Collection", "collection"),
-    ("TA0011", "Command and Control", "command-and-control"),
-    ("TA0010", "Exfiltration", "exfiltration"),
-    ("TA0040", "Impact", "impact"),
-];
-
 /// A tactic as Elastic's `threat.tactic` writes it; unknown spellings keep their text as name.
 fn tactic_json(t: &str) -> Value {
-    let norm: String = t
-        .trim()
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c == '_' || c == ' ' { '-' } else { c })
-        .collect();
-    let known = TACTICS.iter().find(|(id, name, short)| {
-        norm.eq_ignore_ascii_case(id)
-            || norm == *short
-            || norm == name.to_ascii_lowercase().replace(' ', "-")
-    });
-    match known {
+    match tactic_index(t).and_then(|i| TACTICS.get(i)) {
         Some((id, name, _)) => json!({
             "id": id,
             "name": name,
