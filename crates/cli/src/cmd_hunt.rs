@@ -452,10 +452,15 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         opts.project(alert_fields((*p).clone(), &templates));
     }
     match &opts.projection {
-        Some(p) if !p.keeps_everything() => eprintln!(
-            "hunt: raw audit events parsed keeping the {} fields the rules read",
-            p.len()
-        ),
+        Some(p) if !p.keeps_everything() => {
+            eprintln!(
+                "hunt: raw audit events parsed keeping the {} fields the rules read",
+                p.len()
+            );
+            if std::env::var_os("RULEATLAS_RULE_PROFILE").is_some() {
+                eprintln!("profile: fields kept: {}", p.field_names().join(", "));
+            }
+        }
         _ => eprintln!("hunt: events parsed whole"),
     }
     // As many parser threads as rule threads: whichever side is the heavier (parsing for a

@@ -108,6 +108,26 @@ impl Projection {
         count(&self.root)
     }
 
+    /// The fields kept, as dotted names (whole values), in insertion order.
+    pub fn field_names(&self) -> Vec<String> {
+        fn walk(n: &Node, prefix: &str, out: &mut Vec<String>) {
+            if n.whole {
+                out.push(prefix.to_string());
+            }
+            for (k, c) in &n.children {
+                let name = if prefix.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                walk(c, &name, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, "", &mut out);
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -416,6 +436,47 @@ mod tests {
         for f in fields {
             let f = FieldPath::new(f);
             assert_eq!(values(&projected, &f), values(&full, &f), "{}", f.name);
+        }
+    }
+
+    #[test]
+    fn the_three_parsers_agree_on_awkward_documents() {
+        // Duplicate keys (the last wins), escaped keys and values, numbers of every kind, empty
+        // containers, arrays of arrays, dotted keys next to nested ones, whole subtrees.
+        let texts = [
+            r#"{"a":1,"a":{"b":2},"\u0061":{"b":3}}"#,
+            r#"{"a":{"b":[[{"c":-1}],[{"c":1.0e2}],[]]},"n":-9223372036854775808,"u":18446744073709551615,"f":-0.5}"#,
+            r#"{"a.b":{"c":"x"},"a":{"b.c":"y","b":{"c":"z"}},"e":{},"arr":[]}"#,
+            r#"{"w":{"deep":{"er":[1,{"x":"\"q\"\n"}],"k\u00e9":"\ud83d\ude00"}},"a":{"b":null}}"#,
+            r#"[{"a":{"b":1}},{"a":{"b":2}}]"#,
+            r#""a string""#,
+        ];
+        let p = projection(&[
+            "a.b.c", "a.b", "n", "u", "f", "e", "arr", "w", "aé", "missing",
+        ]);
+        for text in texts {
+            let dom = p.parse(text).expect("valid JSON");
+            assert_eq!(p.parse_streaming(text).expect("valid JSON"), dom, "{text}");
+            assert_eq!(
+                p.parse_with_serde_json(text).expect("valid JSON"),
+                dom,
+                "{text}"
+            );
+            let full: Value = serde_json::from_str(text).expect("valid JSON");
+            for f in [
+                "a.b.c",
+                "a.b",
+                "n",
+                "u",
+                "f",
+                "e",
+                "arr",
+                "w.deep.er.x",
+                "w.deep.ké",
+            ] {
+                let f = FieldPath::new(f);
+                assert_eq!(values(&dom, &f), values(&full, &f), "{} in {text}", f.name);
+            }
         }
     }
 
