@@ -346,9 +346,32 @@ mod tests {
     }
 
     fn run(shards: usize) -> Vec<(String, u64)> {
-        let rules: Vec<Arc<Rule>> = (0..7)
+        let mut rules: Vec<Arc<Rule>> = (0..7)
             .map(|i| rule(&format!("r{i}"), ["create", "get", "delete"][i % 3]))
             .collect();
+        // A stateful rule among the stateless ones: every third `get`.
+        let threshold = ruleatlas_ir::Threshold {
+            filter: Expr::field(FieldPath::new("verb"), Pred::Eq(vec!["get".into()]), false),
+            group_by: vec![FieldPath::new("verb")],
+            min_count: 3,
+            cardinality: vec![],
+            window_ms: None,
+        };
+        rules.insert(
+            3,
+            Arc::new(Rule::new(
+                "test",
+                "t",
+                "t",
+                "kql",
+                Lowered::Ok {
+                    pipeline: Pipeline {
+                        query: Query::Threshold(threshold),
+                        pipes: Vec::new(),
+                    },
+                },
+            )),
+        );
         let mut engine = ShardedEngine::new(rules, EngineOptions::default(), shards);
         let mut out = Vec::new();
         let events: Vec<Arc<Event>> = (0..50)
@@ -373,7 +396,8 @@ mod tests {
     #[test]
     fn shards_give_the_same_alerts_in_the_same_order() {
         let one = run(1);
-        assert_eq!(one.len(), 89);
+        // 89 filter alerts and 4 threshold alerts (13 `get` events, three at a time).
+        assert_eq!(one.len(), 89 + 4);
         assert_eq!(run(2), one);
         assert_eq!(run(3), one);
     }
