@@ -443,6 +443,8 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     );
     let mut opts = EventOptions {
         timestamp_field: args.timestamp_field.clone(),
+        // With threads, stateless rules run on the parser threads (see `parser_hook`).
+        parser_hook: engine.parser_hook(),
         ..EventOptions::default()
     };
     if let Some(p) = engine

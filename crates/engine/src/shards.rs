@@ -1,5 +1,8 @@
-//! Rules split across threads: every shard is an [`Engine`] over a share of the rules and sees
-//! every event, in order.
+//! Rules split across threads: every shard is an [`Engine`] over a share of the stateful rules
+//! and sees every event, in order. Stateless rules (a filter and nothing else, read by no
+//! correlation) run instead on the parser threads, each event right after it is parsed, while its
+//! document is in that core's cache ([`ShardedEngine::parser_hook`]); their answers travel with
+//! the event and become alerts here, merged with the shards' in the same order as one thread's.
 //!
 //! Why rules and not events: a rule's state (sequences, thresholds, correlations) must see its
 //! events in time order, and splitting events would split that state. Splitting rules keeps
@@ -9,9 +12,11 @@
 //! chained) stay in one shard.
 
 use crate::{index, routing, Alert, Engine, EngineOptions};
-use ruleatlas_event::{Event, Projection};
+use ruleatlas_event::{Event, ParserHook, Projection};
 use ruleatlas_ir::{Query, Rule};
+use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -31,8 +36,28 @@ struct Shard {
     worker: Option<JoinHandle<Engine>>,
 }
 
+/// The stateless rules' alerts for one event, computed by a parser thread (see
+/// [`ShardedEngine::parser_hook`]): (position in `StatelessRules::rules`, the alert's facts).
+struct StatelessMatches {
+    engine: u64,
+    matches: Vec<(u32, Map<String, Value>)>,
+}
+
+/// Rules whose answer for an event depends on that event alone, run where the event is parsed.
+struct StatelessRules {
+    rules: Arc<Vec<Arc<Rule>>>,
+    /// For events that come without precomputed matches (read without parser threads).
+    fallback: Engine,
+    /// Alerts of the batches in flight, waiting for the shards' alerts of the same batch.
+    pending: VecDeque<Vec<(u32, Alert)>>,
+}
+
 /// One engine, or several on their own threads, behind one interface.
 pub struct ShardedEngine {
+    /// Tells this engine's precomputed matches from another's.
+    id: u64,
+    opts: EngineOptions,
+    stateless: Option<StatelessRules>,
     inline: Option<Engine>,
     shards: Vec<Shard>,
     /// Batches sent to the shards whose alerts have not been collected yet: one may stay in
@@ -44,6 +69,13 @@ pub struct ShardedEngine {
     active: usize,
     /// The fields of raw audit Events the rules read; `None` when some rule needs them all.
     projection: Option<Arc<Projection>>,
+}
+
+/// A rule whose answer for an event depends on that event alone: a filter without pipes that no
+/// correlation reads (rules a correlation reads share its unit, see [`units`]).
+fn is_stateless(rule: &Rule) -> bool {
+    rule.pipeline()
+        .is_some_and(|p| matches!(p.query, Query::Filter(_)) && p.pipes.is_empty())
 }
 
 fn is_correlation(r: &Rule) -> bool {
@@ -122,10 +154,15 @@ impl ShardedEngine {
                 }
             }
         };
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if shards == 1 {
-            let engine = Engine::new(rules, opts);
+            let engine = Engine::new(rules, opts.clone());
             add_fields(&engine);
             return ShardedEngine {
+                id,
+                opts,
+                stateless: None,
                 projection: projection.map(Arc::new),
                 skipped: engine.skipped().to_vec(),
                 active: engine.active_rules(),
@@ -135,11 +172,21 @@ impl ShardedEngine {
                 order,
             };
         }
+        // Stateless rules run on the parser threads (see `parser_hook`), the rest in shards.
+        let (stateless_units, stateful_units): (Vec<Vec<usize>>, Vec<Vec<usize>>) = units(&rules)
+            .into_iter()
+            .partition(|u| u.len() == 1 && is_stateless(&rules[u[0]]));
+        let stateless_rules: Vec<Arc<Rule>> = stateless_units
+            .into_iter()
+            .map(|u| rules[u[0]].clone())
+            .collect();
+        let fallback = Engine::new(stateless_rules.clone(), opts.clone());
+        add_fields(&fallback);
         // Units go, costliest first, to the shard with the least estimated cost so far (the
         // threads finish a batch together only if their rules cost alike, not if they count
         // alike: one unanchored rule runs on every event, a thousand Windows rules on none).
         let mut parts: Vec<Vec<Arc<Rule>>> = vec![Vec::new(); shards];
-        let mut units: Vec<(u64, Vec<usize>)> = units(&rules)
+        let mut units: Vec<(u64, Vec<usize>)> = stateful_units
             .into_iter()
             .map(|u| (u.iter().map(|&i| cost(&rules[i])).sum(), u))
             .collect();
@@ -152,8 +199,8 @@ impl ShardedEngine {
             loads[target] += c;
             parts[target].extend(unit.into_iter().map(|i| rules[i].clone()));
         }
-        let mut skipped = Vec::new();
-        let mut active = 0;
+        let mut skipped = fallback.skipped().to_vec();
+        let mut active = fallback.active_rules();
         let mut workers = Vec::new();
         for (id, part) in parts.into_iter().enumerate() {
             let engine = Engine::new(part, opts.clone());
@@ -179,6 +226,13 @@ impl ShardedEngine {
         // Skipped rules in load order, as one engine lists them.
         skipped.sort_by_key(|(r, _)| order.get(&Arc::as_ptr(r)).map_or(usize::MAX, |(_, i)| *i));
         ShardedEngine {
+            id,
+            opts,
+            stateless: Some(StatelessRules {
+                rules: Arc::new(stateless_rules),
+                fallback,
+                pending: VecDeque::new(),
+            }),
             projection: projection.map(Arc::new),
             inline: None,
             shards: workers,
@@ -203,6 +257,41 @@ impl ShardedEngine {
         self.active
     }
 
+    /// With threads: the stateless rules, to run on each parser thread as it parses (the
+    /// document is in that core's cache there; read from the rule threads it is not). Events
+    /// that come without these answers are run through the same rules here.
+    pub fn parser_hook(&self) -> Option<ParserHook> {
+        let st = self.stateless.as_ref()?;
+        let rules = st.rules.clone();
+        let opts = self.opts.clone();
+        let id = self.id;
+        Some(ParserHook(Arc::new(move || {
+            let mut engine = Engine::new((*rules).clone(), opts.clone());
+            // Keyed by address (as a number: the map moves to the parser thread).
+            let position: HashMap<usize, u32> = rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (Arc::as_ptr(r) as usize, i as u32))
+                .collect();
+            let mut alerts = Vec::new();
+            Box::new(move |ev: &mut Event| {
+                let shared = Arc::new(std::mem::replace(ev, placeholder()));
+                engine.process(shared.clone(), &mut alerts);
+                let matches = alerts
+                    .drain(..)
+                    .filter_map(|a| {
+                        Some((*position.get(&(Arc::as_ptr(&a.rule) as usize))?, a.extra))
+                    })
+                    .collect();
+                *ev = Arc::try_unwrap(shared).unwrap_or_else(|still| (*still).clone());
+                ev.precomputed = Some(Arc::new(StatelessMatches {
+                    engine: id,
+                    matches,
+                }));
+            })
+        })))
+    }
+
     fn key(&self, a: &Alert) -> (bool, usize) {
         self.order
             .get(&Arc::as_ptr(&a.rule))
@@ -222,6 +311,32 @@ impl ShardedEngine {
                 tagged.extend(alerts.drain(..).map(|a| (i as u32, a)));
             }
         } else {
+            if let Some(st) = &mut self.stateless {
+                let mut alerts = Vec::new();
+                let mut scratch = Vec::new();
+                for (i, ev) in batch.iter().enumerate() {
+                    let pre = ev
+                        .precomputed
+                        .as_ref()
+                        .and_then(|p| p.downcast_ref::<StatelessMatches>())
+                        .filter(|p| p.engine == self.id);
+                    match pre {
+                        Some(p) => alerts.extend(p.matches.iter().filter_map(|(r, extra)| {
+                            let alert = Alert {
+                                rule: st.rules.get(*r as usize)?.clone(),
+                                events: vec![ev.clone()],
+                                extra: extra.clone(),
+                            };
+                            Some((i as u32, alert))
+                        })),
+                        None => {
+                            st.fallback.process(ev.clone(), &mut scratch);
+                            alerts.extend(scratch.drain(..).map(|a| (i as u32, a)));
+                        }
+                    }
+                }
+                st.pending.push_back(alerts);
+            }
             let batch = Arc::new(batch);
             self.send(|| Request::Batch(batch.clone()));
             while self.in_flight > 1 {
@@ -242,6 +357,12 @@ impl ShardedEngine {
             while self.in_flight > 0 {
                 self.collect(out);
             }
+            if let Some(st) = &mut self.stateless {
+                let mut alerts = Vec::new();
+                st.fallback.finish(&mut alerts);
+                st.pending
+                    .push_back(alerts.into_iter().map(|a| (0, a)).collect());
+            }
             self.send(|| Request::Finish);
             self.collect(out);
         }
@@ -254,6 +375,9 @@ impl ShardedEngine {
             return engine.overflows();
         }
         let mut out = Vec::new();
+        if let Some(st) = &self.stateless {
+            out.extend(st.fallback.overflows());
+        }
         for shard in &mut self.shards {
             // Dropping the sender ends the loop; the thread hands its engine back.
             let (dead, _) = channel();
@@ -275,7 +399,11 @@ impl ShardedEngine {
 
     /// The alerts of the oldest request in flight, from every shard, in order.
     fn collect(&mut self, out: &mut Vec<Alert>) {
-        let mut tagged = Vec::new();
+        let mut tagged = self
+            .stateless
+            .as_mut()
+            .and_then(|st| st.pending.pop_front())
+            .unwrap_or_default();
         for shard in &self.shards {
             if let Ok(reply) = shard.replies.recv() {
                 tagged.extend(reply);
@@ -314,6 +442,11 @@ fn shard_loop(mut engine: Engine, requests: Receiver<Request>, replies: Sender<R
     engine
 }
 
+/// Stands in for an event while the hook holds it in an `Arc`.
+fn placeholder() -> Event {
+    Event::new(Value::Null, &ruleatlas_event::EventOptions::default())
+}
+
 impl Drop for ShardedEngine {
     fn drop(&mut self) {
         for shard in &mut self.shards {
@@ -346,6 +479,11 @@ mod tests {
     }
 
     fn run(shards: usize) -> Vec<(String, u64)> {
+        run_with(shards, false)
+    }
+
+    /// `hooked`: the events went through the parser hook first, as parser threads do.
+    fn run_with(shards: usize, hooked: bool) -> Vec<(String, u64)> {
         let mut rules: Vec<Arc<Rule>> = (0..7)
             .map(|i| rule(&format!("r{i}"), ["create", "get", "delete"][i % 3]))
             .collect();
@@ -373,6 +511,7 @@ mod tests {
             )),
         );
         let mut engine = ShardedEngine::new(rules, EngineOptions::default(), shards);
+        let mut hook = engine.parser_hook().filter(|_| hooked).map(|h| (h.0)());
         let mut out = Vec::new();
         let events: Vec<Arc<Event>> = (0..50)
             .map(|i| {
@@ -381,6 +520,10 @@ mod tests {
                     "verb": verb});
                 let mut e = Event::new(doc, &EventOptions::default());
                 e.seq = i as u64;
+                if let Some(hook) = &mut hook {
+                    hook(&mut e);
+                    assert!(e.precomputed.is_some());
+                }
                 Arc::new(e)
             })
             .collect();
@@ -400,5 +543,12 @@ mod tests {
         assert_eq!(one.len(), 89 + 4);
         assert_eq!(run(2), one);
         assert_eq!(run(3), one);
+        // Stateless rules answered on the "parser thread", the rest in shards.
+        assert_eq!(run_with(2, true), one);
+        assert_eq!(run_with(3, true), one);
+        // One thread has no hook: everything runs inline.
+        assert!(ShardedEngine::new(Vec::new(), EngineOptions::default(), 1)
+            .parser_hook()
+            .is_none());
     }
 }

@@ -138,6 +138,8 @@ pub struct EventOptions {
     pub projection: Option<Arc<Projection>>,
     /// Which documents `projection` is for.
     pub projection_scope: ProjectionScope,
+    /// Called on every event by parser threads (see [`ParserHook`]).
+    pub parser_hook: Option<ParserHook>,
 }
 
 /// The documents a projection names the fields of.
@@ -203,6 +205,24 @@ pub struct Event {
     /// The event's text exactly as read, when it was one NDJSON line, so outputs can echo it
     /// unchanged (a re-serialised document would have its keys sorted).
     pub raw: Option<Arc<str>>,
+    /// What a [`ParserHook`] computed for this event on the thread that parsed it.
+    pub precomputed: Option<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+/// Work done on an event by the thread that parsed it, while the document is in that core's
+/// cache: each parser thread calls the factory once and the function it returns on every event
+/// it parses (events read without parser threads never meet it). A hunt runs its stateless rules
+/// there and leaves the answer in [`Event::precomputed`].
+#[derive(Clone)]
+pub struct ParserHook(pub Arc<dyn Fn() -> EventFn + Send + Sync>);
+
+/// What a [`ParserHook`] factory makes for one parser thread.
+pub type EventFn = Box<dyn FnMut(&mut Event) + Send>;
+
+impl std::fmt::Debug for ParserHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ParserHook")
+    }
 }
 
 impl Event {
@@ -216,6 +236,7 @@ impl Event {
             seq: 0,
             origin: Origin::default(),
             raw: None,
+            precomputed: None,
         }
     }
 

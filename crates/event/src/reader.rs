@@ -545,21 +545,29 @@ impl ParallelLines {
             let res_tx = res_tx.clone();
             let name = name.clone();
             let opts = opts.clone();
-            std::thread::spawn(move || loop {
-                let chunk = match work_rx.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(_) => return,
-                };
-                let Ok(chunk) = chunk else { return };
-                let mut out = VecDeque::with_capacity(chunk.lines.len());
-                for (i, text) in chunk.lines.iter().enumerate() {
-                    if !text.trim().is_empty() {
-                        parse_line(text, chunk.first_line + i as u64, &name, &opts, &mut out);
+            std::thread::spawn(move || {
+                let mut hook = opts.parser_hook.as_ref().map(|h| (h.0)());
+                loop {
+                    let chunk = match work_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(chunk) = chunk else { return };
+                    let mut out = VecDeque::with_capacity(chunk.lines.len());
+                    for (i, text) in chunk.lines.iter().enumerate() {
+                        if !text.trim().is_empty() {
+                            parse_line(text, chunk.first_line + i as u64, &name, &opts, &mut out);
+                        }
                     }
-                }
-                crate::wrappers::unwrap_items(&mut out, 0, &opts);
-                if res_tx.send((chunk.index, out)).is_err() {
-                    return;
+                    crate::wrappers::unwrap_items(&mut out, 0, &opts);
+                    if let Some(hook) = &mut hook {
+                        for ev in out.iter_mut().flatten() {
+                            hook(ev);
+                        }
+                    }
+                    if res_tx.send((chunk.index, out)).is_err() {
+                        return;
+                    }
                 }
             });
         }
