@@ -11,12 +11,14 @@
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ruleatlas_engine::shards::AlertFormatter;
 use ruleatlas_engine::{Alert, EngineOptions, ShardedEngine};
 use ruleatlas_event::{read_reader_parallel, BadEvent, Event, EventOptions, Projection};
+use ruleatlas_ir::Rule;
 use ruleatlas_webhook::{alert_json_as, AlertFormat};
 use serde_json::Value;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,9 +65,10 @@ pub struct Args {
     /// Field holding the event time (default: @timestamp, requestReceivedTimestamp, eventTime).
     #[arg(long)]
     timestamp_field: Option<String>,
-    /// Worker threads (default: one per core). The rules are split across N threads, each
-    /// seeing every event in order (same alerts as one thread), and N threads parse events
-    /// (1: everything on one thread).
+    /// Worker threads (default: one per core). N threads parse events and run the stateless
+    /// rules (filters) on what they parse; the stateful rules (sequences, thresholds, new terms,
+    /// correlations) are split across N more, each seeing every event in order. Same alerts, in
+    /// the same order, as one thread (1: everything on one thread).
     #[arg(long)]
     threads: Option<usize>,
     /// Parse every raw audit Event whole. By default only the fields the loaded rules read
@@ -279,7 +282,9 @@ struct Hunt {
     batch: Vec<Arc<Event>>,
     out: std::io::BufWriter<Box<dyn Write>>,
     alerts: Vec<Alert>,
-    per_rule: BTreeMap<(String, String), u64>,
+    /// Alerts per rule, keyed by the rule's address (no string copies per alert).
+    per_rule: HashMap<usize, (Arc<Rule>, u64)>,
+    alerts_written: u64,
     events: u64,
     bad: u64,
     format: Format,
@@ -337,20 +342,23 @@ impl Hunt {
             pb.set_position(self.bytes.load(Ordering::Relaxed));
             pb.set_message(format!(
                 "{} events, {} alerts",
-                self.events,
-                self.per_rule.values().sum::<u64>()
+                self.events, self.alerts_written
             ));
         }
     }
 
     fn write_alerts(&mut self) -> anyhow::Result<()> {
         for a in self.alerts.drain(..) {
-            *self
-                .per_rule
-                .entry((a.rule.vendor.clone(), a.rule.title.clone()))
-                .or_default() += 1;
+            self.per_rule
+                .entry(Arc::as_ptr(&a.rule) as usize)
+                .or_insert_with(|| (a.rule.clone(), 0))
+                .1 += 1;
+            self.alerts_written += 1;
             match self.format {
-                Format::Ndjson => writeln!(self.out, "{}", alert_json_as(&a, self.alert_format))?,
+                Format::Ndjson => match &a.text {
+                    Some(text) => writeln!(self.out, "{text}")?,
+                    None => writeln!(self.out, "{}", alert_json_as(&a, self.alert_format))?,
+                },
                 Format::Table => {
                     let ts = a
                         .events
@@ -370,6 +378,13 @@ impl Hunt {
             }
         }
         Ok(())
+    }
+}
+
+fn alert_format(shape: AlertShape) -> AlertFormat {
+    match shape {
+        AlertShape::Default => AlertFormat::Default,
+        AlertShape::Ecs => AlertFormat::Ecs,
     }
 }
 
@@ -443,8 +458,16 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     );
     let mut opts = EventOptions {
         timestamp_field: args.timestamp_field.clone(),
-        // With threads, stateless rules run on the parser threads (see `parser_hook`).
-        parser_hook: engine.parser_hook(),
+        // With threads, stateless rules run on the parser threads (see `parser_hook`), which
+        // also write their alerts out.
+        parser_hook: engine.parser_hook(match args.format {
+            Format::Ndjson => {
+                let shape = alert_format(args.alert_format);
+                let write: AlertFormatter = Arc::new(move |a: &Alert| alert_json_as(a, shape));
+                Some(write)
+            }
+            Format::Table => None,
+        }),
         ..EventOptions::default()
     };
     if let Some(p) = engine
@@ -499,14 +522,12 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         batch: Vec::with_capacity(BATCH),
         out: std::io::BufWriter::new(sink),
         alerts: Vec::new(),
-        per_rule: BTreeMap::new(),
+        per_rule: HashMap::new(),
+        alerts_written: 0,
         events: 0,
         bad: 0,
         format: args.format,
-        alert_format: match args.alert_format {
-            AlertShape::Default => AlertFormat::Default,
-            AlertShape::Ecs => AlertFormat::Ecs,
-        },
+        alert_format: alert_format(args.alert_format),
         progress: progress_bar(total_bytes),
         bytes: bytes.clone(),
     };
@@ -551,7 +572,7 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     eprintln!(
         "hunt: {events} events read, {bad} bad, {} alerts, {:.1} s, {:.0} events/s, {:.1} MB/s",
-        hunt.per_rule.values().sum::<u64>(),
+        hunt.alerts_written,
         secs,
         events as f64 / secs,
         bytes.load(Ordering::Relaxed) as f64 / secs / 1e6
@@ -559,7 +580,14 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     if bad > 20 {
         eprintln!("hunt: ({} more bad lines not shown)", bad - 20);
     }
-    for ((vendor, title), n) in &hunt.per_rule {
+    // Rules with the same vendor and title count together, listed by vendor and title.
+    let mut per_title: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for (rule, n) in hunt.per_rule.values() {
+        *per_title
+            .entry((rule.vendor.as_str(), rule.title.as_str()))
+            .or_default() += n;
+    }
+    for ((vendor, title), n) in &per_title {
         eprintln!("  {n:>8}  {vendor:<7} {title}");
     }
     for (rule, n) in hunt.engine.overflows() {

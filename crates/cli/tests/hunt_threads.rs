@@ -12,8 +12,18 @@ fn root() -> PathBuf {
 }
 
 fn hunt(threads: usize, rules: &[PathBuf], events: &[PathBuf]) -> (String, String) {
+    hunt_as(threads, &[], rules, events)
+}
+
+fn hunt_as(
+    threads: usize,
+    format: &[&str],
+    rules: &[PathBuf],
+    events: &[PathBuf],
+) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ruleatlas"))
         .arg("hunt")
+        .args(format)
         .args(["--threads", &threads.to_string(), "--rules"])
         .args(rules)
         .arg("--")
@@ -64,7 +74,18 @@ fn threads_give_the_alerts_of_one_thread() {
         let (many, _) = hunt(threads, &rules, &events);
         assert!(many == one, "--threads {threads} differs from --threads 1");
     }
-    println!("hunt threads: {alerts} alerts identical with 1, 2, 3 and 5 threads");
+    // With threads, stateless rules' alerts are written on the parser threads: the other
+    // shapes must come out the same too.
+    for format in [&["--alert-format", "ecs"][..], &["--format", "table"][..]] {
+        let (one, _) = hunt_as(1, format, &rules, &events);
+        assert!(one.lines().count() >= alerts, "{format:?}");
+        let (two, _) = hunt_as(2, format, &rules, &events);
+        assert!(
+            two == one,
+            "{format:?}: --threads 2 differs from --threads 1"
+        );
+    }
+    println!("hunt threads: {alerts} alerts identical with 1, 2, 3 and 5 threads (and as ECS alerts and a table with 2)");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

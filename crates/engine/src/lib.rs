@@ -66,6 +66,9 @@ pub struct Alert {
     pub rule: Arc<Rule>,
     pub events: Vec<Arc<Event>>,
     pub extra: Map<String, Value>,
+    /// The alert already written out by the parser thread that found it (see
+    /// [`shards::AlertFormatter`]); `None`: the caller writes it.
+    pub text: Option<String>,
 }
 
 /// An event with its lazily built views.
@@ -674,6 +677,7 @@ impl Engine {
                         rule: rule.clone(),
                         events: m.events,
                         extra: m.extra,
+                        text: None,
                     });
                 }
             }

@@ -40,8 +40,13 @@ struct Shard {
 /// [`ShardedEngine::parser_hook`]): (position in `StatelessRules::rules`, the alert's facts).
 struct StatelessMatches {
     engine: u64,
-    matches: Vec<(u32, Map<String, Value>)>,
+    /// (rule, facts, the alert as the formatter wrote it).
+    matches: Vec<(u32, Map<String, Value>, Option<String>)>,
 }
+
+/// Writes an alert out (one JSON line, say) on the parser thread that found it, so the thread
+/// collecting alerts only copies text.
+pub type AlertFormatter = Arc<dyn Fn(&Alert) -> String + Send + Sync>;
 
 /// Rules whose answer for an event depends on that event alone, run where the event is parsed.
 struct StatelessRules {
@@ -260,7 +265,7 @@ impl ShardedEngine {
     /// With threads: the stateless rules, to run on each parser thread as it parses (the
     /// document is in that core's cache there; read from the rule threads it is not). Events
     /// that come without these answers are run through the same rules here.
-    pub fn parser_hook(&self) -> Option<ParserHook> {
+    pub fn parser_hook(&self, format: Option<AlertFormatter>) -> Option<ParserHook> {
         let st = self.stateless.as_ref()?;
         let rules = st.rules.clone();
         let opts = self.opts.clone();
@@ -274,13 +279,16 @@ impl ShardedEngine {
                 .map(|(i, r)| (Arc::as_ptr(r) as usize, i as u32))
                 .collect();
             let mut alerts = Vec::new();
+            let format = format.clone();
             Box::new(move |ev: &mut Event| {
                 let shared = Arc::new(std::mem::replace(ev, placeholder()));
                 engine.process(shared.clone(), &mut alerts);
                 let matches = alerts
                     .drain(..)
                     .filter_map(|a| {
-                        Some((*position.get(&(Arc::as_ptr(&a.rule) as usize))?, a.extra))
+                        let text = format.as_ref().map(|f| f(&a));
+                        let at = *position.get(&(Arc::as_ptr(&a.rule) as usize))?;
+                        Some((at, a.extra, text))
                     })
                     .collect();
                 *ev = Arc::try_unwrap(shared).unwrap_or_else(|still| (*still).clone());
@@ -321,14 +329,17 @@ impl ShardedEngine {
                         .and_then(|p| p.downcast_ref::<StatelessMatches>())
                         .filter(|p| p.engine == self.id);
                     match pre {
-                        Some(p) => alerts.extend(p.matches.iter().filter_map(|(r, extra)| {
-                            let alert = Alert {
-                                rule: st.rules.get(*r as usize)?.clone(),
-                                events: vec![ev.clone()],
-                                extra: extra.clone(),
-                            };
-                            Some((i as u32, alert))
-                        })),
+                        Some(p) => {
+                            alerts.extend(p.matches.iter().filter_map(|(r, extra, text)| {
+                                let alert = Alert {
+                                    rule: st.rules.get(*r as usize)?.clone(),
+                                    events: vec![ev.clone()],
+                                    extra: extra.clone(),
+                                    text: text.clone(),
+                                };
+                                Some((i as u32, alert))
+                            }))
+                        }
                         None => {
                             st.fallback.process(ev.clone(), &mut scratch);
                             alerts.extend(scratch.drain(..).map(|a| (i as u32, a)));
@@ -511,7 +522,7 @@ mod tests {
             )),
         );
         let mut engine = ShardedEngine::new(rules, EngineOptions::default(), shards);
-        let mut hook = engine.parser_hook().filter(|_| hooked).map(|h| (h.0)());
+        let mut hook = engine.parser_hook(None).filter(|_| hooked).map(|h| (h.0)());
         let mut out = Vec::new();
         let events: Vec<Arc<Event>> = (0..50)
             .map(|i| {
@@ -548,7 +559,7 @@ mod tests {
         assert_eq!(run_with(3, true), one);
         // One thread has no hook: everything runs inline.
         assert!(ShardedEngine::new(Vec::new(), EngineOptions::default(), 1)
-            .parser_hook()
+            .parser_hook(None)
             .is_none());
     }
 }

@@ -375,6 +375,7 @@ mod tests {
             rule: Arc::new(rule),
             events: vec![Arc::new(ev)],
             extra: Map::new(),
+            text: None,
         }
     }
 
