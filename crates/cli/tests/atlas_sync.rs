@@ -8,7 +8,7 @@
 //! local repository; `GIT_ALLOW_PROTOCOL=file` makes any fetch that escaped the rewrite fail
 //! instead of reaching the network. The cache is chosen with `RULEATLAS_CACHE`, never the user's.
 
-use ruleatlas_corpus::testkit::{self, write};
+use ruleatlas_corpus::testkit::{self, git_with_env, write};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,33 +25,10 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Commits everything in `dir` with a fixed committer date; returns the commit id.
 fn commit(dir: &Path, message: &str, date: &str) -> String {
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@example.org",
-                "-c",
-                "commit.gpgsign=false",
-            ])
-            .args(args)
-            .env("GIT_AUTHOR_DATE", date)
-            .env("GIT_COMMITTER_DATE", date)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", message]);
-    git(&["rev-parse", "HEAD"])
+    let env = [("GIT_AUTHOR_DATE", date), ("GIT_COMMITTER_DATE", date)];
+    git_with_env(dir, &["add", "-A"], &env);
+    git_with_env(dir, &["commit", "-q", "-m", message], &env);
+    git_with_env(dir, &["rev-parse", "HEAD"], &env)
 }
 
 /// The stand-in upstream, its sources file and the cache folder.

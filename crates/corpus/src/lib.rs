@@ -74,6 +74,11 @@ pub mod testkit {
     /// Runs `git -C dir ARGS` with a fixed test identity and no signing; returns its trimmed
     /// stdout and panics (with git's stderr) when it fails.
     pub fn git(dir: &Path, args: &[&str]) -> String {
+        git_with_env(dir, args, &[])
+    }
+
+    /// [`git`] with extra environment variables (`GIT_COMMITTER_DATE`, say).
+    pub fn git_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
         let out = Command::new("git")
             .arg("-C")
             .arg(dir)
@@ -86,6 +91,7 @@ pub mod testkit {
                 "commit.gpgsign=false",
             ])
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .unwrap_or_else(|e| panic!("running git: {e}"));
         assert!(
