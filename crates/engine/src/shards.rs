@@ -51,8 +51,11 @@ pub type AlertFormatter = Arc<dyn Fn(&Alert) -> String + Send + Sync>;
 /// Rules whose answer for an event depends on that event alone, run where the event is parsed.
 struct StatelessRules {
     rules: Arc<Vec<Arc<Rule>>>,
-    /// For events that come without precomputed matches (read without parser threads).
-    fallback: Engine,
+    /// For events that come without precomputed matches (read without parser threads): compiled
+    /// when the first such event comes (each compiled copy of thousands of rules weighs tens of
+    /// MB, and a hunt over NDJSON files never needs this one).
+    fallback: Option<Engine>,
+    opts: EngineOptions,
     /// Alerts of the batches in flight, waiting for the shards' alerts of the same batch.
     pending: VecDeque<Vec<(u32, Alert)>>,
 }
@@ -185,8 +188,9 @@ impl ShardedEngine {
             .into_iter()
             .map(|u| rules[u[0]].clone())
             .collect();
-        let fallback = Engine::new(stateless_rules.clone(), opts.clone());
-        add_fields(&fallback);
+        // Compiled once here for what the rules read and which compile; dropped (see `fallback`).
+        let probe = Engine::new(stateless_rules.clone(), opts.clone());
+        add_fields(&probe);
         // Units go, costliest first, to the shard with the least estimated cost so far (the
         // threads finish a batch together only if their rules cost alike, not if they count
         // alike: one unanchored rule runs on every event, a thousand Windows rules on none).
@@ -204,8 +208,9 @@ impl ShardedEngine {
             loads[target] += c;
             parts[target].extend(unit.into_iter().map(|i| rules[i].clone()));
         }
-        let mut skipped = fallback.skipped().to_vec();
-        let mut active = fallback.active_rules();
+        let mut skipped = probe.skipped().to_vec();
+        let mut active = probe.active_rules();
+        drop(probe);
         let mut workers = Vec::new();
         for (id, part) in parts.into_iter().enumerate() {
             let engine = Engine::new(part, opts.clone());
@@ -232,12 +237,13 @@ impl ShardedEngine {
         skipped.sort_by_key(|(r, _)| order.get(&Arc::as_ptr(r)).map_or(usize::MAX, |(_, i)| *i));
         ShardedEngine {
             id,
-            opts,
             stateless: Some(StatelessRules {
                 rules: Arc::new(stateless_rules),
-                fallback,
+                fallback: None,
+                opts: opts.clone(),
                 pending: VecDeque::new(),
             }),
+            opts,
             projection: projection.map(Arc::new),
             inline: None,
             shards: workers,
@@ -341,7 +347,12 @@ impl ShardedEngine {
                             }))
                         }
                         None => {
-                            st.fallback.process(ev.clone(), &mut scratch);
+                            let (rules, opts) = (&st.rules, &st.opts);
+                            st.fallback
+                                .get_or_insert_with(|| {
+                                    Engine::new(rules.as_ref().clone(), opts.clone())
+                                })
+                                .process(ev.clone(), &mut scratch);
                             alerts.extend(scratch.drain(..).map(|a| (i as u32, a)));
                         }
                     }
@@ -370,7 +381,9 @@ impl ShardedEngine {
             }
             if let Some(st) = &mut self.stateless {
                 let mut alerts = Vec::new();
-                st.fallback.finish(&mut alerts);
+                if let Some(f) = &mut st.fallback {
+                    f.finish(&mut alerts);
+                }
                 st.pending
                     .push_back(alerts.into_iter().map(|a| (0, a)).collect());
             }
@@ -387,7 +400,9 @@ impl ShardedEngine {
         }
         let mut out = Vec::new();
         if let Some(st) = &self.stateless {
-            out.extend(st.fallback.overflows());
+            if let Some(f) = &st.fallback {
+                out.extend(f.overflows());
+            }
         }
         for shard in &mut self.shards {
             // Dropping the sender ends the loop; the thread hands its engine back.
