@@ -324,9 +324,6 @@ fn add_view_field(projection: &mut Projection, f: &FieldPath) -> bool {
 }
 
 /// Runs a set of rules over events.
-static PROFILE: std::sync::LazyLock<bool> =
-    std::sync::LazyLock::new(|| std::env::var_os("RULEATLAS_RULE_PROFILE").is_some());
-
 pub struct Engine {
     rules: Vec<CompiledRule>,
     /// Candidate indexes per event kind ([`routing::kind_index`]), one per field dialect in use
@@ -337,6 +334,8 @@ pub struct Engine {
     correlations: Vec<CompiledCorrelation>,
     skipped: Vec<(Arc<Rule>, String)>,
     scratch: Vec<Match>,
+    /// `RULEATLAS_RULE_PROFILE` is set: time every rule, print the costliest at the end.
+    profile: bool,
 }
 
 impl Engine {
@@ -511,6 +510,7 @@ impl Engine {
             correlations,
             skipped,
             scratch: Vec::new(),
+            profile: std::env::var_os("RULEATLAS_RULE_PROFILE").is_some(),
         }
     }
 
@@ -595,7 +595,7 @@ impl Engine {
             if !r.applies[kind] {
                 continue;
             }
-            let t0 = (*PROFILE).then(std::time::Instant::now);
+            let t0 = self.profile.then(std::time::Instant::now);
             match &mut r.raw_audit {
                 Some(raw) if kind == RAW_AUDIT => {
                     raw.on_event(&ctx, &mut self.scratch);
@@ -616,7 +616,7 @@ impl Engine {
 
     /// End of input: flushes stages that wait for it.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
-        if *PROFILE {
+        if self.profile {
             let mut costs: Vec<_> = self.rules.iter().filter(|r| r.cost.0 > 0).collect();
             costs.sort_by_key(|r| std::cmp::Reverse(r.cost.1));
             for r in costs.iter().take(40) {
