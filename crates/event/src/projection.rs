@@ -170,6 +170,14 @@ impl Projection {
 }
 
 impl Node {
+    /// Some field names an array element by position here (`/ephemeralContainers/0/name`, an
+    /// exact path): arrays met at this node are kept whole (a superset, so lookups agree).
+    fn indexes_arrays(&self) -> bool {
+        self.children
+            .iter()
+            .any(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+    }
+
     fn child(&self, name: &str) -> Option<&Node> {
         self.children
             .iter()
@@ -222,6 +230,9 @@ fn copy_projected(node: &Node, v: &sonic_rs::Value) -> Value {
         }
         Value::Object(out)
     } else if let Some(items) = v.as_array() {
+        if node.indexes_arrays() {
+            return from_sonic(v);
+        }
         Value::Array(items.iter().map(|it| copy_projected(node, it)).collect())
     } else {
         from_sonic(v)
@@ -328,6 +339,12 @@ impl<'de> Visitor<'de> for Seed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::new();
+        if self.0.indexes_arrays() {
+            while let Some(v) = seq.next_element::<Value>()? {
+                out.push(v);
+            }
+            return Ok(Value::Array(out));
+        }
         while let Some(v) = seq.next_element_seed(Seed(self.0))? {
             out.push(v);
         }
@@ -477,6 +494,30 @@ mod tests {
                 let f = FieldPath::new(f);
                 assert_eq!(values(&dom, &f), values(&full, &f), "{} in {text}", f.name);
             }
+        }
+    }
+
+    #[test]
+    fn positions_in_arrays_keep_the_array() {
+        // Falco's `%jevt.value[/requestObject/ephemeralContainers/0/name]`: an exact path whose
+        // "0" is an array position.
+        let text = r#"{"requestObject":{"ephemeralContainers":[{"name":"dbg","image":"busybox"},{"name":"two"}],"spec":{"x":1}}}"#;
+        let mut p = Projection::new();
+        let field = FieldPath::exact(vec![
+            "requestObject".into(),
+            "ephemeralContainers".into(),
+            "0".into(),
+            "name".into(),
+        ]);
+        assert!(p.add_field(&field));
+        let full: Value = serde_json::from_str(text).expect("valid JSON");
+        for projected in [
+            p.parse(text).expect("valid JSON"),
+            p.parse_streaming(text).expect("valid JSON"),
+            p.parse_with_serde_json(text).expect("valid JSON"),
+        ] {
+            assert_eq!(values(&projected, &field), vec![json!("dbg")]);
+            assert_eq!(values(&projected, &field), values(&full, &field));
         }
     }
 
