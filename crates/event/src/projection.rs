@@ -217,7 +217,9 @@ fn walk<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
 fn copy_projected(node: &Node, v: &sonic_rs::Value) -> Value {
     use sonic_rs::JsonContainerTrait;
     if let Some(obj) = v.as_object() {
-        let mut out = Map::new();
+        // Collected, then built in one go (sorted and bulk-loaded: cheaper than an insert and a
+        // key search per entry; a repeated key keeps its last value either way).
+        let mut kept: Vec<(String, Value)> = Vec::new();
         for (key, child) in obj.iter() {
             if let Some(n) = walk(node, key) {
                 let value = if n.whole {
@@ -225,10 +227,10 @@ fn copy_projected(node: &Node, v: &sonic_rs::Value) -> Value {
                 } else {
                     copy_projected(n, child)
                 };
-                out.insert(key.to_string(), value);
+                kept.push((key.to_string(), value));
             }
         }
-        Value::Object(out)
+        Value::Object(kept.into_iter().collect())
     } else if let Some(items) = v.as_array() {
         if node.indexes_arrays() {
             return from_sonic(v);
