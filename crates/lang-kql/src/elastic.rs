@@ -401,12 +401,19 @@ fn lower_rule(
             )
         }
         "threat_match" => {
+            // The query is checked (a broken one is an error, located), but the rule cannot run:
+            // its alerts come from joining events with an indicator index.
+            if language == "kuery" && r.get("query").is_some() {
+                if let Err(d) = crate::compile(query) {
+                    return finish(loc, d);
+                }
+            }
             return unsupported(
                 loc,
                 "unsupported-rule-type",
-                "threat_match (indicator match) rules need the indicator index; not yet supported"
+                "threat_match (indicator match): the query is valid, but running the rule needs the indicator index (threat_index, threat_mapping); not yet supported"
                     .into(),
-            )
+            );
         }
         _ => {}
     }

@@ -146,6 +146,25 @@ fn esql_and_ml_are_unsupported_not_errors() {
 }
 
 #[test]
+fn threat_match_checks_its_query_but_does_not_run() {
+    let t = RULE.replace("type = \"query\"", "type = \"threat_match\"");
+    let (rules, _) = load_file("t.toml", &t);
+    assert_eq!(rules[0].lowered.status(), "unsupported");
+    assert!(rules[0]
+        .lowered
+        .diagnostic()
+        .is_some_and(|d| d.message.contains("the query is valid")));
+    // A broken query in an indicator-match rule is an error, located in the file.
+    let broken = t.replace("kubernetes.audit.verb:(", "kubernetes.audit.verb:((");
+    let (rules, _) = load_file("t.toml", &broken);
+    assert_eq!(rules[0].lowered.status(), "error");
+    assert!(rules[0]
+        .lowered
+        .diagnostic()
+        .is_some_and(|d| d.line.is_some_and(|l| l >= 21)));
+}
+
+#[test]
 fn not_a_rule_file() {
     let (rules, diags) = load_file("pyproject.toml", "[tool.x]\na = 1\n");
     assert!(rules.is_empty());
