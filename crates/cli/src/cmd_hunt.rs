@@ -482,7 +482,7 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
                 "hunt: raw audit events parsed keeping the {} fields the rules read",
                 p.len()
             );
-            if std::env::var_os("RULEATLAS_RULE_PROFILE").is_some() {
+            if ruleatlas_engine::rule_profile_enabled() {
                 eprintln!("profile: fields kept: {}", p.field_names().join(", "));
             }
         }

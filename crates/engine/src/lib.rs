@@ -323,6 +323,12 @@ fn add_view_field(projection: &mut Projection, f: &FieldPath) -> bool {
     true
 }
 
+/// `RULEATLAS_RULE_PROFILE` is set: engines time every rule and print the costliest at the end
+/// (and `hunt` lists the fields it keeps).
+pub fn rule_profile_enabled() -> bool {
+    std::env::var_os("RULEATLAS_RULE_PROFILE").is_some()
+}
+
 /// Runs a set of rules over events.
 pub struct Engine {
     rules: Vec<CompiledRule>,
@@ -510,7 +516,7 @@ impl Engine {
             correlations,
             skipped,
             scratch: Vec::new(),
-            profile: std::env::var_os("RULEATLAS_RULE_PROFILE").is_some(),
+            profile: rule_profile_enabled(),
         }
     }
 

@@ -286,8 +286,12 @@ impl ShardedEngine {
                 .collect();
             let mut alerts = Vec::new();
             let format = format.clone();
+            // What stands in `*ev` while the engine holds the event: made once per thread and
+            // swapped back and forth, not built per event.
+            let mut spare = Some(placeholder());
             Box::new(move |ev: &mut Event| {
-                let shared = Arc::new(std::mem::replace(ev, placeholder()));
+                let stand_in = spare.take().unwrap_or_else(placeholder);
+                let shared = Arc::new(std::mem::replace(ev, stand_in));
                 engine.process(shared.clone(), &mut alerts);
                 let matches = alerts
                     .drain(..)
@@ -297,7 +301,8 @@ impl ShardedEngine {
                         Some((at, a.extra, text))
                     })
                     .collect();
-                *ev = Arc::try_unwrap(shared).unwrap_or_else(|still| (*still).clone());
+                let back = Arc::try_unwrap(shared).unwrap_or_else(|still| (*still).clone());
+                spare = Some(std::mem::replace(ev, back));
                 ev.precomputed = Some(Arc::new(StatelessMatches {
                     engine: id,
                     matches,

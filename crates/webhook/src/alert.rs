@@ -82,9 +82,17 @@ pub fn alert_json(a: &Alert) -> String {
             vendor: &r.vendor,
         },
     };
-    let mut line = serde_json::to_string(&head).unwrap_or_else(|_| "{}".to_string());
-    line.pop(); // the closing brace; the events array goes last
-    line.push_str(",\"events\":[");
+    // The head without its closing brace; the events array goes last.
+    let mut line = match serde_json::to_string(&head) {
+        Ok(mut h) => {
+            h.pop();
+            h.push(',');
+            h
+        }
+        // Not reachable with these types; still a valid document if it were.
+        Err(_) => "{".to_string(),
+    };
+    line.push_str("\"events\":[");
     for (i, e) in a.events.iter().enumerate() {
         if i > 0 {
             line.push(',');
