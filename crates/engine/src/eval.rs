@@ -4,6 +4,7 @@
 //! whose wildcards and regexes are compiled and whose CIDR blocks are parsed, so matching an event
 //! does no per-event preparation. Semantics are those documented in `ruleatlas_ir::expr`.
 
+use crate::memo::LookupMemo;
 use ipnet::IpNet;
 use regex::Regex;
 use ruleatlas_event::ResolvedField;
@@ -255,26 +256,40 @@ impl CompiledExpr {
 
     /// Does the document satisfy the expression?
     pub fn matches(&self, doc: &Value) -> bool {
-        eval_node(&self.node, doc)
+        eval_node(&self.node, doc, None)
+    }
+
+    /// [`CompiledExpr::matches`], with field lookups on `doc` shared through `memo` (a memo of
+    /// this very document; see [`crate::memo`]).
+    pub fn matches_memo(&self, doc: &Value, memo: Option<&LookupMemo<'_>>) -> bool {
+        eval_node(&self.node, doc, memo.filter(|m| m.serves(doc)))
     }
 }
 
-fn eval_node(node: &Node, doc: &Value) -> bool {
+/// `memo`, when given, is a memo of `doc`.
+fn eval_node(node: &Node, doc: &Value, memo: Option<&LookupMemo<'_>>) -> bool {
     match node {
         Node::Const(b) => *b,
-        Node::And(xs) => xs.iter().all(|x| eval_node(x, doc)),
-        Node::Or(xs) => xs.iter().any(|x| eval_node(x, doc)),
-        Node::Not(x) => !eval_node(x, doc),
+        Node::And(xs) => xs.iter().all(|x| eval_node(x, doc, memo)),
+        Node::Or(xs) => xs.iter().any(|x| eval_node(x, doc, memo)),
+        Node::Not(x) => !eval_node(x, doc, memo),
         // The common case, a field test, runs without allocating.
         Node::Test {
             subject: CValue::Field(f),
             pred,
             ci,
-        } => {
-            let mut vals: SmallVec<[&Value; 4]> = SmallVec::new();
-            f.for_each(doc, true, &mut |v| vals.push(v));
-            test_values(pred, *ci, &vals)
-        }
+        } => match memo {
+            Some(m) => {
+                let mut vals: SmallVec<[&Value; 4]> = SmallVec::new();
+                m.values(f, &mut vals);
+                test_values(pred, *ci, &vals)
+            }
+            None => {
+                let mut vals: SmallVec<[&Value; 4]> = SmallVec::new();
+                f.for_each(doc, true, &mut |v| vals.push(v));
+                test_values(pred, *ci, &vals)
+            }
+        },
         Node::Test { subject, pred, ci } => {
             let mut vals = Vec::new();
             subject_values(subject, doc, &mut vals);
@@ -382,7 +397,7 @@ fn subject_values<'a>(v: &'a CValue, doc: &'a Value, out: &mut Vec<Cow<'a, Value
                 out.push(Cow::Owned(v));
             }
         }
-        CValue::Cond(c) => out.push(Cow::Owned(Value::Bool(eval_node(c, doc)))),
+        CValue::Cond(c) => out.push(Cow::Owned(Value::Bool(eval_node(c, doc, None)))),
     }
 }
 
@@ -403,7 +418,7 @@ fn arg_value(v: &CValue, doc: &Value) -> Option<Value> {
             xs.iter().filter_map(|x| arg_value(x, doc)).collect(),
         )),
         CValue::Call(f, args) => call(*f, args, doc),
-        CValue::Cond(c) => Some(Value::Bool(eval_node(c, doc))),
+        CValue::Cond(c) => Some(Value::Bool(eval_node(c, doc, None))),
     }
 }
 
@@ -436,7 +451,7 @@ fn array_predicate(f: Func, array: &CValue, var: &str, body: &Node, doc: &Value)
         if let Value::Object(o) = &mut scoped {
             o.insert(var.to_string(), item);
         }
-        if eval_node(body, &scoped) {
+        if eval_node(body, &scoped, None) {
             if f == Func::ArraySearch {
                 return Some(Value::Bool(true));
             }

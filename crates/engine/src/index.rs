@@ -7,9 +7,11 @@
 //! candidate for every event. At run time the event's values of the anchor fields are looked up
 //! once per view and each hit names its rules.
 
+use crate::memo::LookupMemo;
 use ruleatlas_event::ResolvedField;
 use ruleatlas_ir::{Expr, FieldPath, Pred, Query, Scalar, ValueExpr};
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 
 /// Fields that hold the same value for a whole log source: poor anchors.
@@ -189,14 +191,19 @@ impl Index {
         self.always.is_empty() && self.map.is_empty()
     }
 
-    /// Appends the candidate rules for `doc` (unsorted, possibly repeated).
-    pub fn candidates(&self, doc: &Value, out: &mut Vec<u32>) {
+    /// Appends the candidate rules for `doc` (unsorted, possibly repeated); lookups go through
+    /// `memo` when it serves `doc` (the rules will read the same fields).
+    pub fn candidates(&self, doc: &Value, memo: Option<&LookupMemo<'_>>, out: &mut Vec<u32>) {
         out.extend_from_slice(&self.always);
-        let mut vals = Vec::new();
+        let memo = memo.filter(|m| m.serves(doc));
+        let mut vals: SmallVec<[&Value; 4]> = SmallVec::new();
         let mut key = (0u16, String::new());
         for (fi, f) in self.fields.iter().enumerate() {
             vals.clear();
-            f.lookup(doc, &mut vals);
+            match memo {
+                Some(m) => m.values(f, &mut vals),
+                None => f.for_each(doc, true, &mut |v| vals.push(v)),
+            }
             for v in &vals {
                 // One reused key buffer: this runs for every anchor field of every event.
                 key.1.clear();
@@ -304,12 +311,13 @@ mod tests {
             serde_json::json!({"responseStatus": {"code": "401"}}),
         ] {
             let mut out = Vec::new();
-            idx.candidates(&doc, &mut out);
+            idx.candidates(&doc, None, &mut out);
             assert_eq!(out, vec![7], "{doc}");
         }
         let mut out = Vec::new();
         idx.candidates(
             &serde_json::json!({"responseStatus": {"code": 200}}),
+            None,
             &mut out,
         );
         assert!(out.is_empty());
@@ -332,7 +340,7 @@ mod tests {
             ]),
         );
         let mut out = Vec::new();
-        idx.candidates(&serde_json::json!({"verb": "CREATE"}), &mut out);
+        idx.candidates(&serde_json::json!({"verb": "CREATE"}), None, &mut out);
         out.sort();
         assert_eq!(out, vec![0, 1]);
     }

@@ -30,6 +30,7 @@ pub mod correlation;
 pub mod ecs_raw;
 pub mod eval;
 pub mod index;
+pub mod memo;
 pub mod pipes;
 pub mod routing;
 pub mod sequence;
@@ -39,6 +40,7 @@ pub mod threshold;
 pub use eval::CompiledExpr;
 pub use shards::ShardedEngine;
 
+use memo::LookupMemo;
 use ruleatlas_event::{ecs, Event, Projection, SourceKind};
 use ruleatlas_ir::{Diagnostic, FieldDialect, FieldPath, Lowered, Pipeline, Query, Rule};
 use serde_json::{Map, Value};
@@ -72,17 +74,35 @@ pub struct Alert {
 }
 
 /// An event with its lazily built views.
-pub struct EventCtx {
+pub struct EventCtx<'m> {
     pub event: Arc<Event>,
     ecs: OnceLock<Option<Value>>,
+    /// Lookups on `event.doc` shared by the rules this event meets (see [`memo`]).
+    memo: Option<&'m LookupMemo<'m>>,
 }
 
-impl EventCtx {
-    pub fn new(event: Arc<Event>) -> EventCtx {
+impl<'m> EventCtx<'m> {
+    pub fn new(event: Arc<Event>) -> EventCtx<'m> {
         EventCtx {
             event,
             ecs: OnceLock::new(),
+            memo: None,
         }
+    }
+
+    /// An event whose document's lookups go through `memo` (a memo of `event.doc`).
+    pub fn with_memo(event: Arc<Event>, memo: &'m LookupMemo<'m>) -> EventCtx<'m> {
+        let memo = memo.serves(&event.doc).then_some(memo);
+        EventCtx {
+            event,
+            ecs: OnceLock::new(),
+            memo,
+        }
+    }
+
+    /// The memo to use for lookups on `doc`, if `doc` is the one it serves.
+    pub fn memo_for(&self, doc: &Value) -> Option<&LookupMemo<'m>> {
+        self.memo.filter(|m| m.serves(doc))
     }
 
     /// The document a rule of `dialect` reads, or `None` if this event has no such view.
@@ -188,7 +208,7 @@ impl FilterStage {
 impl Stage for FilterStage {
     fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>) {
         if let Some(doc) = ctx.doc(self.dialect) {
-            if self.expr.matches(doc) {
+            if self.expr.matches_memo(doc, ctx.memo_for(doc)) {
                 out.push(Match::single(ctx.event.clone()));
             }
         }
@@ -584,12 +604,14 @@ impl Engine {
     /// Feeds one event (in time order) and appends the alerts it completes.
     pub fn process(&mut self, event: Arc<Event>, out: &mut Vec<Alert>) {
         let kind = routing::kind_index(event.kind);
-        let ctx = EventCtx::new(event);
+        let shared = event.clone();
+        let memo = LookupMemo::new(&shared.doc);
+        let ctx = EventCtx::with_memo(event, &memo);
         let mut fired: Vec<(usize, Match)> = Vec::new();
         self.candidates.clear();
         for (dialect, idx) in &self.indexes[kind] {
             if let Some(doc) = ctx.doc(*dialect) {
-                idx.candidates(doc, &mut self.candidates);
+                idx.candidates(doc, ctx.memo_for(doc), &mut self.candidates);
             }
         }
         // Rule order, so alerts come out in the same order whatever the index says.

@@ -270,7 +270,7 @@ impl Stage for SequenceStage {
         // waiting it need not be evaluated (most events meet a sequence with no partials).
         let waiting = !self.trailing.is_empty() || self.pending.iter().any(|p| !p.is_empty());
         if let Some(u) = set.until.as_ref().filter(|_| waiting) {
-            if u.filter.matches(doc) {
+            if u.filter.matches_memo(doc, ctx.memo_for(doc)) {
                 if let Some(k) = u.key(doc) {
                     for p in self.pending.iter_mut() {
                         if p.remove(&k).is_some() {
@@ -291,7 +291,7 @@ impl Stage for SequenceStage {
                 continue;
             }
             for m in &set.gaps[i] {
-                if !m.filter.matches(doc) {
+                if !m.filter.matches_memo(doc, ctx.memo_for(doc)) {
                     continue;
                 }
                 let Some(k) = m.key(doc) else {
@@ -310,7 +310,7 @@ impl Stage for SequenceStage {
             if p > 0 && self.pending[p].is_empty() {
                 continue;
             }
-            if !set.steps[p].filter.matches(doc) {
+            if !set.steps[p].filter.matches_memo(doc, ctx.memo_for(doc)) {
                 continue;
             }
             let Some(key) = set.steps[p].key(doc) else {
@@ -433,7 +433,7 @@ impl Stage for SlotStage {
             return;
         };
         if let Some(u) = &self.until {
-            if u.filter.matches(doc) {
+            if u.filter.matches_memo(doc, ctx.memo_for(doc)) {
                 if let Some(k) = u.key(doc) {
                     self.slots.remove(&k);
                 }
@@ -441,7 +441,7 @@ impl Stage for SlotStage {
         }
         let n = self.steps.len();
         for p in 0..n {
-            if !self.steps[p].filter.matches(doc) {
+            if !self.steps[p].filter.matches_memo(doc, ctx.memo_for(doc)) {
                 continue;
             }
             let Some(key) = self.steps[p].key(doc) else {

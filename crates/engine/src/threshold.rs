@@ -23,6 +23,7 @@ use serde_json::{json, Map, Value};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// At most this many value combinations per event (multi-valued fields multiply).
@@ -164,7 +165,7 @@ impl Stage for ThresholdStage {
         let Some(doc) = ctx.doc(self.dialect) else {
             return;
         };
-        if !self.filter.matches(doc) {
+        if !self.filter.matches_memo(doc, ctx.memo_for(doc)) {
             return;
         }
         let ts = ctx.event.ts_ms.unwrap_or(self.last_ts);
@@ -269,19 +270,22 @@ impl Stage for NewTermsStage {
         let Some(doc) = ctx.doc(self.dialect) else {
             return;
         };
-        if !self.filter.matches(doc) {
+        let memo = ctx.memo_for(doc);
+        if !self.filter.matches_memo(doc, memo) {
             return;
         }
         // Each field's distinct terms, borrowed from the document: the common event (one value
         // per field, a combination already seen) allocates nothing.
         let mut terms: SmallVec<[SmallVec<[Cow<str>; 2]>; 4]> = SmallVec::new();
+        let mut found: SmallVec<[&Value; 4]> = SmallVec::new();
         for f in &self.fields {
-            let mut vals: SmallVec<[Cow<str>; 2]> = SmallVec::new();
-            f.for_each(doc, true, &mut |v| {
-                if let Some(t) = term_cow(v) {
-                    vals.push(t)
-                }
-            });
+            found.clear();
+            match memo {
+                Some(m) => m.values(f, &mut found),
+                None => f.for_each(doc, true, &mut |v| found.push(v)),
+            }
+            let mut vals: SmallVec<[Cow<str>; 2]> =
+                found.iter().filter_map(|v| term_cow(v)).collect();
             if vals.is_empty() {
                 return;
             }
@@ -300,8 +304,7 @@ impl Stage for NewTermsStage {
             self.key.clear();
             for (vals, &i) in terms.iter().zip(&at) {
                 let t: &str = &vals[i];
-                self.key.push_str(&t.len().to_string());
-                self.key.push(':');
+                let _ = write!(self.key, "{}:", t.len());
                 self.key.push_str(t);
             }
             let combo = || -> Vec<String> {

@@ -127,6 +127,23 @@ pub struct ResolvedField {
     pub path: FieldPath,
     /// Byte offsets of the dots of `path.name` (unused for exact or wildcard paths).
     dots: Box<[usize]>,
+    /// The same number for every `ResolvedField` of an equal path in this process, so that
+    /// the rules of one event can share a lookup (the engine's per-event lookup memo).
+    id: u32,
+}
+
+/// A process-wide number per distinct field path (taken when rules are compiled, never per
+/// event).
+fn field_id(path: &FieldPath) -> u32 {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static IDS: OnceLock<Mutex<HashMap<FieldPath, u32>>> = OnceLock::new();
+    let mut ids = IDS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+    *ids.entry(path.clone()).or_insert(next)
 }
 
 impl ResolvedField {
@@ -138,7 +155,13 @@ impl ResolvedField {
             .filter(|(_, b)| *b == b'.')
             .map(|(i, _)| i)
             .collect();
-        ResolvedField { path, dots }
+        let id = field_id(&path);
+        ResolvedField { path, dots, id }
+    }
+
+    /// Equal paths have equal ids (see [`ResolvedField`]).
+    pub fn id(&self) -> u32 {
+        self.id
     }
 
     /// Calls `f` with every value of the field (leaf arrays flattened when `flatten`).

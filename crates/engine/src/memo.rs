@@ -1,0 +1,139 @@
+//! Per-event memo of field lookups.
+//!
+//! With every vendor's rules loaded, a Kubernetes audit event meets a hundred rules or more, and
+//! most of them read the same dozen fields (`verb`, `objectRef.resource`, `user.username`…).
+//! Each lookup walks `serde_json` maps (a key search per dotted prefix); the memo does that once
+//! per field and event, and the other rules copy the values found.
+//!
+//! Contract: [`LookupMemo::values`] gives what [`ResolvedField::for_each`] with `flatten` gives
+//! on the memo's document, in the same order. It is direct-mapped on the field's process-wide
+//! id: a slot taken by another field is simply recomputed (never a wrong answer: the slot
+//! records whose values it holds).
+
+use ruleatlas_event::ResolvedField;
+use serde_json::Value;
+use smallvec::SmallVec;
+use std::cell::RefCell;
+
+/// Slots (a power of two): more than the distinct fields the rules of one event read.
+const SLOTS: usize = 128;
+
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    /// Field id + 1 (0: empty).
+    tag: u32,
+    start: u32,
+    len: u32,
+}
+
+/// The lookups done on one document, while its event goes through the rules.
+pub struct LookupMemo<'d> {
+    doc: &'d Value,
+    slots: RefCell<[Slot; SLOTS]>,
+    values: RefCell<Vec<&'d Value>>,
+}
+
+impl<'d> LookupMemo<'d> {
+    pub fn new(doc: &'d Value) -> LookupMemo<'d> {
+        LookupMemo {
+            doc,
+            slots: RefCell::new([Slot::default(); SLOTS]),
+            values: RefCell::new(Vec::with_capacity(64)),
+        }
+    }
+
+    /// Is this the memo of `doc` (the same value in memory)?
+    pub fn serves(&self, doc: &Value) -> bool {
+        std::ptr::eq(self.doc, doc)
+    }
+
+    /// Appends the values of `field` in the memo's document (leaf arrays flattened).
+    pub fn values<'o>(&self, field: &ResolvedField, out: &mut SmallVec<[&'o Value; 4]>)
+    where
+        'd: 'o,
+    {
+        let id = field.id();
+        let tag = id.wrapping_add(1);
+        let i = id as usize & (SLOTS - 1);
+        let (Ok(mut slots), Ok(mut values)) =
+            (self.slots.try_borrow_mut(), self.values.try_borrow_mut())
+        else {
+            // Re-entered (cannot happen today: a lookup calls no rule); answer without the memo.
+            field.for_each(self.doc, true, &mut |v| out.push(v));
+            return;
+        };
+        let slot = slots[i];
+        if slot.tag == tag && tag != 0 {
+            let (start, len) = (slot.start as usize, slot.len as usize);
+            out.extend(values[start..start + len].iter().copied());
+            return;
+        }
+        let start = values.len();
+        field.for_each(self.doc, true, &mut |v| values.push(v));
+        out.extend(values[start..].iter().copied());
+        if let (Ok(start32), Ok(len32)) =
+            (u32::try_from(start), u32::try_from(values.len() - start))
+        {
+            slots[i] = Slot {
+                tag,
+                start: start32,
+                len: len32,
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruleatlas_ir::FieldPath;
+    use serde_json::json;
+
+    fn direct(doc: &Value, f: &ResolvedField) -> Vec<Value> {
+        let mut out = Vec::new();
+        f.for_each(doc, true, &mut |v| out.push(v.clone()));
+        out
+    }
+
+    #[test]
+    fn memo_gives_what_a_lookup_gives_first_and_later_and_on_slot_collisions() {
+        let doc = json!({
+            "verb": "create",
+            "objectRef": {"resource": "pods"},
+            "objectRef.namespace": "kube-system",
+            "user": {"groups": ["a", "b"], "username": "u"},
+            "items": [{"x": 1}, {"x": [2, 3]}]
+        });
+        // Enough distinct fields to fill every slot several times over.
+        let mut fields: Vec<ResolvedField> = [
+            "verb",
+            "objectRef.resource",
+            "objectRef.namespace",
+            "user.groups",
+            "items.x",
+            "missing",
+        ]
+        .iter()
+        .map(|n| ResolvedField::new(FieldPath::new(*n)))
+        .collect();
+        for i in 0..(3 * SLOTS) {
+            fields.push(ResolvedField::new(FieldPath::new(format!("filler{i}"))));
+        }
+        fields.push(ResolvedField::new(FieldPath::exact(vec![
+            "user".into(),
+            "username".into(),
+        ])));
+        let memo = LookupMemo::new(&doc);
+        for round in 0..3 {
+            for f in fields.iter().chain(fields.iter().rev()) {
+                let mut got: SmallVec<[&Value; 4]> = SmallVec::new();
+                memo.values(f, &mut got);
+                let got: Vec<Value> = got.into_iter().cloned().collect();
+                assert_eq!(got, direct(&doc, f), "round {round}, field {}", f.path.name);
+            }
+        }
+        assert!(memo.serves(&doc));
+        let other = doc.clone();
+        assert!(!memo.serves(&other));
+    }
+}
