@@ -121,7 +121,10 @@ fn alert_fields(mut p: Projection, templates: &[String]) -> Projection {
     }
     for name in [
         "verb",
-        "objectRef",
+        "objectRef.resource",
+        "objectRef.subresource",
+        "objectRef.name",
+        "objectRef.namespace",
         "user.username",
         "eventName",
         "eventSource",

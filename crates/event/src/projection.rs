@@ -37,6 +37,26 @@ struct Node {
     children: Vec<(Box<str>, Node)>,
     /// Keep the whole value here (a field ends at this node).
     whole: bool,
+    /// Open-addressing table over `children` (positions; `EMPTY` = free slot): every key of
+    /// every event is looked up here, most of them missing (a dozen top-level keys against
+    /// two dozen names), so a miss must cost one probe, not a scan.
+    table: Box<[u16]>,
+}
+
+const EMPTY: u16 = u16::MAX;
+
+/// A cheap hash of a key (length and three bytes): names in a trie differ early or in length.
+fn key_hash(k: &[u8]) -> usize {
+    match k {
+        [] => 0,
+        [first, .., last] => {
+            k.len().wrapping_mul(0x9E37)
+                ^ (*first as usize).wrapping_mul(31)
+                ^ (*last as usize).wrapping_mul(131)
+                ^ (k[k.len() / 2] as usize).wrapping_mul(7)
+        }
+        [only] => k.len() ^ (*only as usize).wrapping_mul(31),
+    }
 }
 
 impl Projection {
@@ -98,6 +118,7 @@ impl Projection {
         node.whole = true;
         // Everything below is kept anyway.
         node.children.clear();
+        node.reindex();
     }
 
     /// Number of fields kept (paths ending in a whole value).
@@ -179,10 +200,44 @@ impl Node {
     }
 
     fn child(&self, name: &str) -> Option<&Node> {
-        self.children
-            .iter()
-            .find(|(k, _)| **k == *name)
-            .map(|(_, n)| n)
+        if self.children.len() >= usize::from(EMPTY) {
+            // Positions no longer fit the table (never seen: a trie level of 65,535 names).
+            return self
+                .children
+                .iter()
+                .find(|(k, _)| **k == *name)
+                .map(|(_, n)| n);
+        }
+        if self.table.is_empty() {
+            return None;
+        }
+        let mask = self.table.len() - 1;
+        let mut i = key_hash(name.as_bytes()) & mask;
+        loop {
+            let at = self.table[i];
+            if at == EMPTY {
+                return None;
+            }
+            let (k, n) = &self.children[at as usize];
+            if **k == *name {
+                return Some(n);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Rebuilds [`Node::table`] (after a child is added; trie building only).
+    fn reindex(&mut self) {
+        let size = (self.children.len() * 2).next_power_of_two().max(4);
+        let mut table = vec![EMPTY; size];
+        for (at, (k, _)) in self.children.iter().enumerate() {
+            let mut i = key_hash(k.as_bytes()) & (size - 1);
+            while table[i] != EMPTY {
+                i = (i + 1) & (size - 1);
+            }
+            table[i] = u16::try_from(at).unwrap_or(EMPTY);
+        }
+        self.table = table.into_boxed_slice();
     }
 
     fn child_mut(&mut self, name: &str) -> &mut Node {
@@ -190,6 +245,7 @@ impl Node {
             Some(i) => i,
             None => {
                 self.children.push((name.into(), Node::default()));
+                self.reindex();
                 self.children.len() - 1
             }
         };
@@ -200,8 +256,12 @@ impl Node {
 /// The node a document key leads to from `node`, if any (a key is walked split at its dots; a
 /// `whole` node on the way keeps everything below it).
 fn walk<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+    // Trie names hold no dots: a key that names a child exactly is the common case.
+    if let Some(n) = node.child(key) {
+        return Some(n);
+    }
     if !key.contains('.') {
-        return node.child(key);
+        return None;
     }
     let mut n = node;
     for c in key.split('.') {
@@ -219,7 +279,7 @@ fn copy_projected(node: &Node, v: &sonic_rs::Value) -> Value {
     if let Some(obj) = v.as_object() {
         // Collected, then built in one go (sorted and bulk-loaded: cheaper than an insert and a
         // key search per entry; a repeated key keeps its last value either way).
-        let mut kept: Vec<(String, Value)> = Vec::new();
+        let mut kept: Vec<(String, Value)> = Vec::with_capacity(obj.len());
         for (key, child) in obj.iter() {
             if let Some(n) = walk(node, key) {
                 let value = if n.whole {
@@ -399,6 +459,24 @@ mod tests {
         let mut out = Vec::new();
         crate::lookup(doc, field, &mut out);
         out.into_iter().cloned().collect()
+    }
+
+    #[test]
+    fn child_table_finds_every_name_and_nothing_else() {
+        // Many siblings (the table grows and probes past collisions), names that share length,
+        // first, middle and last bytes.
+        let mut names: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+        names.extend(["ab", "ba", "aab", "abb", "a", "b", "", "kxk", "kyk"].map(String::from));
+        let mut p = Projection::new();
+        for n in &names {
+            p.add_components(std::iter::once(n.as_str()));
+        }
+        for n in &names {
+            assert!(p.root.child(n).is_some_and(|c| c.whole), "{n:?}");
+        }
+        for missing in ["k300", "kzk", "abc", "aa", "bb", "k", "K1"] {
+            assert!(p.root.child(missing).is_none(), "{missing:?}");
+        }
     }
 
     #[test]
