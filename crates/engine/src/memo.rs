@@ -29,16 +29,22 @@ struct Slot {
 /// The lookups done on one document, while its event goes through the rules.
 pub struct LookupMemo<'d> {
     doc: &'d Value,
-    slots: RefCell<[Slot; SLOTS]>,
-    values: RefCell<Vec<&'d Value>>,
+    state: RefCell<State<'d>>,
+}
+
+struct State<'d> {
+    slots: [Slot; SLOTS],
+    values: Vec<&'d Value>,
 }
 
 impl<'d> LookupMemo<'d> {
     pub fn new(doc: &'d Value) -> LookupMemo<'d> {
         LookupMemo {
             doc,
-            slots: RefCell::new([Slot::default(); SLOTS]),
-            values: RefCell::new(Vec::with_capacity(64)),
+            state: RefCell::new(State {
+                slots: [Slot::default(); SLOTS],
+                values: Vec::with_capacity(64),
+            }),
         }
     }
 
@@ -55,22 +61,21 @@ impl<'d> LookupMemo<'d> {
         let id = field.id();
         let tag = id.wrapping_add(1);
         let i = id as usize & (SLOTS - 1);
-        let (Ok(mut slots), Ok(mut values)) =
-            (self.slots.try_borrow_mut(), self.values.try_borrow_mut())
-        else {
+        let Ok(mut state) = self.state.try_borrow_mut() else {
             // Re-entered (cannot happen today: a lookup calls no rule); answer without the memo.
             field.for_each(self.doc, true, &mut |v| out.push(v));
             return;
         };
+        let State { slots, values } = &mut *state;
         let slot = slots[i];
         if slot.tag == tag && tag != 0 {
             let (start, len) = (slot.start as usize, slot.len as usize);
-            out.extend(values[start..start + len].iter().copied());
+            out.extend_from_slice(&values[start..start + len]);
             return;
         }
         let start = values.len();
         field.for_each(self.doc, true, &mut |v| values.push(v));
-        out.extend(values[start..].iter().copied());
+        out.extend_from_slice(&values[start..]);
         if let (Ok(start32), Ok(len32)) =
             (u32::try_from(start), u32::try_from(values.len() - start))
         {
