@@ -599,6 +599,9 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
             rule.title
         );
     }
+    for failure in ruleatlas_engine::eval::regex_build_failures() {
+        eprintln!("hunt: warning: a pattern too large to build matched nothing: {failure}");
+    }
     Ok(if unreadable > 0 { 2 } else { 0 })
 }
 

@@ -57,7 +57,7 @@ enum CPred {
     Null,
     Eq(EqSet),
     /// Wildcards and regexes compile to one regex each (alternation of the patterns).
-    Regex(Regex),
+    Regex(LazyRegex),
     Prefix(Vec<String>),
     Suffix(Vec<String>),
     Contains(Vec<String>),
@@ -141,7 +141,85 @@ pub fn wildcard_to_regex(pattern: &str) -> String {
     out
 }
 
-fn build_regex(alternatives: &[String], ci: bool, what: &str) -> Result<Regex, Diagnostic> {
+thread_local! {
+    /// Whether regexes compiled on this thread are built at once (see [`LazyRegexes`]).
+    static BUILD_REGEXES_NOW: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// While one lives, the regexes of expressions compiled on this thread are checked (a bad
+/// pattern is the same error, from the same parser) but their automata are built only when an
+/// event first needs them. An engine loads a whole corpus and most of its rules never meet an
+/// event of their log source in a given hunt (Windows, Linux, network rules over audit logs);
+/// building their automata was a third of loading the corpus and a good part of its memory —
+/// once more for every parser thread's copy of the stateless rules.
+///
+/// What a check cannot see is a pattern whose automaton exceeds the size limit; such a regex
+/// matches nothing and is reported by [`regex_build_failures`].
+pub struct LazyRegexes {
+    before: bool,
+}
+
+impl LazyRegexes {
+    pub fn begin() -> LazyRegexes {
+        LazyRegexes {
+            before: BUILD_REGEXES_NOW.with(|b| b.replace(false)),
+        }
+    }
+}
+
+impl Drop for LazyRegexes {
+    fn drop(&mut self) {
+        BUILD_REGEXES_NOW.with(|b| b.set(self.before));
+    }
+}
+
+static BUILD_FAILURES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Regexes that passed the check but could not be built when first needed (each with the
+/// reason, once): they matched nothing.
+pub fn regex_build_failures() -> Vec<String> {
+    BUILD_FAILURES
+        .lock()
+        .map(|f| f.clone())
+        .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+}
+
+/// A regex checked when its rule is compiled, built then or when first used (see
+/// [`LazyRegexes`]).
+#[derive(Debug, Clone)]
+struct LazyRegex {
+    src: String,
+    built: std::sync::OnceLock<Option<Regex>>,
+}
+
+impl LazyRegex {
+    fn is_match(&self, text: &str) -> bool {
+        self.built
+            .get_or_init(|| match regex_builder(&self.src).build() {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    let mut failures = BUILD_FAILURES
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let what = format!("{}: {e}", self.src);
+                    if !failures.contains(&what) {
+                        failures.push(what);
+                    }
+                    None
+                }
+            })
+            .as_ref()
+            .is_some_and(|re| re.is_match(text))
+    }
+}
+
+fn regex_builder(src: &str) -> regex::RegexBuilder {
+    let mut b = regex::RegexBuilder::new(src);
+    b.size_limit(64 << 20);
+    b
+}
+
+fn build_regex(alternatives: &[String], ci: bool, what: &str) -> Result<LazyRegex, Diagnostic> {
     let joined = alternatives
         .iter()
         .map(|a| format!("(?:{a})"))
@@ -152,10 +230,20 @@ fn build_regex(alternatives: &[String], ci: bool, what: &str) -> Result<Regex, D
     } else {
         format!("(?s:{joined})")
     };
-    regex::RegexBuilder::new(&src)
-        .size_limit(64 << 20)
-        .build()
-        .map_err(|e| Diagnostic::error("bad-regex", format!("invalid {what}: {e}")))
+    let built = std::sync::OnceLock::new();
+    if BUILD_REGEXES_NOW.with(|b| b.get()) {
+        let re = regex_builder(&src)
+            .build()
+            .map_err(|e| Diagnostic::error("bad-regex", format!("invalid {what}: {e}")))?;
+        let _ = built.set(Some(re));
+    } else {
+        // The parser the regex crate uses, with its defaults: the same patterns are errors.
+        regex_syntax::ParserBuilder::new()
+            .build()
+            .parse(&src)
+            .map_err(|e| Diagnostic::error("bad-regex", format!("invalid {what}: {e}")))?;
+    }
+    Ok(LazyRegex { src, built })
 }
 
 /// The text a string predicate sees for a value (loose typing: numbers and booleans as text).
@@ -532,6 +620,34 @@ mod tests {
         ));
         assert!(m(&t("b", Pred::Eq(vec!["true".into()]), false), &doc));
         assert!(!m(&t("missing", Pred::Eq(vec!["x".into()]), false), &doc));
+    }
+
+    #[test]
+    fn lazy_regexes_are_checked_at_once_and_built_on_first_use() {
+        let bad = t("a", Pred::Regex(vec!["(".into()]), false);
+        let good = t("ua", Pred::Wildcard(vec!["*/v1.?".into()]), true);
+        let eager_error = CompiledExpr::compile(&bad)
+            .expect_err("bad pattern")
+            .message;
+        let (lazy_error, lazy) = {
+            let _lazy = LazyRegexes::begin();
+            (
+                CompiledExpr::compile(&bad)
+                    .expect_err("bad pattern")
+                    .message,
+                CompiledExpr::compile(&good).expect("good pattern"),
+            )
+        };
+        assert_eq!(lazy_error, eager_error);
+        // Nothing built yet; the first event builds it, and it answers as an eager one.
+        let eager = CompiledExpr::compile(&good).expect("good pattern");
+        for ua in ["kubectl/V1.2", "kubectl/v1.23", "x"] {
+            let doc = json!({ "ua": ua });
+            assert_eq!(lazy.matches(&doc), eager.matches(&doc), "{ua}");
+        }
+        assert!(lazy.matches(&json!({"ua": "kubectl/V1.2"})));
+        // The guard restores eager building.
+        assert!(BUILD_REGEXES_NOW.with(|b| b.get()));
     }
 
     #[test]

@@ -381,6 +381,9 @@ impl Engine {
                 }
                 Lowered::Ok { pipeline } => {
                     let applies = routing::applicability(rule);
+                    // Regexes checked now, built when an event first needs them (see
+                    // `LazyRegexes`).
+                    let _lazy = eval::LazyRegexes::begin();
                     let translated = (rule.field_dialect == FieldDialect::Ecs
                         && applies[RAW_AUDIT]
                         && matches!(
