@@ -530,6 +530,38 @@ mod tests {
         ))
     }
 
+    /// Every third `get`, counted per verb: a stateful rule.
+    fn threshold_rule() -> Arc<Rule> {
+        let threshold = ruleatlas_ir::Threshold {
+            filter: Expr::field(FieldPath::new("verb"), Pred::Eq(vec!["get".into()]), false),
+            group_by: vec![FieldPath::new("verb")],
+            min_count: 3,
+            cardinality: vec![],
+            window_ms: None,
+        };
+        Arc::new(Rule::new(
+            "test",
+            "t",
+            "t",
+            "kql",
+            Lowered::Ok {
+                pipeline: Pipeline {
+                    query: Query::Threshold(threshold),
+                    pipes: Vec::new(),
+                },
+            },
+        ))
+    }
+
+    /// The `i`-th test event: a raw audit Event whose verb cycles create, get, delete, list.
+    fn event(i: usize) -> Event {
+        let verb = ["create", "get", "delete", "list"][i % 4];
+        let doc = serde_json::json!({"kind":"Event","apiVersion":"audit.k8s.io/v1", "verb": verb});
+        let mut e = Event::new(doc, &EventOptions::default());
+        e.seq = i as u64;
+        e
+    }
+
     fn run(shards: usize) -> Vec<(String, u64)> {
         run_with(shards, false)
     }
@@ -540,38 +572,13 @@ mod tests {
             .map(|i| rule(&format!("r{i}"), ["create", "get", "delete"][i % 3]))
             .collect();
         // A stateful rule among the stateless ones: every third `get`.
-        let threshold = ruleatlas_ir::Threshold {
-            filter: Expr::field(FieldPath::new("verb"), Pred::Eq(vec!["get".into()]), false),
-            group_by: vec![FieldPath::new("verb")],
-            min_count: 3,
-            cardinality: vec![],
-            window_ms: None,
-        };
-        rules.insert(
-            3,
-            Arc::new(Rule::new(
-                "test",
-                "t",
-                "t",
-                "kql",
-                Lowered::Ok {
-                    pipeline: Pipeline {
-                        query: Query::Threshold(threshold),
-                        pipes: Vec::new(),
-                    },
-                },
-            )),
-        );
+        rules.insert(3, threshold_rule());
         let mut engine = ShardedEngine::new(rules, EngineOptions::default(), shards);
         let mut hook = engine.parser_hook(None).filter(|_| hooked).map(|h| (h.0)());
         let mut out = Vec::new();
         let events: Vec<Arc<Event>> = (0..50)
             .map(|i| {
-                let verb = ["create", "get", "delete", "list"][i % 4];
-                let doc = serde_json::json!({"kind":"Event","apiVersion":"audit.k8s.io/v1",
-                    "verb": verb});
-                let mut e = Event::new(doc, &EventOptions::default());
-                e.seq = i as u64;
+                let mut e = event(i);
                 if let Some(hook) = &mut hook {
                     hook(&mut e);
                     assert!(e.precomputed.is_some());
@@ -596,25 +603,7 @@ mod tests {
             .map(|i| rule(&format!("r{i}"), ["create", "get", "delete"][i % 3]))
             .collect();
         if stateful {
-            let threshold = ruleatlas_ir::Threshold {
-                filter: Expr::field(FieldPath::new("verb"), Pred::Eq(vec!["get".into()]), false),
-                group_by: vec![FieldPath::new("verb")],
-                min_count: 3,
-                cardinality: vec![],
-                window_ms: None,
-            };
-            rules.push(Arc::new(Rule::new(
-                "test",
-                "t",
-                "t",
-                "kql",
-                Lowered::Ok {
-                    pipeline: Pipeline {
-                        query: Query::Threshold(threshold),
-                        pipes: Vec::new(),
-                    },
-                },
-            )));
+            rules.push(threshold_rule());
         }
         let format: AlertFormatter = Arc::new(|a: &Alert| {
             let verb = a.events[0].doc.get("verb").cloned().unwrap_or_default();
@@ -625,11 +614,7 @@ mod tests {
         let mut docs_kept = true;
         let events: Vec<Arc<Event>> = (0..50)
             .map(|i| {
-                let verb = ["create", "get", "delete", "list"][i % 4];
-                let doc = serde_json::json!({"kind":"Event","apiVersion":"audit.k8s.io/v1",
-                    "verb": verb});
-                let mut e = Event::new(doc, &EventOptions::default());
-                e.seq = i as u64;
+                let mut e = event(i);
                 if let Some(hook) = &mut hook {
                     hook(&mut e);
                 }
