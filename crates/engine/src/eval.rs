@@ -4,7 +4,7 @@
 //! whose wildcards and regexes are compiled and whose CIDR blocks are parsed, so matching an event
 //! does no per-event preparation. Semantics are those documented in `ruleatlas_ir::expr`.
 
-use crate::memo::LookupMemo;
+use crate::memo::{field_values, LookupMemo};
 use ipnet::IpNet;
 use regex::Regex;
 use ruleatlas_event::ResolvedField;
@@ -350,11 +350,11 @@ impl CompiledExpr {
     /// [`CompiledExpr::matches`], with field lookups on `doc` shared through `memo` (a memo of
     /// this very document; see [`crate::memo`]).
     pub fn matches_memo(&self, doc: &Value, memo: Option<&LookupMemo<'_>>) -> bool {
-        eval_node(&self.node, doc, memo.filter(|m| m.serves(doc)))
+        eval_node(&self.node, doc, memo)
     }
 }
 
-/// `memo`, when given, is a memo of `doc`.
+/// Lookups on `doc` go through `memo` when it is the memo of `doc`.
 fn eval_node(node: &Node, doc: &Value, memo: Option<&LookupMemo<'_>>) -> bool {
     match node {
         Node::Const(b) => *b,
@@ -366,18 +366,11 @@ fn eval_node(node: &Node, doc: &Value, memo: Option<&LookupMemo<'_>>) -> bool {
             subject: CValue::Field(f),
             pred,
             ci,
-        } => match memo {
-            Some(m) => {
-                let mut vals: SmallVec<[&Value; 4]> = SmallVec::new();
-                m.values(f, &mut vals);
-                test_values(pred, *ci, &vals)
-            }
-            None => {
-                let mut vals: SmallVec<[&Value; 4]> = SmallVec::new();
-                f.for_each(doc, true, &mut |v| vals.push(v));
-                test_values(pred, *ci, &vals)
-            }
-        },
+        } => {
+            let mut vals: SmallVec<[&Value; 4]> = SmallVec::new();
+            field_values(memo, doc, f, &mut vals);
+            test_values(pred, *ci, &vals)
+        }
         Node::Test { subject, pred, ci } => {
             let mut vals = Vec::new();
             subject_values(subject, doc, &mut vals);

@@ -7,7 +7,7 @@
 //! candidate for every event. At run time the event's values of the anchor fields are looked up
 //! once per view and each hit names its rules.
 
-use crate::memo::LookupMemo;
+use crate::memo::{field_values, LookupMemo};
 use ruleatlas_event::ResolvedField;
 use ruleatlas_ir::{Expr, FieldPath, Pred, Query, Scalar, ValueExpr};
 use serde_json::Value;
@@ -195,15 +195,11 @@ impl Index {
     /// `memo` when it serves `doc` (the rules will read the same fields).
     pub fn candidates(&self, doc: &Value, memo: Option<&LookupMemo<'_>>, out: &mut Vec<u32>) {
         out.extend_from_slice(&self.always);
-        let memo = memo.filter(|m| m.serves(doc));
         let mut vals: SmallVec<[&Value; 4]> = SmallVec::new();
         let mut key = (0u16, String::new());
         for (fi, f) in self.fields.iter().enumerate() {
             vals.clear();
-            match memo {
-                Some(m) => m.values(f, &mut vals),
-                None => f.for_each(doc, true, &mut |v| vals.push(v)),
-            }
+            field_values(memo, doc, f, &mut vals);
             for v in &vals {
                 // One reused key buffer: this runs for every anchor field of every event.
                 key.1.clear();

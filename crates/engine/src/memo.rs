@@ -88,6 +88,20 @@ impl<'d> LookupMemo<'d> {
     }
 }
 
+/// The values of `field` in `doc` (leaf arrays flattened): through `memo` when it is the memo
+/// of `doc`, else looked up directly.
+pub fn field_values<'o, 'd: 'o>(
+    memo: Option<&LookupMemo<'d>>,
+    doc: &'o Value,
+    field: &ResolvedField,
+    out: &mut SmallVec<[&'o Value; 4]>,
+) {
+    match memo.filter(|m| m.serves(doc)) {
+        Some(m) => m.values(field, out),
+        None => field.for_each(doc, true, &mut |v| out.push(v)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -280,10 +280,7 @@ impl Stage for NewTermsStage {
         let mut found: SmallVec<[&Value; 4]> = SmallVec::new();
         for f in &self.fields {
             found.clear();
-            match memo {
-                Some(m) => m.values(f, &mut found),
-                None => f.for_each(doc, true, &mut |v| found.push(v)),
-            }
+            crate::memo::field_values(memo, doc, f, &mut found);
             let mut vals: SmallVec<[Cow<str>; 2]> =
                 found.iter().filter_map(|v| term_cow(v)).collect();
             if vals.is_empty() {

@@ -40,10 +40,10 @@ struct Node {
     /// Open-addressing table over `children` (positions; `EMPTY` = free slot): every key of
     /// every event is looked up here, most of them missing (a dozen top-level keys against
     /// two dozen names), so a miss must cost one probe, not a scan.
-    table: Box<[u16]>,
+    table: Box<[u32]>,
 }
 
-const EMPTY: u16 = u16::MAX;
+const EMPTY: u32 = u32::MAX;
 
 /// A cheap hash of a key (length and three bytes): names in a trie differ early or in length.
 fn key_hash(k: &[u8]) -> usize {
@@ -200,14 +200,6 @@ impl Node {
     }
 
     fn child(&self, name: &str) -> Option<&Node> {
-        if self.children.len() >= usize::from(EMPTY) {
-            // Positions no longer fit the table (never seen: a trie level of 65,535 names).
-            return self
-                .children
-                .iter()
-                .find(|(k, _)| **k == *name)
-                .map(|(_, n)| n);
-        }
         if self.table.is_empty() {
             return None;
         }
@@ -235,7 +227,8 @@ impl Node {
             while table[i] != EMPTY {
                 i = (i + 1) & (size - 1);
             }
-            table[i] = u16::try_from(at).unwrap_or(EMPTY);
+            // A trie level holds a few dozen names, never 2^32.
+            table[i] = u32::try_from(at).unwrap_or(EMPTY);
         }
         self.table = table.into_boxed_slice();
     }
