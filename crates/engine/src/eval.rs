@@ -4,7 +4,7 @@
 //! whose wildcards and regexes are compiled and whose CIDR blocks are parsed, so matching an event
 //! does no per-event preparation. Semantics are those documented in `ruleatlas_ir::expr`.
 
-use crate::memo::{field_values, LookupMemo};
+use crate::memo::{with_field_values, LookupMemo};
 use ipnet::IpNet;
 use regex::Regex;
 use ruleatlas_event::ResolvedField;
@@ -366,11 +366,7 @@ fn eval_node(node: &Node, doc: &Value, memo: Option<&LookupMemo<'_>>) -> bool {
             subject: CValue::Field(f),
             pred,
             ci,
-        } => {
-            let mut vals: SmallVec<[&Value; 4]> = SmallVec::new();
-            field_values(memo, doc, f, &mut vals);
-            test_values(pred, *ci, &vals)
-        }
+        } => with_field_values(memo, doc, f, |vals| test_values(pred, *ci, vals)),
         Node::Test { subject, pred, ci } => {
             let mut vals = Vec::new();
             subject_values(subject, doc, &mut vals);

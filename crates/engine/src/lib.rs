@@ -41,7 +41,7 @@ pub use eval::CompiledExpr;
 pub use shards::ShardedEngine;
 
 use memo::LookupMemo;
-use ruleatlas_event::{ecs, Event, Projection, SourceKind};
+use ruleatlas_event::{ecs, Event, FieldPlan, Projection, SourceKind};
 use ruleatlas_ir::{Diagnostic, FieldDialect, FieldPath, Lowered, Pipeline, Query, Rule};
 use serde_json::{Map, Value};
 use std::sync::{Arc, OnceLock};
@@ -306,6 +306,11 @@ const VIEW_SOURCES: &[&str] = &[
     "stageTimestamp",
 ];
 
+/// Rules of one kind of event from which its lookups go through a [`FieldPlan`]: 105 rules of
+/// all vendors apply to a Kubernetes audit Event and read ~50 fields (one walk: 8 % fewer
+/// instructions per event), only 16 when just Sigma's are loaded (the walk cost 2 % more).
+const PLAN_MIN_RULES: usize = 48;
+
 /// [`routing::kind_index`] of raw audit Events.
 const RAW_AUDIT: usize = 0;
 
@@ -356,6 +361,10 @@ pub struct Engine {
     /// (each reads its own view of the event). A rule is only in the indexes of the kinds it
     /// applies to, so an event never meets — nor pays a view for — rules of other log sources.
     indexes: Vec<Vec<(FieldDialect, index::Index)>>,
+    /// Per event kind, the fields its rules read, collected in one walk of an event's document
+    /// the first time a rule asks for one of them ([`LookupMemo`]); `None` for kinds with few
+    /// rules, whose few lookups cost less than the walk.
+    plans: Vec<Option<Arc<FieldPlan>>>,
     candidates: Vec<u32>,
     correlations: Vec<CompiledCorrelation>,
     skipped: Vec<(Arc<Rule>, String)>,
@@ -532,9 +541,32 @@ impl Engine {
                 per_kind[slot].1.add(i as u32, anchors);
             }
         }
+        // Per kind of event, the fields its rules read, collected in one walk when the rules
+        // are many (a field some stage reads and the plan misses is still found, by a lookup
+        // of its own).
+        let plans = (0..routing::KINDS)
+            .map(|kind| {
+                let rules: Vec<&CompiledRule> =
+                    compiled.iter().filter(|r| r.applies[kind]).collect();
+                if rules.len() < PLAN_MIN_RULES {
+                    return None;
+                }
+                let mut fields: Vec<FieldPath> = Vec::new();
+                for r in rules {
+                    if let Some(p) = r.rule.pipeline() {
+                        p.visit_fields(&mut |f| fields.push(f.clone()));
+                    }
+                    if let RawAuditReads::Translated(t) = &r.raw_audit_reads {
+                        t.visit_fields(&mut |f| fields.push(f.clone()));
+                    }
+                }
+                Some(Arc::new(FieldPlan::new(&fields)))
+            })
+            .collect();
         Engine {
             rules: compiled,
             indexes,
+            plans,
             candidates: Vec::new(),
             correlations,
             skipped,
@@ -608,7 +640,11 @@ impl Engine {
     pub fn process(&mut self, event: Arc<Event>, out: &mut Vec<Alert>) {
         let kind = routing::kind_index(event.kind);
         let shared = event.clone();
-        let memo = LookupMemo::new(&shared.doc);
+        let plan = self.plans[kind].clone();
+        let memo = match &plan {
+            Some(plan) => LookupMemo::with_plan(&shared.doc, plan),
+            None => LookupMemo::new(&shared.doc),
+        };
         let ctx = EventCtx::with_memo(event, &memo);
         let mut fired: Vec<(usize, Match)> = Vec::new();
         self.candidates.clear();

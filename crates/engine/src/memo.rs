@@ -5,12 +5,16 @@
 //! Each lookup walks `serde_json` maps (a key search per dotted prefix); the memo does that once
 //! per field and event, and the other rules copy the values found.
 //!
+//! With the engine's [`FieldPlan`], the first lookup of a field the plan covers collects every
+//! covered field in one walk of the document (most of the fifty are read by some rule, and most
+//! lookups of a field on its own are misses that cost a key search per dotted prefix).
+//!
 //! Contract: [`LookupMemo::values`] gives what [`ResolvedField::for_each`] with `flatten` gives
-//! on the memo's document, in the same order. It is direct-mapped on the field's process-wide
-//! id: a slot taken by another field is simply recomputed (never a wrong answer: the slot
-//! records whose values it holds).
+//! on the memo's document, in the same order (the plan's contract for covered fields). Other
+//! fields are direct-mapped on the field's process-wide id: a slot taken by another field is
+//! simply recomputed (never a wrong answer: the slot records whose values it holds).
 
-use ruleatlas_event::ResolvedField;
+use ruleatlas_event::{FieldPlan, ResolvedField};
 use serde_json::Value;
 use smallvec::SmallVec;
 use std::cell::RefCell;
@@ -29,23 +33,40 @@ struct Slot {
 /// The lookups done on one document, while its event goes through the rules.
 pub struct LookupMemo<'d> {
     doc: &'d Value,
+    plan: Option<&'d FieldPlan>,
     state: RefCell<State<'d>>,
 }
 
 struct State<'d> {
     slots: [Slot; SLOTS],
     values: Vec<&'d Value>,
+    /// What the plan collected, sorted by field number: the numbers, and the values at the
+    /// same positions. Empty until a covered field is first asked for.
+    planned_fields: Vec<u32>,
+    planned_values: Vec<&'d Value>,
+    collected: bool,
 }
 
 impl<'d> LookupMemo<'d> {
     pub fn new(doc: &'d Value) -> LookupMemo<'d> {
         LookupMemo {
             doc,
+            plan: None,
             state: RefCell::new(State {
                 slots: [Slot::default(); SLOTS],
-                values: Vec::with_capacity(64),
+                values: Vec::new(),
+                planned_fields: Vec::new(),
+                planned_values: Vec::new(),
+                collected: false,
             }),
         }
+    }
+
+    /// A memo that answers the fields `plan` covers from one walk of `doc`.
+    pub fn with_plan(doc: &'d Value, plan: &'d FieldPlan) -> LookupMemo<'d> {
+        let mut memo = LookupMemo::new(doc);
+        memo.plan = Some(plan);
+        memo
     }
 
     /// Is this the memo of `doc` (the same value in memory)?
@@ -58,24 +79,46 @@ impl<'d> LookupMemo<'d> {
     where
         'd: 'o,
     {
+        self.with_values(field, |vals| out.extend_from_slice(vals));
+    }
+
+    /// Calls `f` with the values of `field` in the memo's document (leaf arrays flattened).
+    pub fn with_values<R>(&self, field: &ResolvedField, f: impl FnOnce(&[&'d Value]) -> R) -> R {
+        let Ok(mut state) = self.state.try_borrow_mut() else {
+            // Re-entered (`f` looked something up): answer without the memo.
+            let mut vals: SmallVec<[&'d Value; 4]> = SmallVec::new();
+            field.for_each(self.doc, true, &mut |v| vals.push(v));
+            return f(&vals);
+        };
+        let State {
+            slots,
+            values,
+            planned_fields,
+            planned_values,
+            collected,
+        } = &mut *state;
+        if let Some((plan, local)) = self.plan.and_then(|p| Some((p, p.local(field)?))) {
+            if !*collected {
+                let mut pairs = Vec::with_capacity(64);
+                plan.collect(self.doc, &mut pairs);
+                planned_fields.extend(pairs.iter().map(|p| p.0));
+                planned_values.extend(pairs.iter().map(|p| p.1));
+                *collected = true;
+            }
+            let from = planned_fields.partition_point(|&l| l < local);
+            let len = planned_fields[from..].partition_point(|&l| l == local);
+            return f(&planned_values[from..from + len]);
+        }
         let id = field.id();
         let tag = id.wrapping_add(1);
         let i = id as usize & (SLOTS - 1);
-        let Ok(mut state) = self.state.try_borrow_mut() else {
-            // Re-entered (cannot happen today: a lookup calls no rule); answer without the memo.
-            field.for_each(self.doc, true, &mut |v| out.push(v));
-            return;
-        };
-        let State { slots, values } = &mut *state;
         let slot = slots[i];
         if slot.tag == tag && tag != 0 {
             let (start, len) = (slot.start as usize, slot.len as usize);
-            out.extend_from_slice(&values[start..start + len]);
-            return;
+            return f(&values[start..start + len]);
         }
         let start = values.len();
         field.for_each(self.doc, true, &mut |v| values.push(v));
-        out.extend_from_slice(&values[start..]);
         if let (Ok(start32), Ok(len32)) =
             (u32::try_from(start), u32::try_from(values.len() - start))
         {
@@ -85,6 +128,7 @@ impl<'d> LookupMemo<'d> {
                 len: len32,
             };
         }
+        f(&values[start..])
     }
 }
 
@@ -99,6 +143,24 @@ pub fn field_values<'o, 'd: 'o>(
     match memo.filter(|m| m.serves(doc)) {
         Some(m) => m.values(field, out),
         None => field.for_each(doc, true, &mut |v| out.push(v)),
+    }
+}
+
+/// `f` of the values of `field` in `doc` (leaf arrays flattened), without copying them when
+/// `memo` (the memo of `doc`) has them.
+pub fn with_field_values<'o, 'd: 'o, R>(
+    memo: Option<&LookupMemo<'d>>,
+    doc: &'o Value,
+    field: &ResolvedField,
+    f: impl FnOnce(&[&'o Value]) -> R,
+) -> R {
+    match memo.filter(|m| m.serves(doc)) {
+        Some(m) => m.with_values(field, |vals| f(vals)),
+        None => {
+            let mut vals: SmallVec<[&'o Value; 4]> = SmallVec::new();
+            field.for_each(doc, true, &mut |v| vals.push(v));
+            f(&vals)
+        }
     }
 }
 
@@ -142,15 +204,20 @@ mod tests {
             "user".into(),
             "username".into(),
         ])));
-        let memo = LookupMemo::new(&doc);
-        for round in 0..3 {
-            for f in fields.iter().chain(fields.iter().rev()) {
-                let mut got: SmallVec<[&Value; 4]> = SmallVec::new();
-                memo.values(f, &mut got);
-                let got: Vec<Value> = got.into_iter().cloned().collect();
-                assert_eq!(got, direct(&doc, f), "round {round}, field {}", f.path.name);
+        // A plan covering some of the fields (the others go through the slots).
+        let plan = FieldPlan::new(fields.iter().step_by(2).map(|f| &f.path));
+        assert!(plan.len() > SLOTS);
+        for memo in [LookupMemo::new(&doc), LookupMemo::with_plan(&doc, &plan)] {
+            for round in 0..3 {
+                for f in fields.iter().chain(fields.iter().rev()) {
+                    let mut got: SmallVec<[&Value; 4]> = SmallVec::new();
+                    memo.values(f, &mut got);
+                    let got: Vec<Value> = got.into_iter().cloned().collect();
+                    assert_eq!(got, direct(&doc, f), "round {round}, field {}", f.path.name);
+                }
             }
         }
+        let memo = LookupMemo::new(&doc);
         assert!(memo.serves(&doc));
         let other = doc.clone();
         assert!(!memo.serves(&other));

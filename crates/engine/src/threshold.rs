@@ -23,7 +23,6 @@ use serde_json::{json, Map, Value};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// At most this many value combinations per event (multi-valued fields multiply).
@@ -255,6 +254,21 @@ pub struct NewTermsStage {
     overflowed: u64,
 }
 
+/// Appends `n` in decimal (without the formatting machinery: once per term of every event).
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 /// Text form of a term value, borrowed when it is a string.
 fn term_cow(v: &Value) -> Option<Cow<'_, str>> {
     match v {
@@ -301,7 +315,8 @@ impl Stage for NewTermsStage {
             self.key.clear();
             for (vals, &i) in terms.iter().zip(&at) {
                 let t: &str = &vals[i];
-                let _ = write!(self.key, "{}:", t.len());
+                push_decimal(&mut self.key, t.len());
+                self.key.push(':');
                 self.key.push_str(t);
             }
             let combo = || -> Vec<String> {
@@ -394,6 +409,15 @@ mod tests {
     use super::*;
     use ruleatlas_event::EventOptions;
     use ruleatlas_ir::{CmpOp, Expr, Pred, Scalar};
+
+    #[test]
+    fn decimal_lengths() {
+        for n in [0usize, 7, 10, 99, 100, 12345, usize::MAX] {
+            let mut s = String::from("x");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
 
     fn ev(user: &str, ip: &str, secs: i64) -> Arc<Event> {
         let ts = ruleatlas_event::format_timestamp(1_700_000_000_000 + secs * 1000);

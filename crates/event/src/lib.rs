@@ -19,12 +19,15 @@
 
 pub mod ecs;
 mod lookup;
+mod names;
+mod plan;
 pub mod projection;
 mod reader;
 mod time;
 pub mod wrappers;
 
 pub use lookup::{glob_match, lookup, lookup_raw, ResolvedField};
+pub use plan::FieldPlan;
 pub use projection::Projection;
 pub use reader::{
     read_events, read_events_parallel, read_reader, read_reader_parallel, BadEvent, EventStream,

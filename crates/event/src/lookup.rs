@@ -134,7 +134,7 @@ pub struct ResolvedField {
 
 /// A process-wide number per distinct field path (taken when rules are compiled, never per
 /// event).
-fn field_id(path: &FieldPath) -> u32 {
+pub(crate) fn field_id(path: &FieldPath) -> u32 {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static IDS: OnceLock<Mutex<HashMap<FieldPath, u32>>> = OnceLock::new();

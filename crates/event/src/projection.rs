@@ -18,6 +18,7 @@
 //! all their readers: the hunt's engine and alert writer. Alerts echo the input line, not the
 //! projected document.
 
+use crate::names::NameTable;
 use ruleatlas_ir::FieldPath;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -33,30 +34,9 @@ pub struct Projection {
 
 #[derive(Debug, Clone, Default)]
 struct Node {
-    /// Few per node (a dozen at the top of an audit Event): a scan beats hashing.
-    children: Vec<(Box<str>, Node)>,
+    children: NameTable<Node>,
     /// Keep the whole value here (a field ends at this node).
     whole: bool,
-    /// Open-addressing table over `children` (positions; `EMPTY` = free slot): every key of
-    /// every event is looked up here, most of them missing (a dozen top-level keys against
-    /// two dozen names), so a miss must cost one probe, not a scan.
-    table: Box<[u32]>,
-}
-
-const EMPTY: u32 = u32::MAX;
-
-/// A cheap hash of a key (length and three bytes): names in a trie differ early or in length.
-fn key_hash(k: &[u8]) -> usize {
-    match k {
-        [] => 0,
-        [first, .., last] => {
-            k.len().wrapping_mul(0x9E37)
-                ^ (*first as usize).wrapping_mul(31)
-                ^ (*last as usize).wrapping_mul(131)
-                ^ (k[k.len() / 2] as usize).wrapping_mul(7)
-        }
-        [only] => k.len() ^ (*only as usize).wrapping_mul(31),
-    }
 }
 
 impl Projection {
@@ -118,7 +98,6 @@ impl Projection {
         node.whole = true;
         // Everything below is kept anyway.
         node.children.clear();
-        node.reindex();
     }
 
     /// Number of fields kept (paths ending in a whole value).
@@ -135,7 +114,7 @@ impl Projection {
             if n.whole {
                 out.push(prefix.to_string());
             }
-            for (k, c) in &n.children {
+            for (k, c) in n.children.iter() {
                 let name = if prefix.is_empty() {
                     k.to_string()
                 } else {
@@ -200,49 +179,11 @@ impl Node {
     }
 
     fn child(&self, name: &str) -> Option<&Node> {
-        if self.table.is_empty() {
-            return None;
-        }
-        let mask = self.table.len() - 1;
-        let mut i = key_hash(name.as_bytes()) & mask;
-        loop {
-            let at = self.table[i];
-            if at == EMPTY {
-                return None;
-            }
-            let (k, n) = &self.children[at as usize];
-            if **k == *name {
-                return Some(n);
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    /// Rebuilds [`Node::table`] (after a child is added; trie building only).
-    fn reindex(&mut self) {
-        let size = (self.children.len() * 2).next_power_of_two().max(4);
-        let mut table = vec![EMPTY; size];
-        for (at, (k, _)) in self.children.iter().enumerate() {
-            let mut i = key_hash(k.as_bytes()) & (size - 1);
-            while table[i] != EMPTY {
-                i = (i + 1) & (size - 1);
-            }
-            // A trie level holds a few dozen names, never 2^32.
-            table[i] = u32::try_from(at).unwrap_or(EMPTY);
-        }
-        self.table = table.into_boxed_slice();
+        self.children.get(name)
     }
 
     fn child_mut(&mut self, name: &str) -> &mut Node {
-        let i = match self.children.iter().position(|(k, _)| **k == *name) {
-            Some(i) => i,
-            None => {
-                self.children.push((name.into(), Node::default()));
-                self.reindex();
-                self.children.len() - 1
-            }
-        };
-        &mut self.children[i].1
+        self.children.get_or_insert(name)
     }
 }
 
@@ -253,7 +194,8 @@ fn walk<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
     if let Some(n) = node.child(key) {
         return Some(n);
     }
-    if !key.contains('.') {
+    // A plain loop: most keys are short and dotless, `contains` costs more to set up.
+    if !key.bytes().any(|b| b == b'.') {
         return None;
     }
     let mut n = node;
@@ -452,24 +394,6 @@ mod tests {
         let mut out = Vec::new();
         crate::lookup(doc, field, &mut out);
         out.into_iter().cloned().collect()
-    }
-
-    #[test]
-    fn child_table_finds_every_name_and_nothing_else() {
-        // Many siblings (the table grows and probes past collisions), names that share length,
-        // first, middle and last bytes.
-        let mut names: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
-        names.extend(["ab", "ba", "aab", "abb", "a", "b", "", "kxk", "kyk"].map(String::from));
-        let mut p = Projection::new();
-        for n in &names {
-            p.add_components(std::iter::once(n.as_str()));
-        }
-        for n in &names {
-            assert!(p.root.child(n).is_some_and(|c| c.whole), "{n:?}");
-        }
-        for missing in ["k300", "kzk", "abc", "aa", "bb", "k", "K1"] {
-            assert!(p.root.child(missing).is_none(), "{missing:?}");
-        }
     }
 
     #[test]

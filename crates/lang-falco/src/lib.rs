@@ -43,4 +43,4 @@ mod yaml;
 
 pub use compile::compile_condition;
 pub use load::load_files;
-pub use output::{output_fields, render_output, render_output_with_text};
+pub use output::{output_fields, render_output, render_output_with_text, OutputTemplate};

@@ -3,7 +3,7 @@
 //! Rendering follows Falco's formatter: a field the event lacks prints `<NA>`, a list field
 //! prints `(a,b)`, and non-string JSON values print as JSON text.
 
-use crate::fields::{k8s_audit_field, Src};
+use crate::fields::{k8s_audit_field, FieldDef, Src};
 use ruleatlas_ir::{FieldPath, Pred};
 use serde_json::Value;
 
@@ -16,32 +16,85 @@ pub fn render_output(template: &str, event: &Value) -> String {
 /// [`render_output`] for a raw audit Event whose input text is known: `%jevt.obj` prints that
 /// text (the event as given), so the document need not hold every field.
 pub fn render_output_with_text(template: &str, event: &Value, text: Option<&str>) -> String {
-    let event = audit_object(event);
-    let mut out = String::with_capacity(template.len() + 64);
-    let mut rest = template;
-    while let Some(i) = rest.find('%') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let name_len = field_name_len(after);
-        if name_len == 0 {
-            out.push('%');
-            rest = after;
-            continue;
+    OutputTemplate::parse(template).render(event, text)
+}
+
+/// An output template parsed once: its literal text and the fields it prints, each resolved to
+/// where its values come from. Rendering many alerts of one rule reuses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputTemplate {
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Text(String),
+    /// `%ka.uri.param[key]`.
+    UriParam(Option<String>),
+    /// A field (`None`: unknown, printed `<NA>`).
+    Field(Option<FieldDef>),
+}
+
+impl OutputTemplate {
+    pub fn parse(template: &str) -> OutputTemplate {
+        let mut pieces = Vec::new();
+        let mut literal = String::new();
+        let mut rest = template;
+        while let Some(i) = rest.find('%') {
+            literal.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            let name_len = field_name_len(after);
+            if name_len == 0 {
+                literal.push('%');
+                rest = after;
+                continue;
+            }
+            let name = &after[..name_len];
+            let mut consumed = name_len;
+            let mut arg = None;
+            if after[name_len..].starts_with('[') {
+                if let Some(close) = after[name_len..].find(']') {
+                    arg = Some(&after[name_len + 1..name_len + close]);
+                    consumed = name_len + close + 1;
+                }
+            }
+            if !literal.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut literal)));
+            }
+            pieces.push(if name == "ka.uri.param" {
+                Piece::UriParam(arg.map(str::to_string))
+            } else {
+                Piece::Field(k8s_audit_field(name, arg).ok())
+            });
+            rest = &after[consumed..];
         }
-        let name = &after[..name_len];
-        let mut consumed = name_len;
-        let mut arg = None;
-        if after[name_len..].starts_with('[') {
-            if let Some(close) = after[name_len..].find(']') {
-                arg = Some(&after[name_len + 1..name_len + close]);
-                consumed = name_len + close + 1;
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            pieces.push(Piece::Text(literal));
+        }
+        OutputTemplate { pieces }
+    }
+
+    /// The output for `event` (a raw audit Event, or an Elastic document whose
+    /// `kubernetes.audit` object holds one); `text`, the raw Event's input text, is what
+    /// `%jevt.obj` prints.
+    pub fn render(&self, event: &Value, text: Option<&str>) -> String {
+        let event = audit_object(event);
+        let mut out = String::with_capacity(64);
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::UriParam(key) => out.push_str(
+                    &key.as_deref()
+                        .and_then(|key| uri_param(event.get("requestURI")?.as_str()?, key))
+                        .unwrap_or_else(|| NA.to_string()),
+                ),
+                Piece::Field(Some(def)) => out.push_str(&render_field(def, event, text)),
+                Piece::Field(None) => out.push_str(NA),
             }
         }
-        out.push_str(&render_field(name, arg, event, text));
-        rest = &after[consumed..];
+        out
     }
-    out.push_str(rest);
-    out
 }
 
 /// The fields of a raw audit Event that rendering `template` reads (for projected parsing: see
@@ -125,15 +178,7 @@ fn field_name_len(s: &str) -> usize {
 
 const NA: &str = "<NA>";
 
-fn render_field(name: &str, arg: Option<&str>, event: &Value, input: Option<&str>) -> String {
-    if name == "ka.uri.param" {
-        return arg
-            .and_then(|key| uri_param(event.get("requestURI")?.as_str()?, key))
-            .unwrap_or_else(|| NA.to_string());
-    }
-    let Ok(def) = k8s_audit_field(name, arg) else {
-        return NA.to_string();
-    };
+fn render_field(def: &FieldDef, event: &Value, input: Option<&str>) -> String {
     let mut vals = Vec::new();
     if let (Src::Text(p), Some(input)) = (&def.src, input) {
         if p.segments.as_ref().is_some_and(|s| s.is_empty()) {
@@ -351,6 +396,27 @@ mod tests {
     fn elastic_documents_render_through_their_audit_object() {
         let doc = json!({"@timestamp": "x", "kubernetes": {"audit": {"verb": "get", "user": {"username": "u"}}}});
         assert_eq!(render_output("%ka.user.name %ka.verb", &doc), "u get");
+    }
+
+    #[test]
+    fn a_parsed_template_renders_each_event_its_own_way() {
+        let t = OutputTemplate::parse(
+            "100% sure: %ka.user.name did %ka.verb on %ka.uri.param[x] (%ka.no.such.field) %%",
+        );
+        let a = json!({"auditID": "1", "verb": "get", "user": {"username": "a"}, "requestURI": "/p?x=1"});
+        let b = json!({"auditID": "2", "verb": "delete", "user": {"username": "b"}});
+        assert_eq!(t.render(&a, None), "100% sure: a did get on 1 (<NA>) %%");
+        assert_eq!(
+            t.render(&b, None),
+            "100% sure: b did delete on <NA> (<NA>) %%"
+        );
+        assert_eq!(
+            t.render(&a, None),
+            render_output(
+                "100% sure: %ka.user.name did %ka.verb on %ka.uri.param[x] (%ka.no.such.field) %%",
+                &a
+            )
+        );
     }
 
     #[test]

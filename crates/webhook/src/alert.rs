@@ -26,7 +26,37 @@ fn falco_output(template: &str, ev: &ruleatlas_event::Event) -> String {
         ruleatlas_event::SourceKind::KubernetesAudit => ev.raw.as_deref(),
         _ => None,
     };
-    ruleatlas_lang_falco::render_output_with_text(template, &ev.doc, text)
+    with_template(template, |t| t.render(&ev.doc, text))
+}
+
+/// `f` of `template` parsed, parsed once per thread (a rule's every alert renders the same
+/// template; parsing it each time cost more than the rendering).
+fn with_template<R>(
+    template: &str,
+    f: impl FnOnce(&ruleatlas_lang_falco::OutputTemplate) -> R,
+) -> R {
+    use ruleatlas_lang_falco::OutputTemplate;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::rc::Rc;
+    /// Templates come from the loaded rules: a bound only against the unexpected.
+    const MAX_TEMPLATES: usize = 4096;
+    thread_local! {
+        static TEMPLATES: RefCell<HashMap<String, Rc<OutputTemplate>>> =
+            RefCell::new(HashMap::new());
+    }
+    let parsed = TEMPLATES.with_borrow_mut(|cache| {
+        if let Some(t) = cache.get(template) {
+            return t.clone();
+        }
+        if cache.len() >= MAX_TEMPLATES {
+            cache.clear();
+        }
+        let t = Rc::new(OutputTemplate::parse(template));
+        cache.insert(template.to_string(), t.clone());
+        t
+    });
+    f(&parsed)
 }
 
 /// The alert as one line of JSON in the given shape.
