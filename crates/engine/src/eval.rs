@@ -12,8 +12,9 @@ use ruleatlas_ir::{func, CmpOp, Diagnostic, Expr, Func, Pred, Scalar, ValueExpr}
 use serde_json::Value;
 use smallvec::SmallVec;
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A compiled boolean expression.
 #[derive(Debug, Clone)]
@@ -185,23 +186,30 @@ pub fn regex_build_failures() -> Vec<String> {
 }
 
 /// A regex checked when its rule is compiled, built then or when first used (see
-/// [`LazyRegexes`]).
+/// [`LazyRegexes`]). Lazy ones are shared by every engine of the process that compiles the same
+/// pattern (each parser thread compiles its own copy of the stateless rules): checked once,
+/// built once.
 #[derive(Debug, Clone)]
-struct LazyRegex {
+struct LazyRegex(Arc<LazyRegexInner>);
+
+#[derive(Debug)]
+struct LazyRegexInner {
     src: String,
     built: std::sync::OnceLock<Option<Regex>>,
 }
 
 impl LazyRegex {
     fn is_match(&self, text: &str) -> bool {
-        self.built
-            .get_or_init(|| match regex_builder(&self.src).build() {
+        let inner = &*self.0;
+        inner
+            .built
+            .get_or_init(|| match regex_builder(&inner.src).build() {
                 Ok(re) => Some(re),
                 Err(e) => {
                     let mut failures = BUILD_FAILURES
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    let what = format!("{}: {e}", self.src);
+                    let what = format!("{}: {e}", inner.src);
                     if !failures.contains(&what) {
                         failures.push(what);
                     }
@@ -212,6 +220,11 @@ impl LazyRegex {
             .is_some_and(|re| re.is_match(text))
     }
 }
+
+/// Lazy regexes already checked, by pattern (see [`LazyRegex`]).
+static CHECKED_REGEXES: std::sync::OnceLock<
+    std::sync::Mutex<HashMap<String, Arc<LazyRegexInner>>>,
+> = std::sync::OnceLock::new();
 
 fn regex_builder(src: &str) -> regex::RegexBuilder {
     let mut b = regex::RegexBuilder::new(src);
@@ -230,20 +243,38 @@ fn build_regex(alternatives: &[String], ci: bool, what: &str) -> Result<LazyRege
     } else {
         format!("(?s:{joined})")
     };
-    let built = std::sync::OnceLock::new();
     if BUILD_REGEXES_NOW.with(|b| b.get()) {
         let re = regex_builder(&src)
             .build()
             .map_err(|e| Diagnostic::error("bad-regex", format!("invalid {what}: {e}")))?;
+        let built = std::sync::OnceLock::new();
         let _ = built.set(Some(re));
-    } else {
-        // The parser the regex crate uses, with its defaults: the same patterns are errors.
-        regex_syntax::ParserBuilder::new()
-            .build()
-            .parse(&src)
-            .map_err(|e| Diagnostic::error("bad-regex", format!("invalid {what}: {e}")))?;
+        return Ok(LazyRegex(Arc::new(LazyRegexInner { src, built })));
     }
-    Ok(LazyRegex { src, built })
+    let checked = CHECKED_REGEXES.get_or_init(Default::default);
+    let lock = || {
+        checked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
+    if let Some(inner) = lock().get(&src) {
+        return Ok(LazyRegex(inner.clone()));
+    }
+    // The parser the regex crate uses, with its defaults: the same patterns are errors.
+    regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(&src)
+        .map_err(|e| Diagnostic::error("bad-regex", format!("invalid {what}: {e}")))?;
+    let inner = lock()
+        .entry(src.clone())
+        .or_insert_with(|| {
+            Arc::new(LazyRegexInner {
+                src,
+                built: std::sync::OnceLock::new(),
+            })
+        })
+        .clone();
+    Ok(LazyRegex(inner))
 }
 
 /// The text a string predicate sees for a value (loose typing: numbers and booleans as text).

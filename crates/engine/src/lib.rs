@@ -551,13 +551,19 @@ impl Engine {
                 if rules.len() < PLAN_MIN_RULES {
                     return None;
                 }
-                let mut fields: Vec<FieldPath> = Vec::new();
+                // Each distinct field once (rules repeat the same few thousand times over).
+                let mut fields: std::collections::HashSet<FieldPath> = Default::default();
+                let mut add = |f: &FieldPath| {
+                    if !fields.contains(f) {
+                        fields.insert(f.clone());
+                    }
+                };
                 for r in rules {
                     if let Some(p) = r.rule.pipeline() {
-                        p.visit_fields(&mut |f| fields.push(f.clone()));
+                        p.visit_fields(&mut add);
                     }
                     if let RawAuditReads::Translated(t) = &r.raw_audit_reads {
-                        t.visit_fields(&mut |f| fields.push(f.clone()));
+                        t.visit_fields(&mut add);
                     }
                 }
                 Some(Arc::new(FieldPlan::new(&fields)))

@@ -142,8 +142,12 @@ pub(crate) fn field_id(path: &FieldPath) -> u32 {
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(&id) = ids.get(path) {
+        return id;
+    }
     let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-    *ids.entry(path.clone()).or_insert(next)
+    ids.insert(path.clone(), next);
+    next
 }
 
 impl ResolvedField {

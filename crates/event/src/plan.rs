@@ -42,17 +42,21 @@ impl FieldPlan {
     /// The plan of `fields` (repeats, exact paths and wildcard names are fine: the last two are
     /// simply not covered).
     pub fn new<'a>(fields: impl IntoIterator<Item = &'a FieldPath>) -> FieldPlan {
-        let mut covered: Vec<(Vec<&str>, u32)> = Vec::new();
-        for f in fields {
-            if f.segments.is_some() || f.name.contains('*') {
-                continue;
-            }
-            covered.push((f.name.split('.').collect(), field_id(f)));
-        }
+        // Each distinct name once (rules repeat the same few dozen fields thousands of times).
+        let mut names: Vec<&str> = fields
+            .into_iter()
+            .filter(|f| f.segments.is_none() && !f.name.contains('*'))
+            .map(|f| f.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut covered: Vec<(Vec<&str>, u32)> = names
+            .into_iter()
+            .map(|name| (name.split('.').collect(), field_id(&FieldPath::new(name))))
+            .collect();
         // Numbered in the order a walk of a document with sorted keys meets them, so that what
         // `collect` gathers is already in order for most documents.
         covered.sort();
-        covered.dedup_by_key(|(_, id)| *id);
         let mut plan = FieldPlan::default();
         for (components, id) in covered {
             let local = plan.len;
