@@ -452,7 +452,16 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         .iter()
         .filter_map(|r| r.output_template.clone())
         .collect();
-    let engine = ShardedEngine::new(rules, EngineOptions::default(), workers);
+    // The parser threads (one per worker) run the stateless rules; the stateful ones get half as
+    // many threads: each shard sees every event and pays its lookups again, and the cores are
+    // shared. All rules over 1 M audit events with 2 workers: one shard did 3 % fewer
+    // instructions per event than two, and ran no slower.
+    let engine = ShardedEngine::with_threads(
+        rules,
+        EngineOptions::default(),
+        workers,
+        (workers / 2).max(1),
+    );
     eprintln!(
         "hunt: {} rules run, {} not executable ({} loaded)",
         engine.active_rules(),

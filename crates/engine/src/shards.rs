@@ -149,14 +149,28 @@ fn units(rules: &[Arc<Rule>]) -> Vec<Vec<usize>> {
 }
 
 impl ShardedEngine {
-    /// `shards` ≤ 1: one engine on the caller's thread.
+    /// `shards` ≤ 1: one engine on the caller's thread; else stateless rules for that many
+    /// parser threads and the stateful ones split over as many shards.
     pub fn new(rules: Vec<Arc<Rule>>, opts: EngineOptions, shards: usize) -> ShardedEngine {
+        ShardedEngine::with_threads(rules, opts, shards, shards)
+    }
+
+    /// `threads` ≤ 1: one engine on the caller's thread; else stateless rules for the parser
+    /// threads and the stateful ones split over `stateful_shards` threads (at least one).
+    pub fn with_threads(
+        rules: Vec<Arc<Rule>>,
+        opts: EngineOptions,
+        threads: usize,
+        stateful_shards: usize,
+    ) -> ShardedEngine {
         let order = rules
             .iter()
             .enumerate()
             .map(|(i, r)| (Arc::as_ptr(r), (is_correlation(r), i)))
             .collect();
-        let shards = shards.clamp(1, rules.len().max(1));
+        // As before shards and threads were told apart: one thread when there is one rule.
+        let threaded = threads > 1 && rules.len() > 1;
+        let shards = stateful_shards.clamp(1, threads.min(rules.len()).max(1));
         let mut projection = Some(Projection::new());
         let mut add_fields = |engine: &Engine| {
             if let Some(p) = &mut projection {
@@ -167,7 +181,7 @@ impl ShardedEngine {
         };
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if shards == 1 {
+        if !threaded {
             let engine = Engine::new(rules, opts.clone());
             add_fields(&engine);
             return ShardedEngine {
@@ -566,14 +580,19 @@ mod tests {
         run_with(shards, false)
     }
 
-    /// `hooked`: the events went through the parser hook first, as parser threads do.
     fn run_with(shards: usize, hooked: bool) -> Vec<(String, u64)> {
+        run_threads(shards, shards, hooked)
+    }
+
+    /// `hooked`: the events went through the parser hook first, as parser threads do.
+    fn run_threads(threads: usize, shards: usize, hooked: bool) -> Vec<(String, u64)> {
         let mut rules: Vec<Arc<Rule>> = (0..7)
             .map(|i| rule(&format!("r{i}"), ["create", "get", "delete"][i % 3]))
             .collect();
         // A stateful rule among the stateless ones: every third `get`.
         rules.insert(3, threshold_rule());
-        let mut engine = ShardedEngine::new(rules, EngineOptions::default(), shards);
+        let mut engine =
+            ShardedEngine::with_threads(rules, EngineOptions::default(), threads, shards);
         let mut hook = engine.parser_hook(None).filter(|_| hooked).map(|h| (h.0)());
         let mut out = Vec::new();
         let events: Vec<Arc<Event>> = (0..50)
@@ -667,6 +686,10 @@ mod tests {
         // Stateless rules answered on the "parser thread", the rest in shards.
         assert_eq!(run_with(2, true), one);
         assert_eq!(run_with(3, true), one);
+        // Threads for the parsers, fewer for the stateful rules (as `hunt` runs them).
+        assert_eq!(run_threads(2, 1, true), one);
+        assert_eq!(run_threads(4, 2, true), one);
+        assert_eq!(run_threads(3, 1, false), one);
         // One thread has no hook: everything runs inline.
         assert!(ShardedEngine::new(Vec::new(), EngineOptions::default(), 1)
             .parser_hook(None)
