@@ -67,8 +67,8 @@ pub struct Args {
     timestamp_field: Option<String>,
     /// Worker threads (default: one per core). N threads parse events and run the stateless
     /// rules (filters) on what they parse; the stateful rules (sequences, thresholds, new terms,
-    /// correlations) are split across N more, each seeing every event in order. Same alerts, in
-    /// the same order, as one thread (1: everything on one thread).
+    /// correlations) are split across N/2 more (at least one), each seeing every event in order.
+    /// Same alerts, in the same order, as one thread (1: everything on one thread).
     #[arg(long)]
     threads: Option<usize>,
     /// Parse every raw audit Event whole. By default only the fields the loaded rules read
@@ -500,10 +500,11 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         }
         _ => eprintln!("hunt: events parsed whole"),
     }
-    // As many parser threads as rule threads: whichever side is the heavier (parsing for a
-    // few cheap rules, the rules for thousands) gets the cores, the other side's threads wait
-    // on their channels. (N-1 parsers left a cheap-rule hunt parsing on one core: all Sigma
-    // rules over 1 M audit events took 4.0 s with 2 threads, 2.9 s with 2 parsers.)
+    // One parser thread per worker (they also run the stateless rules): whichever side is the
+    // heavier (parsing for a few cheap rules, the rules for thousands) gets the cores, the other
+    // side's threads wait on their channels. (N-1 parsers left a cheap-rule hunt parsing on one
+    // core: all Sigma rules over 1 M audit events took 4.0 s with 2 threads, 2.9 s with 2
+    // parsers.)
     let threads = workers;
     let merge = inputs.len() > 1 && !args.no_merge;
     // Merged files are read at the same time: they share the parser threads.
