@@ -75,6 +75,34 @@ impl OutputTemplate {
         OutputTemplate { pieces }
     }
 
+    /// The fields of a raw audit Event that rendering reads (see [`output_fields`]).
+    pub fn fields(&self) -> Vec<FieldPath> {
+        // What `audit_object` looks at to tell a raw Event from an Elastic document.
+        let mut out = vec![FieldPath::new("auditID"), FieldPath::new("verb")];
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(_) | Piece::Field(None) => {}
+                Piece::UriParam(_) => out.push(FieldPath::new("requestURI")),
+                Piece::Field(Some(def)) => match &def.src {
+                    // The whole event (`%jevt.obj`) prints the input text: see
+                    // `render_output_with_text`.
+                    Src::Text(p) if p.segments.as_ref().is_some_and(|s| s.is_empty()) => {}
+                    Src::Path(p) | Src::Text(p) | Src::Json(p) | Src::Repo(p) => {
+                        out.push(p.clone())
+                    }
+                    Src::AnyMatch {
+                        values, present, ..
+                    } => {
+                        out.push(values.clone());
+                        out.push(present.clone());
+                    }
+                    Src::RawTime => {}
+                },
+            }
+        }
+        out
+    }
+
     /// The output for `event` (a raw audit Event, or an Elastic document whose
     /// `kubernetes.audit` object holds one); `text`, the raw Event's input text, is what
     /// `%jevt.obj` prints.
@@ -100,45 +128,7 @@ impl OutputTemplate {
 /// The fields of a raw audit Event that rendering `template` reads (for projected parsing: see
 /// `ruleatlas_event::projection`).
 pub fn output_fields(template: &str) -> Vec<FieldPath> {
-    // What `audit_object` looks at to tell a raw Event from an Elastic document.
-    let mut out = vec![FieldPath::new("auditID"), FieldPath::new("verb")];
-    let mut rest = template;
-    while let Some(i) = rest.find('%') {
-        let after = &rest[i + 1..];
-        let name_len = field_name_len(after);
-        if name_len == 0 {
-            rest = after;
-            continue;
-        }
-        let name = &after[..name_len];
-        let mut consumed = name_len;
-        let mut arg = None;
-        if after[name_len..].starts_with('[') {
-            if let Some(close) = after[name_len..].find(']') {
-                arg = Some(&after[name_len + 1..name_len + close]);
-                consumed = name_len + close + 1;
-            }
-        }
-        if name == "ka.uri.param" {
-            out.push(FieldPath::new("requestURI"));
-        } else if let Ok(def) = k8s_audit_field(name, arg) {
-            match def.src {
-                // The whole event (`%jevt.obj`) prints the input text: see
-                // `render_output_with_text`.
-                Src::Text(p) if p.segments.as_ref().is_some_and(|s| s.is_empty()) => {}
-                Src::Path(p) | Src::Text(p) | Src::Json(p) | Src::Repo(p) => out.push(p),
-                Src::AnyMatch {
-                    values, present, ..
-                } => {
-                    out.push(values);
-                    out.push(present);
-                }
-                Src::RawTime => {}
-            }
-        }
-        rest = &after[consumed..];
-    }
-    out
+    OutputTemplate::parse(template).fields()
 }
 
 fn audit_object(doc: &Value) -> &Value {
