@@ -24,7 +24,10 @@
 //! events and collects matches. Views are chosen per rule, not per event: an ECS-dialect rule
 //! (Elastic) sees a raw audit event through the ECS normaliser, computed at most once per event;
 //! a native-dialect rule (Sigma, Falco) sees an Elastic Kubernetes document through its
-//! `kubernetes.audit` object, which *is* the raw audit event.
+//! `kubernetes.audit` object, which *is* the raw audit event. An event meets only the rules its
+//! candidate index names ([`index`]), and their field reads share one per-event memo ([`memo`]):
+//! for a kind with many rules, the first read walks the document once for every field those
+//! rules read ([`ruleatlas_event::FieldPlan`]).
 
 pub mod correlation;
 pub mod ecs_raw;
