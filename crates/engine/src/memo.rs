@@ -9,7 +9,7 @@
 //! covered field in one walk of the document (most of the fifty are read by some rule, and most
 //! lookups of a field on its own are misses that cost a key search per dotted prefix).
 //!
-//! Contract: [`LookupMemo::values`] gives what [`ResolvedField::for_each`] with `flatten` gives
+//! Contract: [`LookupMemo::with_values`] gives what [`ResolvedField::for_each`] with `flatten` gives
 //! on the memo's document, in the same order (the plan's contract for covered fields). Other
 //! fields are direct-mapped on the field's process-wide id: a slot taken by another field is
 //! simply recomputed (never a wrong answer: the slot records whose values it holds).
@@ -74,14 +74,6 @@ impl<'d> LookupMemo<'d> {
         std::ptr::eq(self.doc, doc)
     }
 
-    /// Appends the values of `field` in the memo's document (leaf arrays flattened).
-    pub fn values<'o>(&self, field: &ResolvedField, out: &mut SmallVec<[&'o Value; 4]>)
-    where
-        'd: 'o,
-    {
-        self.with_values(field, |vals| out.extend_from_slice(vals));
-    }
-
     /// Calls `f` with the values of `field` in the memo's document (leaf arrays flattened).
     pub fn with_values<R>(&self, field: &ResolvedField, f: impl FnOnce(&[&'d Value]) -> R) -> R {
         let Ok(mut state) = self.state.try_borrow_mut() else {
@@ -140,10 +132,7 @@ pub fn field_values<'o, 'd: 'o>(
     field: &ResolvedField,
     out: &mut SmallVec<[&'o Value; 4]>,
 ) {
-    match memo.filter(|m| m.serves(doc)) {
-        Some(m) => m.values(field, out),
-        None => field.for_each(doc, true, &mut |v| out.push(v)),
-    }
+    with_field_values(memo, doc, field, |vals| out.extend_from_slice(vals));
 }
 
 /// `f` of the values of `field` in `doc` (leaf arrays flattened), without copying them when
@@ -210,9 +199,8 @@ mod tests {
         for memo in [LookupMemo::new(&doc), LookupMemo::with_plan(&doc, &plan)] {
             for round in 0..3 {
                 for f in fields.iter().chain(fields.iter().rev()) {
-                    let mut got: SmallVec<[&Value; 4]> = SmallVec::new();
-                    memo.values(f, &mut got);
-                    let got: Vec<Value> = got.into_iter().cloned().collect();
+                    let got: Vec<Value> =
+                        memo.with_values(f, |vals| vals.iter().map(|v| (*v).clone()).collect());
                     assert_eq!(got, direct(&doc, f), "round {round}, field {}", f.path.name);
                 }
             }

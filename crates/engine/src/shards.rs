@@ -168,7 +168,7 @@ impl ShardedEngine {
             .enumerate()
             .map(|(i, r)| (Arc::as_ptr(r), (is_correlation(r), i)))
             .collect();
-        // As before shards and threads were told apart: one thread when there is one rule.
+        // One thread, or a single rule: the single-threaded engine.
         let threaded = threads > 1 && rules.len() > 1;
         let shards = stateful_shards.clamp(1, threads.min(rules.len()).max(1));
         let mut projection = Some(Projection::new());

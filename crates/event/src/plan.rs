@@ -32,8 +32,8 @@ pub struct FieldPlan {
 #[derive(Debug, Clone, Default)]
 struct PlanNode {
     children: NameTable<PlanNode>,
-    /// Numbers of the fields whose name ends here.
-    ends: Vec<u32>,
+    /// Number of the field whose name ends here (names are distinct: one at most).
+    end: Option<u32>,
 }
 
 const NONE: u32 = u32::MAX;
@@ -65,7 +65,7 @@ impl FieldPlan {
             for c in components {
                 node = node.children.get_or_insert(c);
             }
-            node.ends.push(local);
+            node.end = Some(local);
             let at = id as usize;
             if plan.local_of.len() <= at {
                 plan.local_of.resize(at + 1, NONE);
@@ -104,9 +104,9 @@ impl FieldPlan {
     }
 }
 
-/// `v` is the value at `node`: the fields ending here take it, the deeper ones look inside.
+/// `v` is the value at `node`: the field ending here takes it, the deeper ones look inside.
 fn visit<'d>(node: &PlanNode, v: &'d Value, out: &mut Vec<(u32, &'d Value)>) {
-    for &local in &node.ends {
+    if let Some(local) = node.end {
         emit_leaf(local, v, out);
     }
     if !node.children.is_empty() {
