@@ -158,10 +158,16 @@ if [ -x "$rsigma" ] && ! awk -F'\t' '$1=="rsigma-b-1t" && $9=="ok" {f=1} END {ex
   rs_label="SigmaHQ rules/ (the whole-folder run failed)"; rs_out="$work/rsigma-rules.ndjson"
 fi
 
-measure "python-eql-1.0.1" "1 EQL query (Elastic's NodePort rule)" 1 "$events" "$ecs" "$eql_runs" /dev/null -- \
+measure "python-eql-1.0.1" "1 EQL query (Elastic's NodePort rule)" 1 "$events" "$ecs" "$eql_runs" "$work/query-eql.ndjson" -- \
   eql query -f "$ecs" --format jsonl "$query"
-measure "ruleatlas-query-eql" "1 EQL query (Elastic's NodePort rule)" 1 "$events" "$ecs" "$runs" /dev/null -- \
-  "$bin" query --lang eql "$query" "$ecs"
+# `query` searches the lines for the literals every match needs (here NodePort, services…) and
+# parses only those; with --no-prefilter it parses every line, as python eql does.
+for t in 1 2; do
+  measure "ruleatlas-query-eql-${t}t" "1 EQL query (Elastic's NodePort rule)" "$t" "$events" "$ecs" "$runs" "$work/query-${t}t.ndjson" -- \
+    "$bin" query --threads "$t" --lang eql "$query" "$ecs"
+done
+measure "ruleatlas-query-eql-no-prefilter" "1 EQL query (Elastic's NodePort rule), every line parsed" 1 "$events" "$ecs" "$runs" "$work/query-all.ndjson" -- \
+  "$bin" query --no-prefilter --lang eql "$query" "$ecs"
 # The floor under any tool that reads the ECS file: copying it from the page cache, and counting
 # its lines (what a 100x-eql target would have to beat, see the ratio lines).
 measure "read-floor-cat" "none (cat > /dev/null)" 1 "$events" "$ecs" "$runs" /dev/null -- cat "$ecs"
@@ -291,7 +297,10 @@ elapsed=$(( $(date +%s) - started ))
   echo "ruleatlas (b) 1 thread vs rsigma whole sigma folder (1 thread): $(awk -v a="$(eps ruleatlas-b-1t)" -v b="$(eps rsigma-b-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}'), vs rsigma with --logsource-routing: $(awk -v a="$(eps ruleatlas-b-1t)" -v b="$(eps rsigma-b-routed-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}');"
   echo "(c) 1 thread vs the $CEILING_PARSER parse ceiling (1 thread): $(awk -v a="$(eps ruleatlas-c-1t)" -v b="$(eps parse-$CEILING_PARSER-1t)" 'BEGIN {if (b>0) printf "%.0f %%", 100*a/b; else print "–"}');"
   echo "ruleatlas (b) 2 threads vs rsigma whole sigma folder (1 thread, rsigma's eval uses one): $(awk -v a="$(eps ruleatlas-b-2t)" -v b="$(eps rsigma-b-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}');"
-  echo "\`ruleatlas query\` vs python eql, the same query over the same ECS file: $(awk -v a="$(eps ruleatlas-query-eql)" -v b="$(eps python-eql-1.0.1)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}');"
+  ratio() { awk -v a="$(eps "$1")" -v b="$(eps "$2")" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}'; }
+  echo "\`ruleatlas query\` vs python eql, the same query over the same ECS file: $(ratio ruleatlas-query-eql-2t python-eql-1.0.1) with 2 threads, $(ratio ruleatlas-query-eql-1t python-eql-1.0.1) with 1, $(ratio ruleatlas-query-eql-no-prefilter python-eql-1.0.1) parsing every line (--no-prefilter);"
+  same() { cmp -s "$work/query-all.ndjson" "$1" && echo identical || echo DIFFERENT; }
+  echo "Matching events: python eql $(wc -l < "$work/query-eql.ndjson"), ruleatlas $(wc -l < "$work/query-all.ndjson") (output with the prefilter, 2 threads: $(same "$work/query-2t.ndjson"), 1 thread: $(same "$work/query-1t.ndjson"), to --no-prefilter's); $(grep -h 'prefilter:' "$work/ruleatlas-query-eql-2t.stderr" | sed 's/^query: //' | cut -d';' -f1)."
   med() { awk -F'\t' -v k="$1" '$1==k {print $6}' "$results"; }
   echo "100× python eql would mean $(awk -v e="$(med python-eql-1.0.1)" 'BEGIN {printf "%.2f s", e/100}') for the ECS file, against $(med read-floor-cat) s to \`cat\` it to /dev/null and $(med read-floor-wc-l) s for \`wc -l\`."
   [ "$big_events" -gt 0 ] && echo "Peak RSS (c) 2 threads: $(awk -F'\t' '$1=="ruleatlas-c-2t" {printf "%.0f MB", $7/1024}' "$results") at $events events vs $(awk -F'\t' '$1=="ruleatlas-c-2t-big" {printf "%.0f MB", $7/1024}' "$results") at $big_events."

@@ -208,3 +208,56 @@ fn query_count_pipe_prints_its_rows() {
         .collect();
     assert!(keys.iter().any(|k| k == "list"), "{stdout}");
 }
+
+#[test]
+fn query_prefilter_skips_only_lines_that_cannot_match() {
+    // The bundled log plus lines the literal search must not get wrong: the literal written with
+    // a `\u` escape (still a match), a malformed line holding every literal (reported), a
+    // malformed line lacking one (skipped unparsed: the documented price).
+    let dir = temp_dir("prefilter");
+    let mut text =
+        std::fs::read_to_string(root().join("examples/logs/audit.ndjson")).unwrap_or_default();
+    text.push_str(concat!(
+        r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"esc","stage":"ResponseComplete","verb":"create","objectRef":{"resource":"services"},"requestObject":{"spec":{"type":"\u004eodePort"}},"requestReceivedTimestamp":"2025-03-04T06:30:00.000Z"}"#,
+        "\n{\"broken\": \"create services NodePort\"\n{\"broken\": \"NodePort\"\n"
+    ));
+    let log = dir.join("audit.ndjson");
+    std::fs::write(&log, &text).unwrap_or_else(|e| panic!("write: {e}"));
+    let query = "any where verb == \"create\" and objectRef.resource == \"services\" and requestObject.spec.type == \"NodePort\"";
+    let log_arg = log.to_string_lossy().into_owned();
+    let (filtered, stderr, out) = run(bin().args(["query", "--lang", "eql", query, &log_arg]));
+    assert!(out.status.success(), "{stderr}");
+    let (all, all_stderr, _) =
+        run(bin().args(["query", "--no-prefilter", "--lang", "eql", query, &log_arg]));
+    assert_eq!(filtered, all);
+    assert!(filtered.contains("\"esc\""), "{filtered}");
+    let lines = text.lines().count();
+    // Parsed: the lines with all three literals (the examples' NodePort service, the first
+    // broken line) and the escaped one.
+    let parsed = text
+        .lines()
+        .filter(|l| {
+            ["create", "services", "NodePort"]
+                .iter()
+                .all(|w| l.contains(w))
+                || l.contains("\\u")
+        })
+        .count();
+    assert_eq!(parsed, 3);
+    assert!(
+        stderr.contains(&format!("prefilter: {parsed} of {lines} lines parsed")),
+        "{stderr}"
+    );
+    // The examples' own malformed line (6) holds no literal: reported only without the prefilter.
+    assert!(stderr.contains("1 bad input lines skipped"), "{stderr}");
+    assert!(stderr.contains("audit.ndjson:20:"), "{stderr}");
+    assert!(
+        all_stderr.contains("3 bad input lines skipped"),
+        "{all_stderr}"
+    );
+    assert!(!all_stderr.contains("lines parsed"), "{all_stderr}");
+    // The same with one thread.
+    let (one, _, _) =
+        run(bin().args(["query", "--threads", "1", "--lang", "eql", query, &log_arg]));
+    assert_eq!(one, all);
+}

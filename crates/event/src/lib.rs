@@ -18,14 +18,17 @@
 //! ```
 
 pub mod ecs;
+mod linefilter;
 mod lookup;
 mod names;
 mod plan;
 pub mod projection;
 mod reader;
+mod scan;
 mod time;
 pub mod wrappers;
 
+pub use linefilter::LineFilter;
 pub use lookup::{glob_match, lookup, lookup_raw, ResolvedField};
 pub use plan::FieldPlan;
 pub use projection::Projection;
@@ -33,6 +36,7 @@ pub use reader::{
     read_events, read_events_parallel, read_reader, read_reader_parallel, BadEvent, EventStream,
     InputError,
 };
+pub use scan::{scan_file, ScanStats, ScanStream};
 pub use time::{format_timestamp, parse_timestamp};
 
 use serde_json::Value;

@@ -251,7 +251,7 @@ fn parse_projected(
 }
 
 /// Parses one NDJSON line (already known not to be blank) into its events.
-fn parse_line(
+pub(crate) fn parse_line(
     text: &str,
     line: u64,
     name: &Arc<str>,

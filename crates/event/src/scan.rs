@@ -1,0 +1,575 @@
+//! Prefiltered reading of an NDJSON file: search the bytes, parse only the lines that can match.
+//!
+//! [`scan_file`] goes through a plain NDJSON file in windows of a few MB per thread: each thread
+//! reads its part of the window (positioned reads, blocks that stay in its cache), runs a
+//! [`LineFilter`] over it (SIMD substring search, no parsing) and counts its newlines; the
+//! candidate lines are then parsed in input order on the calling thread, exactly as
+//! [`crate::read_events`] parses every line (same events, same locations, same errors for the
+//! lines it reads). Lines the filter rejects are counted in [`ScanStats`], not parsed, so a
+//! malformed one among them is not reported — the price of not reading it; the CLI's
+//! `--no-prefilter` parses everything.
+//!
+//! A thread's part is the lines that start inside its byte range (it reads past the end to
+//! finish the last one), so parts need no coordination. Memory is a window's candidate lines
+//! and one block per thread, whatever the file size. Inputs it does not serve — stdin,
+//! compressed files, pretty-printed documents, anything but a regular file — get `Ok(None)`:
+//! the caller reads them the ordinary way.
+
+use crate::linefilter::LineFilter;
+use crate::reader::{parse_line, InputError};
+use crate::{BadEvent, Event, EventOptions};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+type Item = Result<Event, BadEvent>;
+
+/// Bytes each thread searches per window: large enough to amortise starting the threads, small
+/// enough to keep the window's candidate lines in memory bounded.
+const PER_THREAD: usize = 8 << 20;
+
+/// Bytes read and searched at a time (the escape and newline passes then read from cache).
+const BLOCK: usize = 256 << 10;
+
+/// What a prefiltered read saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Lines in the file (a last line without `\n` counts).
+    pub lines: u64,
+    /// Lines the filter let through, parsed.
+    pub parsed: u64,
+    /// Bytes in the file.
+    pub bytes: u64,
+}
+
+impl ScanStats {
+    /// Lines not parsed (none of the required literals in them).
+    pub fn skipped(&self) -> u64 {
+        self.lines - self.parsed
+    }
+}
+
+/// Events of the NDJSON file `path` that can pass `filter`, in input order; `Ok(None)` when the
+/// file is not one this reader serves (see the module docs). `threads` search in parallel.
+pub fn scan_file(
+    path: &str,
+    filter: Arc<LineFilter>,
+    threads: usize,
+    opts: &EventOptions,
+) -> Result<Option<ScanStream>, InputError> {
+    if path == "-" {
+        return Ok(None);
+    }
+    let err = |source| InputError {
+        path: path.to_string(),
+        source,
+    };
+    let file = File::open(path).map_err(err)?;
+    let meta = file.metadata().map_err(err)?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let len = meta.len();
+    let mut head = vec![0u8; len.min(1 << 20) as usize];
+    read_full(&file, &mut head, 0).map_err(err)?;
+    if !is_ndjson(&head) {
+        return Ok(None);
+    }
+    filter.choose_primary(&head);
+    Ok(Some(ScanStream {
+        name: Arc::from(path),
+        stats: ScanStats {
+            bytes: len,
+            ..ScanStats::default()
+        },
+        file,
+        len,
+        filter,
+        threads: threads.max(1),
+        per_thread: PER_THREAD as u64,
+        block: BLOCK,
+        opts: opts.clone(),
+        pos: 0,
+        seq: 0,
+        pending: VecDeque::new(),
+        failed: false,
+    }))
+}
+
+/// Fills `buf` from `offset` (shorter at the end of the file); the bytes read.
+fn read_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Plain (not compressed) text whose first document fits on its first non-blank line, the test
+/// [`crate::read_events`] makes before reading line by line (`head`: the file's first bytes).
+fn is_ndjson(head: &[u8]) -> bool {
+    if head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return false;
+    }
+    let mut rest = head;
+    loop {
+        let Some(end) = memchr::memchr(b'\n', rest) else {
+            // A first line longer than the head (or the whole file on one line): left to the
+            // ordinary reader unless blank.
+            return rest.iter().all(u8::is_ascii_whitespace);
+        };
+        let Ok(line) = std::str::from_utf8(&rest[..end]) else {
+            // The ordinary reader reports it.
+            return false;
+        };
+        let line = line.trim();
+        if !line.is_empty() {
+            return match serde_json::from_str::<serde::de::IgnoredAny>(line) {
+                Ok(_) => true,
+                Err(e) => !(e.is_eof() || line.starts_with('[')),
+            };
+        }
+        rest = &rest[end + 1..];
+    }
+}
+
+/// Iterator over the events of the candidate lines; [`ScanStream::stats`] once it is done.
+pub struct ScanStream {
+    name: Arc<str>,
+    file: File,
+    len: u64,
+    filter: Arc<LineFilter>,
+    threads: usize,
+    /// Bytes per thread and window.
+    per_thread: u64,
+    /// Bytes read at a time.
+    block: usize,
+    opts: EventOptions,
+    /// Start of the next window (a line start).
+    pos: u64,
+    seq: u64,
+    pending: VecDeque<Item>,
+    stats: ScanStats,
+    failed: bool,
+}
+
+/// One thread's findings: the lines starting in its range.
+#[derive(Default)]
+struct Part {
+    /// Candidate lines: their bytes (without the newline) and 1-based line number in the part.
+    lines: Vec<(Range<usize>, u64)>,
+    text: Vec<u8>,
+    /// Lines in the part.
+    count: u64,
+}
+
+impl ScanStream {
+    pub fn stats(&self) -> ScanStats {
+        self.stats
+    }
+
+    /// The literals searched, for messages.
+    pub fn describe(&self) -> String {
+        self.filter.describe()
+    }
+
+    /// Searches the next window and parses its candidate lines into `pending`.
+    fn next_window(&mut self) -> io::Result<()> {
+        let start = self.pos;
+        let end = (start + self.per_thread * self.threads as u64).min(self.len);
+        let step = (end - start).div_ceil(self.threads as u64).max(1);
+        let ranges: Vec<(u64, u64)> = (0..self.threads as u64)
+            .map(|i| {
+                (
+                    (start + i * step).min(end),
+                    (start + (i + 1) * step).min(end),
+                )
+            })
+            .filter(|(a, b)| a < b)
+            .collect();
+        let (file, filter, len, block) = (&self.file, &*self.filter, self.len, self.block);
+        let parts: Vec<io::Result<Part>> = if ranges.len() == 1 {
+            vec![search_part(file, filter, ranges[0], len, block)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = ranges
+                    .iter()
+                    .map(|&r| s.spawn(move || search_part(file, filter, r, len, block)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        for part in parts {
+            let part = part?;
+            for (range, line_in_part) in part.lines {
+                let line = self.stats.lines + line_in_part;
+                self.stats.parsed += 1;
+                match std::str::from_utf8(&part.text[range]) {
+                    Ok(t) if t.trim().is_empty() => {}
+                    Ok(t) => parse_line(t, line, &self.name, &self.opts, &mut self.pending),
+                    Err(e) => self.pending.push_back(Err(BadEvent {
+                        path: self.name.to_string(),
+                        line,
+                        column: e.valid_up_to() as u64 + 1,
+                        message: "line is not UTF-8".to_string(),
+                    })),
+                }
+            }
+            self.stats.lines += part.count;
+        }
+        crate::wrappers::unwrap_items(&mut self.pending, 0, &self.opts);
+        self.pos = end;
+        Ok(())
+    }
+}
+
+/// Searches the lines that start in `range` of the file (reading on past its end to finish
+/// the last one).
+fn search_part(
+    file: &File,
+    filter: &LineFilter,
+    range: (u64, u64),
+    len: u64,
+    block_len: usize,
+) -> io::Result<Part> {
+    let (a, b) = range;
+    let mut part = Part::default();
+    // Zeroed once and reused (zeroing every block cost more than searching it); `filled` bytes
+    // are valid, starting at file offset `off`.
+    let mut store: Vec<u8> = vec![0; block_len];
+    let mut filled = 0usize;
+    let mut off = a;
+    // A part starting inside a line leaves that line to the part before.
+    let mut skipping = if a == 0 {
+        false
+    } else {
+        let mut prev = [0u8];
+        read_full(file, &mut prev, a - 1)?;
+        prev[0] != b'\n'
+    };
+    let mut found = Vec::new();
+    loop {
+        // Append the next block after what is carried over.
+        let have = filled;
+        if store.len() < have + block_len {
+            store.resize(have + block_len, 0);
+        }
+        let n = read_full(file, &mut store[have..have + block_len], off + have as u64)?;
+        filled = have + n;
+        let buf = &store[..filled];
+        let at_eof = n == 0 || off + buf.len() as u64 >= len;
+        let mut begin = 0;
+        if skipping {
+            match memchr::memchr(b'\n', buf) {
+                Some(i) => {
+                    begin = i + 1;
+                    skipping = false;
+                }
+                None if at_eof => return Ok(part),
+                None => {
+                    off += filled as u64;
+                    filled = 0;
+                    continue;
+                }
+            }
+        }
+        // Whole lines only, and only those starting before `b`.
+        let mut stop = false;
+        let mut complete = match memchr::memrchr(b'\n', &buf[begin..]) {
+            Some(i) => begin + i + 1,
+            None => begin,
+        };
+        if at_eof {
+            complete = buf.len();
+        }
+        let limit = b.saturating_sub(off) as usize;
+        if limit < complete {
+            // The first line starting at or after `b` ends the part.
+            let cut = if limit <= begin || buf[limit - 1] == b'\n' {
+                limit.max(begin)
+            } else {
+                memchr::memchr(b'\n', &buf[limit..]).map_or(buf.len(), |i| limit + i + 1)
+            };
+            complete = cut.min(complete);
+            stop = true;
+        }
+        let block = &buf[begin..complete];
+        found.clear();
+        filter.candidates(block, &mut found);
+        let mut counted = 0;
+        let mut newlines = 0u64;
+        for r in &found {
+            newlines += memchr::memchr_iter(b'\n', &block[counted..r.start]).count() as u64;
+            counted = r.start;
+            let at = part.text.len();
+            part.text.extend_from_slice(&block[r.clone()]);
+            part.lines
+                .push((at..part.text.len(), part.count + newlines + 1));
+        }
+        newlines += memchr::memchr_iter(b'\n', &block[counted..]).count() as u64;
+        part.count += newlines;
+        if stop || at_eof {
+            // A last line without its newline is a line too.
+            if at_eof && complete == buf.len() && block.last().is_some_and(|&c| c != b'\n') {
+                part.count += 1;
+            }
+            return Ok(part);
+        }
+        // Carry the unfinished line over.
+        store.copy_within(complete..filled, 0);
+        filled -= complete;
+        off += complete as u64;
+    }
+}
+
+impl Iterator for ScanStream {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(mut item) = self.pending.pop_front() {
+                if let Ok(ev) = &mut item {
+                    ev.seq = self.seq;
+                    self.seq += 1;
+                }
+                return Some(item);
+            }
+            if self.pos >= self.len || self.failed {
+                return None;
+            }
+            if let Err(e) = self.next_window() {
+                self.failed = true;
+                return Some(Err(BadEvent {
+                    path: self.name.to_string(),
+                    line: self.stats.lines + 1,
+                    column: 1,
+                    message: format!("cannot read input: {e}"),
+                }));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read_events;
+    use ruleatlas_ir::{Literal, Requirement};
+    use std::io::Write;
+
+    fn filter(lit: &str) -> Arc<LineFilter> {
+        let req = Requirement {
+            clauses: vec![vec![Literal {
+                text: lit.into(),
+                case_insensitive: false,
+            }]],
+        };
+        Arc::new(LineFilter::new(&req).expect("filter"))
+    }
+
+    fn write(text: &str) -> tempfile_path::TempPath {
+        tempfile_path::TempPath::with(text)
+    }
+
+    /// A file in the system temp folder, removed when dropped (no extra dependency).
+    mod tempfile_path {
+        pub struct TempPath(pub std::path::PathBuf);
+        impl TempPath {
+            pub fn with(text: &str) -> TempPath {
+                use std::sync::atomic::{AtomicU64, Ordering};
+                static N: AtomicU64 = AtomicU64::new(0);
+                let p = std::env::temp_dir().join(format!(
+                    "ruleatlas-scan-{}-{}.ndjson",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                ));
+                let mut f = std::fs::File::create(&p).expect("temp file");
+                super::Write::write_all(&mut f, text.as_bytes()).expect("write");
+                TempPath(p)
+            }
+            pub fn as_str(&self) -> &str {
+                self.0.to_str().unwrap_or_default()
+            }
+        }
+        impl Drop for TempPath {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    /// Each item's line and text (events without their `seq`, which counts parsed events).
+    fn summary(items: Vec<Item>) -> Vec<(u64, String)> {
+        items
+            .into_iter()
+            .map(|i| match i {
+                Ok(ev) => (ev.origin.line, ev.to_json_text()),
+                Err(b) => (b.line, b.to_string()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn candidate_lines_read_as_the_ordinary_reader_reads_them() {
+        let text = "{\"a\":\"NodePort\",\"n\":1}\n\n{\"a\":\"ClusterIP\"}\nnot json NodePort\n\
+                    {\"a\":\"x\"}\n  {\"b\":[\"NodePort\"]}  \r\n[{\"a\":\"NodePort\"},{\"a\":\"y\"}]\n\
+                    {\"a\":\"NodePort\"}";
+        let file = write(text);
+        let opts = EventOptions::default();
+        let with_literal: Vec<u64> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains("NodePort"))
+            .map(|(i, _)| i as u64 + 1)
+            .collect();
+        // The ordinary reader's events and errors on the lines holding the literal.
+        let want: Vec<(u64, String)> =
+            summary(read_events(file.as_str(), &opts).expect("read").collect())
+                .into_iter()
+                .filter(|(line, _)| with_literal.contains(line))
+                .collect();
+        assert_eq!(want.len(), 6, "{want:?}");
+        for threads in [1, 2, 3] {
+            let mut stream = scan_file(file.as_str(), filter("NodePort"), threads, &opts)
+                .expect("open")
+                .expect("served");
+            let got = summary(stream.by_ref().collect());
+            assert_eq!(got, want, "threads {threads}");
+            let stats = stream.stats();
+            assert_eq!(stats.lines, 8, "threads {threads}");
+            assert_eq!(stats.parsed, 5, "threads {threads}");
+            assert_eq!(stats.skipped(), 3);
+        }
+    }
+
+    #[test]
+    fn many_windows_keep_line_numbers_and_order() {
+        // Enough lines for several blocks; every 997th line holds the literal.
+        let mut text = String::new();
+        let mut want = Vec::new();
+        for i in 1..=40_000u64 {
+            if i % 997 == 0 {
+                text.push_str(&format!("{{\"i\":{i},\"t\":\"NodePort\"}}\n"));
+                want.push(i);
+            } else {
+                text.push_str(&format!(
+                    "{{\"i\":{i},\"t\":\"ClusterIP\",\"pad\":\"{}\"}}\n",
+                    "x".repeat((i % 50) as usize)
+                ));
+            }
+        }
+        let file = write(&text);
+        for threads in [1, 2, 4] {
+            let mut stream = scan_file(
+                file.as_str(),
+                filter("NodePort"),
+                threads,
+                &EventOptions::default(),
+            )
+            .expect("open")
+            .expect("served");
+            // Windows of a few blocks, so lines are counted across windows and parts too.
+            stream.per_thread = 100_000;
+            let got: Vec<u64> = stream
+                .by_ref()
+                .map(|i| {
+                    let ev = i.expect("event");
+                    assert_eq!(ev.doc["i"].as_u64(), Some(ev.origin.line));
+                    ev.origin.line
+                })
+                .collect();
+            assert_eq!(got, want, "threads {threads}");
+            assert_eq!(stream.stats().lines, 40_000);
+        }
+    }
+
+    #[test]
+    fn random_files_windows_and_blocks_agree_with_the_ordinary_reader() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let opts = EventOptions::default();
+        for round in 0..60 {
+            // Lines of 0 to ~300 bytes, blank ones, some with the literal, maybe no final newline.
+            let mut text = String::new();
+            for i in 0..next(200) {
+                match next(10) {
+                    0 => text.push('\n'),
+                    1 => text.push_str(&format!("{{\"i\":{i},\"t\":\"hit\"}}\n")),
+                    2 => text.push_str("not json hit\n"),
+                    _ => text.push_str(&format!(
+                        "{{\"i\":{i},\"p\":\"{}\"}}\n",
+                        "x".repeat(next(300) as usize)
+                    )),
+                }
+            }
+            if next(2) == 0 {
+                text.push_str("{\"last\":\"hit\"}");
+            }
+            let file = write(&text);
+            let Some(stream) = scan_file(file.as_str(), filter("hit"), 1, &opts).expect("open")
+            else {
+                // A file starting with a bad line longer than the head: not this test's concern.
+                continue;
+            };
+            drop(stream);
+            let all = summary(read_events(file.as_str(), &opts).expect("read").collect());
+            let hit_lines: Vec<u64> = text
+                .split('\n')
+                .enumerate()
+                .filter(|(_, l)| l.contains("hit"))
+                .map(|(i, _)| i as u64 + 1)
+                .collect();
+            let want: Vec<(u64, String)> = all
+                .into_iter()
+                .filter(|(l, _)| hit_lines.contains(l))
+                .collect();
+            let lines = text.split('\n').count() as u64
+                - u64::from(text.ends_with('\n') || text.is_empty());
+            for _ in 0..4 {
+                let threads = 1 + next(4) as usize;
+                let mut stream = scan_file(file.as_str(), filter("hit"), threads, &opts)
+                    .expect("open")
+                    .expect("served");
+                stream.per_thread = 1 + next(700);
+                stream.block = 1 + next(500) as usize;
+                let got = summary(stream.by_ref().collect());
+                assert_eq!(got, want, "round {round}, threads {threads}");
+                assert_eq!(stream.stats().lines, lines, "round {round}");
+                assert_eq!(
+                    stream.stats().parsed,
+                    hit_lines.len() as u64,
+                    "round {round}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn files_it_does_not_serve_are_left_to_the_ordinary_reader() {
+        let pretty = write("[\n {\"a\": \"NodePort\"}\n]\n");
+        let opts = EventOptions::default();
+        assert!(scan_file(pretty.as_str(), filter("NodePort"), 1, &opts)
+            .expect("open")
+            .is_none());
+        assert!(scan_file("-", filter("NodePort"), 1, &opts)
+            .expect("stdin")
+            .is_none());
+        assert!(scan_file("/nonexistent/x.ndjson", filter("NodePort"), 1, &opts).is_err());
+    }
+}
