@@ -199,14 +199,19 @@ impl ScanStream {
         let parts: Vec<io::Result<Part>> = if ranges.len() == 1 {
             vec![search_part(file, filter, ranges[0], len, block)]
         } else {
+            // The calling thread searches the first part itself.
             std::thread::scope(|s| {
-                let handles: Vec<_> = ranges
+                let handles: Vec<_> = ranges[1..]
                     .iter()
                     .map(|&r| s.spawn(move || search_part(file, filter, r, len, block)))
                     .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                let first = search_part(file, filter, ranges[0], len, block);
+                std::iter::once(first)
+                    .chain(
+                        handles
+                            .into_iter()
+                            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+                    )
                     .collect()
             })
         };
