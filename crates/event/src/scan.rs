@@ -1,17 +1,17 @@
 //! Prefiltered reading of an NDJSON file: search the bytes, parse only the lines that can match.
 //!
-//! [`scan_file`] goes through a plain NDJSON file in windows of a few MB per thread: each thread
-//! reads its part of the window (positioned reads, blocks that stay in its cache), runs a
-//! [`LineFilter`] over it (SIMD substring search, no parsing) and counts its newlines; the
+//! [`scan_file`] cuts a plain NDJSON file into parts of a few MB; search threads each take every
+//! N-th part, read it (positioned reads, blocks that stay in the core's cache), run a
+//! [`LineFilter`] over it (SIMD substring search, no parsing) and count its newlines; the
 //! candidate lines are then parsed in input order on the calling thread, exactly as
 //! [`crate::read_events`] parses every line (same events, same locations, same errors for the
 //! lines it reads). Lines the filter rejects are counted in [`ScanStats`], not parsed, so a
 //! malformed one among them is not reported — the price of not reading it; the CLI's
 //! `--no-prefilter` parses everything.
 //!
-//! A thread's part is the lines that start inside its byte range (it reads past the end to
-//! finish the last one), so parts need no coordination. Memory is a window's candidate lines
-//! and one block per thread, whatever the file size. Inputs it does not serve — stdin,
+//! A part is the lines that start inside its byte range (its thread reads past the end to finish
+//! the last one), so parts need no coordination. Memory is the candidate lines of the parts in
+//! flight and one block per thread, whatever the file size. Inputs it does not serve — stdin,
 //! compressed files, pretty-printed documents, anything but a regular file — get `Ok(None)`:
 //! the caller reads them the ordinary way.
 
@@ -23,13 +23,15 @@ use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 type Item = Result<Event, BadEvent>;
 
-/// Bytes each thread searches per window: large enough to amortise starting the threads, small
-/// enough to keep the window's candidate lines in memory bounded.
-const PER_THREAD: usize = 8 << 20;
+/// Bytes per unit of work: large enough to amortise a hand-over, small enough to keep the
+/// candidate lines of the parts in flight bounded.
+const PART: usize = 8 << 20;
 
 /// Bytes read and searched at a time (the escape and newline passes then read from cache).
 const BLOCK: usize = 256 << 10;
@@ -85,14 +87,15 @@ pub fn scan_file(
             bytes: len,
             ..ScanStats::default()
         },
-        file,
+        file: Arc::new(file),
         len,
         filter,
         threads: threads.max(1),
-        per_thread: PER_THREAD as u64,
+        part_len: PART as u64,
         block: BLOCK,
         opts: opts.clone(),
-        pos: 0,
+        next_part: 0,
+        workers: None,
         seq: 0,
         pending: VecDeque::new(),
         failed: false,
@@ -144,22 +147,36 @@ fn is_ndjson(head: &[u8]) -> bool {
 /// Iterator over the events of the candidate lines; [`ScanStream::stats`] once it is done.
 pub struct ScanStream {
     name: Arc<str>,
-    file: File,
+    file: Arc<File>,
     len: u64,
     filter: Arc<LineFilter>,
     threads: usize,
-    /// Bytes per thread and window.
-    per_thread: u64,
+    /// Bytes per part (the unit of work of a thread).
+    part_len: u64,
     /// Bytes read at a time.
     block: usize,
     opts: EventOptions,
-    /// Start of the next window (a line start).
-    pos: u64,
+    /// The next part to take in, in file order.
+    next_part: u64,
+    /// Started on the first read when `threads > 1`.
+    workers: Option<Workers>,
     seq: u64,
     pending: VecDeque<Item>,
     stats: ScanStats,
     failed: bool,
 }
+
+/// Search threads: worker `w` searches parts `w`, `w + N`, `w + 2N`… and hands them over on its
+/// own channel, so part `k` comes from channel `k % N` — in order, without a reorder buffer,
+/// each worker at most a few parts ahead (memory stays bounded), none waiting for the others
+/// at window ends.
+struct Workers {
+    channels: Vec<Receiver<io::Result<Part>>>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// Parts a worker may have finished before they are taken in.
+const AHEAD: usize = 2;
 
 /// One thread's findings: the lines starting in its range.
 #[derive(Default)]
@@ -181,61 +198,108 @@ impl ScanStream {
         self.filter.describe()
     }
 
-    /// Searches the next window and parses its candidate lines into `pending`.
-    fn next_window(&mut self) -> io::Result<()> {
-        let start = self.pos;
-        let end = (start + self.per_thread * self.threads as u64).min(self.len);
-        let step = (end - start).div_ceil(self.threads as u64).max(1);
-        let ranges: Vec<(u64, u64)> = (0..self.threads as u64)
-            .map(|i| {
-                (
-                    (start + i * step).min(end),
-                    (start + (i + 1) * step).min(end),
-                )
-            })
-            .filter(|(a, b)| a < b)
-            .collect();
-        let (file, filter, len, block) = (&self.file, &*self.filter, self.len, self.block);
-        let parts: Vec<io::Result<Part>> = if ranges.len() == 1 {
-            vec![search_part(file, filter, ranges[0], len, block)]
-        } else {
-            // The calling thread searches the first part itself.
-            std::thread::scope(|s| {
-                let handles: Vec<_> = ranges[1..]
-                    .iter()
-                    .map(|&r| s.spawn(move || search_part(file, filter, r, len, block)))
-                    .collect();
-                let first = search_part(file, filter, ranges[0], len, block);
-                std::iter::once(first)
-                    .chain(
-                        handles
-                            .into_iter()
-                            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
-                    )
-                    .collect()
-            })
+    fn parts(&self) -> u64 {
+        self.len.div_ceil(self.part_len.max(1))
+    }
+
+    fn part_range(&self, k: u64) -> (u64, u64) {
+        let start = k * self.part_len;
+        (start, (start + self.part_len).min(self.len))
+    }
+
+    fn start_workers(&mut self) -> Option<Workers> {
+        let n = self.threads as u64;
+        let parts = self.parts();
+        let mut workers = Workers {
+            channels: Vec::new(),
+            handles: Vec::new(),
         };
-        for part in parts {
-            let part = part?;
-            for (range, line_in_part) in part.lines {
-                let line = self.stats.lines + line_in_part;
-                self.stats.parsed += 1;
-                match std::str::from_utf8(&part.text[range]) {
-                    Ok(t) if t.trim().is_empty() => {}
-                    Ok(t) => parse_line(t, line, &self.name, &self.opts, &mut self.pending),
-                    Err(e) => self.pending.push_back(Err(BadEvent {
-                        path: self.name.to_string(),
-                        line,
-                        column: e.valid_up_to() as u64 + 1,
-                        message: "line is not UTF-8".to_string(),
-                    })),
+        for w in 0..n {
+            let (tx, rx) = sync_channel(AHEAD);
+            let (file, filter) = (self.file.clone(), self.filter.clone());
+            let (len, part_len, block) = (self.len, self.part_len, self.block);
+            let spawned = std::thread::Builder::new()
+                .name("ruleatlas-scan".into())
+                .spawn(move || {
+                    let mut k = w;
+                    while k < parts {
+                        let start = k * part_len;
+                        let range = (start, (start + part_len).min(len));
+                        if tx
+                            .send(search_part(&file, &filter, range, len, block))
+                            .is_err()
+                        {
+                            // The reader is gone.
+                            return;
+                        }
+                        k += n;
+                    }
+                });
+            match spawned {
+                Ok(h) => {
+                    workers.channels.push(rx);
+                    workers.handles.push(h);
                 }
+                // No thread to be had: search on the calling thread.
+                Err(_) => return None,
             }
-            self.stats.lines += part.count;
         }
+        Some(workers)
+    }
+
+    /// Takes in the next part: parses its candidate lines into `pending`.
+    fn next_part(&mut self) -> io::Result<()> {
+        let k = self.next_part;
+        if self.threads > 1 && self.workers.is_none() {
+            self.workers = self.start_workers();
+            if self.workers.is_none() {
+                self.threads = 1;
+            }
+        }
+        let part = match &self.workers {
+            Some(w) => {
+                let ch = &w.channels[(k % w.channels.len() as u64) as usize];
+                ch.recv()
+                    .map_err(|_| io::Error::other("a search thread stopped"))??
+            }
+            None => search_part(
+                &self.file,
+                &self.filter,
+                self.part_range(k),
+                self.len,
+                self.block,
+            )?,
+        };
+        self.next_part += 1;
+        for (range, line_in_part) in part.lines {
+            let line = self.stats.lines + line_in_part;
+            self.stats.parsed += 1;
+            match std::str::from_utf8(&part.text[range]) {
+                Ok(t) if t.trim().is_empty() => {}
+                Ok(t) => parse_line(t, line, &self.name, &self.opts, &mut self.pending),
+                Err(e) => self.pending.push_back(Err(BadEvent {
+                    path: self.name.to_string(),
+                    line,
+                    column: e.valid_up_to() as u64 + 1,
+                    message: "line is not UTF-8".to_string(),
+                })),
+            }
+        }
+        self.stats.lines += part.count;
         crate::wrappers::unwrap_items(&mut self.pending, 0, &self.opts);
-        self.pos = end;
         Ok(())
+    }
+}
+
+impl Drop for ScanStream {
+    fn drop(&mut self) {
+        if let Some(w) = self.workers.take() {
+            // Closing the channels stops the workers at their next hand-over.
+            drop(w.channels);
+            for h in w.handles {
+                let _ = h.join();
+            }
+        }
     }
 }
 
@@ -350,10 +414,10 @@ impl Iterator for ScanStream {
                 }
                 return Some(item);
             }
-            if self.pos >= self.len || self.failed {
+            if self.next_part >= self.parts() || self.failed {
                 return None;
             }
-            if let Err(e) = self.next_window() {
+            if let Err(e) = self.next_part() {
                 self.failed = true;
                 return Some(Err(BadEvent {
                     path: self.name.to_string(),
@@ -485,7 +549,7 @@ mod tests {
             .expect("open")
             .expect("served");
             // Windows of a few blocks, so lines are counted across windows and parts too.
-            stream.per_thread = 100_000;
+            stream.part_len = 100_000;
             let got: Vec<u64> = stream
                 .by_ref()
                 .map(|i| {
@@ -551,7 +615,7 @@ mod tests {
                 let mut stream = scan_file(file.as_str(), filter("hit"), threads, &opts)
                     .expect("open")
                     .expect("served");
-                stream.per_thread = 1 + next(700);
+                stream.part_len = 1 + next(700);
                 stream.block = 1 + next(500) as usize;
                 let got = summary(stream.by_ref().collect());
                 assert_eq!(got, want, "round {round}, threads {threads}");
