@@ -3,7 +3,8 @@
 use anyhow::{bail, Context};
 use ruleatlas_engine::{compile_pipeline, EngineOptions, EventCtx};
 use ruleatlas_event::{
-    read_events, scan_file, Event, EventOptions, LineFilter, Projection, ProjectionScope, ScanStats,
+    read_events, read_events_filtered, Event, EventOptions, LineFilter, Projection,
+    ProjectionScope, ScanStats,
 };
 use ruleatlas_ir::{Diagnostic, FieldDialect, LineIndex, Pipeline, Requirement};
 use std::io::Write;
@@ -42,9 +43,9 @@ pub struct Args {
     #[arg(long)]
     no_projection: bool,
     /// Parse every line. By default, when every event the query can match must contain some
-    /// literal (`verb == "create"` needs `create` in the line), lines of plain NDJSON files
-    /// without it are counted and skipped unparsed; the output is the same, but a malformed
-    /// line among the skipped ones is not reported.
+    /// literal (`verb == "create"` needs `create` in the line), NDJSON lines without it (plain,
+    /// compressed or stdin) are counted and skipped unparsed; the output is the same, but a
+    /// malformed line among the skipped ones is not reported.
     #[arg(long)]
     no_prefilter: bool,
     /// Threads searching for the query's literals (default: one per core).
@@ -225,26 +226,24 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     // memory stays flat whatever the input size.
     for f in &args.files {
         if let Some(filter) = &filter {
-            match scan_file(f, filter.clone(), threads, &opts) {
-                Ok(Some(mut stream)) => {
-                    for item in stream.by_ref() {
+            match read_events_filtered(f, filter.clone(), threads, &opts) {
+                Ok(mut events) => {
+                    for item in events.by_ref() {
                         on_item(item, &mut out)?;
                     }
-                    let s = stream.stats();
-                    scanned.lines += s.lines;
-                    scanned.parsed += s.parsed;
-                    scanned.bytes += s.bytes;
-                    searched = Some(stream.describe());
-                    continue;
+                    if let Some(s) = events.scan_stats() {
+                        scanned.lines += s.lines;
+                        scanned.parsed += s.parsed;
+                        scanned.bytes += s.bytes;
+                        searched = events.describe();
+                    }
                 }
-                // Not a plain NDJSON file: read as usual.
-                Ok(None) => {}
                 Err(e) => {
                     eprintln!("ruleatlas: {e}");
                     unreadable = true;
-                    continue;
                 }
             }
+            continue;
         }
         let stream = match read_events(f, &opts) {
             Ok(s) => s,

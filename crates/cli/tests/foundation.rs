@@ -260,4 +260,28 @@ fn query_prefilter_skips_only_lines_that_cannot_match() {
     let (one, _, _) =
         run(bin().args(["query", "--threads", "1", "--lang", "eql", query, &log_arg]));
     assert_eq!(one, all);
+    // And from stdin, searched a block at a time as it arrives.
+    let mut child = bin()
+        .args(["query", "--lang", "eql", query, "-"])
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run ruleatlas: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin
+            .write_all(text.as_bytes())
+            .unwrap_or_else(|e| panic!("stdin: {e}"));
+    }
+    let piped = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait: {e}"));
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), all);
+    let piped_err = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        piped_err.contains(&format!("prefilter: {parsed} of {lines} lines parsed")),
+        "{piped_err}"
+    );
 }

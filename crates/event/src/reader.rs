@@ -58,7 +58,7 @@ impl std::error::Error for InputError {}
 
 type Item = Result<Event, BadEvent>;
 
-fn open_raw(path: &str) -> Result<Box<dyn Read + Send>, InputError> {
+pub(crate) fn open_raw(path: &str) -> Result<Box<dyn Read + Send>, InputError> {
     if path == "-" {
         return Ok(Box::new(io::stdin()));
     }
@@ -72,7 +72,7 @@ fn open_raw(path: &str) -> Result<Box<dyn Read + Send>, InputError> {
 
 /// Wraps a byte stream in a buffered reader, decompressing gzip or zstd when the magic bytes say
 /// so (concatenated members / frames are read through).
-fn decoded(raw: Box<dyn Read + Send>) -> io::Result<Box<dyn BufRead + Send>> {
+pub(crate) fn decoded(raw: Box<dyn Read + Send>) -> io::Result<Box<dyn BufRead + Send>> {
     let mut buffered = BufReader::with_capacity(256 * 1024, raw);
     let head = buffered.fill_buf()?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
@@ -362,7 +362,11 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    fn new(name: Arc<str>, reader: Box<dyn BufRead + Send>, opts: EventOptions) -> EventStream {
+    pub(crate) fn new(
+        name: Arc<str>,
+        reader: Box<dyn BufRead + Send>,
+        opts: EventOptions,
+    ) -> EventStream {
         EventStream {
             name,
             reader,

@@ -11,16 +11,18 @@
 //!
 //! A part is the lines that start inside its byte range (its thread reads past the end to finish
 //! the last one), so parts need no coordination. Memory is the candidate lines of the parts in
-//! flight and one block per thread, whatever the file size. Inputs it does not serve — stdin,
-//! compressed files, pretty-printed documents, anything but a regular file — get `Ok(None)`:
-//! the caller reads them the ordinary way.
+//! flight and one block per thread, whatever the file size. [`scan_file`] serves plain regular
+//! files only; [`read_events_filtered`] also searches stdin and compressed files, one block at a
+//! time on the calling thread as they are decoded, and leaves pretty-printed documents to the
+//! ordinary reader.
 
 use crate::linefilter::LineFilter;
-use crate::reader::{parse_line, InputError};
+use crate::reader::{decoded, open_raw, parse_line, InputError};
+use crate::EventStream;
 use crate::{BadEvent, Event, EventOptions};
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io;
+use std::io::{self, BufRead};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -87,10 +89,112 @@ pub fn scan_file(
             bytes: len,
             ..ScanStats::default()
         },
-        file: Arc::new(file),
+        file: Some(Arc::new(file)),
         len,
+        stream: None,
         filter,
         threads: threads.max(1),
+        part_len: PART as u64,
+        block: BLOCK,
+        opts: opts.clone(),
+        next_part: 0,
+        workers: None,
+        seq: 0,
+        pending: VecDeque::new(),
+        failed: false,
+    }))
+}
+
+/// Fills `buf` from a stream (shorter only at its end); the bytes read.
+fn fill(reader: &mut dyn BufRead, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match reader.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// The events of one input for a query with a line prefilter: [`ScanStream`] wherever it
+/// serves — plain files searched on `threads` threads, and stdin and compressed files a block
+/// at a time as they are decoded — else the ordinary [`EventStream`] (pretty-printed documents).
+pub enum FilteredEvents {
+    Scanned(ScanStream),
+    Whole(EventStream),
+}
+
+impl FilteredEvents {
+    /// What the prefilter saw (`None`: every line was parsed).
+    pub fn scan_stats(&self) -> Option<ScanStats> {
+        match self {
+            FilteredEvents::Scanned(s) => Some(s.stats()),
+            FilteredEvents::Whole(_) => None,
+        }
+    }
+
+    /// The literals searched, for messages.
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            FilteredEvents::Scanned(s) => Some(s.describe()),
+            FilteredEvents::Whole(_) => None,
+        }
+    }
+}
+
+impl Iterator for FilteredEvents {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        match self {
+            FilteredEvents::Scanned(s) => s.next(),
+            FilteredEvents::Whole(s) => s.next(),
+        }
+    }
+}
+
+/// Opens `path` (`-` for stdin) for a query whose lines can be prefiltered by `filter`.
+pub fn read_events_filtered(
+    path: &str,
+    filter: Arc<LineFilter>,
+    threads: usize,
+    opts: &EventOptions,
+) -> Result<FilteredEvents, InputError> {
+    if let Some(stream) = scan_file(path, filter.clone(), threads, opts)? {
+        return Ok(FilteredEvents::Scanned(stream));
+    }
+    let err = |source| InputError {
+        path: path.to_string(),
+        source,
+    };
+    let mut reader = decoded(open_raw(path)?).map_err(err)?;
+    let name: Arc<str> = Arc::from(path);
+    // Peek at the first bytes (not consumed): the same test as a file's.
+    let ndjson = is_ndjson(reader.fill_buf().map_err(err)?);
+    if !ndjson {
+        return Ok(FilteredEvents::Whole(EventStream::new(
+            name,
+            reader,
+            opts.clone(),
+        )));
+    }
+    let head = reader.fill_buf().map_err(err)?;
+    filter.choose_primary(head);
+    Ok(FilteredEvents::Scanned(ScanStream {
+        name,
+        stats: ScanStats::default(),
+        file: None,
+        len: 0,
+        stream: Some(Stream {
+            reader,
+            scan: PartScan::new((0, u64::MAX), u64::MAX, BLOCK),
+            done: false,
+        }),
+        filter,
+        threads: 1,
         part_len: PART as u64,
         block: BLOCK,
         opts: opts.clone(),
@@ -147,8 +251,12 @@ fn is_ndjson(head: &[u8]) -> bool {
 /// Iterator over the events of the candidate lines; [`ScanStream::stats`] once it is done.
 pub struct ScanStream {
     name: Arc<str>,
-    file: Arc<File>,
+    /// The file searched by parts (`None` for a stream).
+    file: Option<Arc<File>>,
     len: u64,
+    /// Set for a stream (stdin, a decompressed file): read a block at a time on the calling
+    /// thread instead of `file`.
+    stream: Option<Stream>,
     filter: Arc<LineFilter>,
     threads: usize,
     /// Bytes per part (the unit of work of a thread).
@@ -173,6 +281,13 @@ pub struct ScanStream {
 struct Workers {
     channels: Vec<Receiver<io::Result<Part>>>,
     handles: Vec<JoinHandle<()>>,
+}
+
+/// A sequential input searched as one part, a block per step.
+struct Stream {
+    reader: Box<dyn BufRead + Send>,
+    scan: PartScan,
+    done: bool,
 }
 
 /// Parts a worker may have finished before they are taken in.
@@ -202,12 +317,20 @@ impl ScanStream {
         self.len.div_ceil(self.part_len.max(1))
     }
 
+    fn exhausted(&self) -> bool {
+        match &self.stream {
+            Some(s) => s.done,
+            None => self.next_part >= self.parts(),
+        }
+    }
+
     fn part_range(&self, k: u64) -> (u64, u64) {
         let start = k * self.part_len;
         (start, (start + self.part_len).min(self.len))
     }
 
     fn start_workers(&mut self) -> Option<Workers> {
+        let file = self.file.clone()?;
         let n = self.threads as u64;
         let parts = self.parts();
         let mut workers = Workers {
@@ -216,7 +339,7 @@ impl ScanStream {
         };
         for w in 0..n {
             let (tx, rx) = sync_channel(AHEAD);
-            let (file, filter) = (self.file.clone(), self.filter.clone());
+            let (file, filter) = (file.clone(), self.filter.clone());
             let (len, part_len, block) = (self.len, self.part_len, self.block);
             let spawned = std::thread::Builder::new()
                 .name("ruleatlas-scan".into())
@@ -250,25 +373,31 @@ impl ScanStream {
     /// Takes in the next part: parses its candidate lines into `pending`.
     fn next_part(&mut self) -> io::Result<()> {
         let k = self.next_part;
-        if self.threads > 1 && self.workers.is_none() {
+        if self.threads > 1 && self.workers.is_none() && self.stream.is_none() {
             self.workers = self.start_workers();
             if self.workers.is_none() {
                 self.threads = 1;
             }
         }
-        let part = match &self.workers {
-            Some(w) => {
+        let part = match (&mut self.stream, &self.workers) {
+            (Some(stream), _) => {
+                let mut part = Part::default();
+                let reader = &mut stream.reader;
+                let mut read = |buf: &mut [u8], _offset: u64| fill(reader, buf);
+                stream.done = stream.scan.step(&mut read, &self.filter, &mut part)?;
+                part
+            }
+            (None, Some(w)) => {
                 let ch = &w.channels[(k % w.channels.len() as u64) as usize];
                 ch.recv()
                     .map_err(|_| io::Error::other("a search thread stopped"))??
             }
-            None => search_part(
-                &self.file,
-                &self.filter,
-                self.part_range(k),
-                self.len,
-                self.block,
-            )?,
+            (None, None) => match &self.file {
+                Some(file) => {
+                    search_part(file, &self.filter, self.part_range(k), self.len, self.block)?
+                }
+                None => Part::default(),
+            },
         };
         self.next_part += 1;
         for (range, line_in_part) in part.lines {
@@ -312,48 +441,86 @@ fn search_part(
     len: u64,
     block_len: usize,
 ) -> io::Result<Part> {
-    let (a, b) = range;
-    let mut part = Part::default();
-    // Zeroed once and reused (zeroing every block cost more than searching it); `filled` bytes
-    // are valid, starting at file offset `off`.
-    let mut store: Vec<u8> = vec![0; block_len];
-    let mut filled = 0usize;
-    let mut off = a;
-    // A part starting inside a line leaves that line to the part before.
-    let mut skipping = if a == 0 {
-        false
-    } else {
+    let mut scan = PartScan::new(range, len, block_len);
+    if range.0 > 0 {
+        // A part starting inside a line leaves that line to the part before.
         let mut prev = [0u8];
-        read_full(file, &mut prev, a - 1)?;
-        prev[0] != b'\n'
-    };
-    let mut found = Vec::new();
-    loop {
-        // Append the next block after what is carried over.
-        let have = filled;
-        if store.len() < have + block_len {
-            store.resize(have + block_len, 0);
+        read_full(file, &mut prev, range.0 - 1)?;
+        scan.skipping = prev[0] != b'\n';
+    }
+    let mut part = Part::default();
+    let mut read = |buf: &mut [u8], offset: u64| read_full(file, buf, offset);
+    while !scan.step(&mut read, filter, &mut part)? {}
+    Ok(part)
+}
+
+/// The search of one part, a block at a time.
+struct PartScan {
+    /// Zeroed once and reused (zeroing every block cost more than searching it); `filled`
+    /// bytes are valid, starting at offset `off`.
+    store: Vec<u8>,
+    filled: usize,
+    off: u64,
+    /// Lines starting at or after this offset belong to the next part.
+    end: u64,
+    /// Size of the input (`u64::MAX`: a stream, whose end is a read of 0 bytes).
+    len: u64,
+    block_len: usize,
+    /// Inside the line before the part's first one.
+    skipping: bool,
+    found: Vec<Range<usize>>,
+}
+
+impl PartScan {
+    fn new(range: (u64, u64), len: u64, block_len: usize) -> PartScan {
+        PartScan {
+            store: vec![0; block_len],
+            filled: 0,
+            off: range.0,
+            end: range.1,
+            len,
+            block_len,
+            skipping: false,
+            found: Vec::new(),
         }
-        let n = read_full(file, &mut store[have..have + block_len], off + have as u64)?;
-        filled = have + n;
-        let buf = &store[..filled];
-        let at_eof = n == 0 || off + buf.len() as u64 >= len;
+    }
+
+    /// Reads and searches one block (after what was carried over), appending its candidate
+    /// lines and line count to `part`; true when the part is done. `read(buf, offset)` fills
+    /// `buf` with the input's bytes from `offset` (fewer only at its end).
+    fn step(
+        &mut self,
+        read: &mut dyn FnMut(&mut [u8], u64) -> io::Result<usize>,
+        filter: &LineFilter,
+        part: &mut Part,
+    ) -> io::Result<bool> {
+        let have = self.filled;
+        if self.store.len() < have + self.block_len {
+            self.store.resize(have + self.block_len, 0);
+        }
+        let n = read(
+            &mut self.store[have..have + self.block_len],
+            self.off + have as u64,
+        )?;
+        self.filled = have + n;
+        let buf = &self.store[..self.filled];
+        let at_eof = n == 0 || self.off.saturating_add(buf.len() as u64) >= self.len;
         let mut begin = 0;
-        if skipping {
+        if self.skipping {
             match memchr::memchr(b'\n', buf) {
                 Some(i) => {
                     begin = i + 1;
-                    skipping = false;
+                    self.skipping = false;
                 }
-                None if at_eof => return Ok(part),
+                None if at_eof => return Ok(true),
                 None => {
-                    off += filled as u64;
-                    filled = 0;
-                    continue;
+                    self.off += self.filled as u64;
+                    self.filled = 0;
+                    return Ok(false);
                 }
             }
         }
-        // Whole lines only, and only those starting before `b`.
+        // Whole lines only, and only those starting before `end`.
         let mut stop = false;
         let mut complete = match memchr::memrchr(b'\n', &buf[begin..]) {
             Some(i) => begin + i + 1,
@@ -362,9 +529,9 @@ fn search_part(
         if at_eof {
             complete = buf.len();
         }
-        let limit = b.saturating_sub(off) as usize;
+        let limit = usize::try_from(self.end.saturating_sub(self.off)).unwrap_or(usize::MAX);
         if limit < complete {
-            // The first line starting at or after `b` ends the part.
+            // The first line starting at or after `end` ends the part.
             let cut = if limit <= begin || buf[limit - 1] == b'\n' {
                 limit.max(begin)
             } else {
@@ -374,11 +541,11 @@ fn search_part(
             stop = true;
         }
         let block = &buf[begin..complete];
-        found.clear();
-        filter.candidates(block, &mut found);
+        self.found.clear();
+        filter.candidates(block, &mut self.found);
         let mut counted = 0;
         let mut newlines = 0u64;
-        for r in &found {
+        for r in &self.found {
             newlines += memchr::memchr_iter(b'\n', &block[counted..r.start]).count() as u64;
             counted = r.start;
             let at = part.text.len();
@@ -393,12 +560,13 @@ fn search_part(
             if at_eof && complete == buf.len() && block.last().is_some_and(|&c| c != b'\n') {
                 part.count += 1;
             }
-            return Ok(part);
+            return Ok(true);
         }
         // Carry the unfinished line over.
-        store.copy_within(complete..filled, 0);
-        filled -= complete;
-        off += complete as u64;
+        self.store.copy_within(complete..self.filled, 0);
+        self.filled -= complete;
+        self.off += complete as u64;
+        Ok(false)
     }
 }
 
@@ -414,7 +582,7 @@ impl Iterator for ScanStream {
                 }
                 return Some(item);
             }
-            if self.next_part >= self.parts() || self.failed {
+            if self.exhausted() || self.failed {
                 return None;
             }
             if let Err(e) = self.next_part() {
@@ -456,6 +624,9 @@ mod tests {
         pub struct TempPath(pub std::path::PathBuf);
         impl TempPath {
             pub fn with(text: &str) -> TempPath {
+                TempPath::with_bytes(text.as_bytes())
+            }
+            pub fn with_bytes(bytes: &[u8]) -> TempPath {
                 use std::sync::atomic::{AtomicU64, Ordering};
                 static N: AtomicU64 = AtomicU64::new(0);
                 let p = std::env::temp_dir().join(format!(
@@ -464,7 +635,7 @@ mod tests {
                     N.fetch_add(1, Ordering::Relaxed)
                 ));
                 let mut f = std::fs::File::create(&p).expect("temp file");
-                super::Write::write_all(&mut f, text.as_bytes()).expect("write");
+                super::Write::write_all(&mut f, bytes).expect("write");
                 TempPath(p)
             }
             pub fn as_str(&self) -> &str {
@@ -610,6 +781,33 @@ mod tests {
                 .collect();
             let lines = text.split('\n').count() as u64
                 - u64::from(text.ends_with('\n') || text.is_empty());
+            // The same text gzipped: read as a stream, a block at a time.
+            let gz = {
+                use std::io::Write as _;
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                enc.write_all(text.as_bytes()).expect("gzip");
+                enc.finish().expect("gzip")
+            };
+            let gz_file = tempfile_path::TempPath::with_bytes(&gz);
+            let mut events =
+                read_events_filtered(gz_file.as_str(), filter("hit"), 2, &opts).expect("open gz");
+            match &mut events {
+                FilteredEvents::Scanned(s) => {
+                    if let Some(st) = &mut s.stream {
+                        st.scan.block_len = 1 + next(500) as usize;
+                    }
+                }
+                FilteredEvents::Whole(_) => panic!("round {round}: gz not scanned"),
+            }
+            let got: Vec<(u64, String)> = summary(events.by_ref().collect())
+                .into_iter()
+                .map(|(l, t)| (l, t.replace(gz_file.as_str(), file.as_str())))
+                .collect();
+            assert_eq!(got, want, "round {round}, gz");
+            let stats = events.scan_stats().expect("stats");
+            assert_eq!(stats.lines, lines, "round {round}, gz");
+            assert_eq!(stats.parsed, hit_lines.len() as u64, "round {round}, gz");
             for _ in 0..4 {
                 let threads = 1 + next(4) as usize;
                 let mut stream = scan_file(file.as_str(), filter("hit"), threads, &opts)
