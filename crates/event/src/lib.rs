@@ -2,7 +2,9 @@
 //!
 //! Place in the data flow: readers ([`read_events`]) turn files and streams (NDJSON, JSON arrays,
 //! audit `EventList`s, CloudTrail `Records`, GKE / AKS / EKS wrappers, gzip, zstd) into
-//! [`Event`]s; the engine evaluates rules on them. Central type: [`Event`].
+//! [`Event`]s; the engine evaluates rules on them. Central type: [`Event`]. A query that needs
+//! literals in every match reads through [`read_events_filtered`] instead, which searches the
+//! raw lines for them ([`LineFilter`]) and parses only the lines that have them.
 //!
 //! ```
 //! use ruleatlas_event::{Event, EventOptions, SourceKind};
