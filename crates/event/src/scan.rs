@@ -410,7 +410,7 @@ impl ScanStream {
                     path: self.name.to_string(),
                     line,
                     column: e.valid_up_to() as u64 + 1,
-                    message: "line is not UTF-8".to_string(),
+                    message: format!("line is not valid UTF-8 (byte {})", e.valid_up_to() + 1),
                 })),
             }
         }
