@@ -13,7 +13,9 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ruleatlas_engine::shards::AlertFormatter;
 use ruleatlas_engine::{Alert, EngineOptions, ShardedEngine};
-use ruleatlas_event::{read_reader_parallel, BadEvent, Event, EventOptions, Projection};
+use ruleatlas_event::{
+    read_reader_parallel, BadEvent, Event, EventOptions, LineFilter, LineGate, Projection,
+};
 use ruleatlas_ir::Rule;
 use ruleatlas_webhook::{alert_json_as, AlertFormat};
 use serde_json::Value;
@@ -75,6 +77,12 @@ pub struct Args {
     /// (and alerts print) are built; the alerts are the same either way.
     #[arg(long)]
     no_projection: bool,
+    /// Parse every line. By default, when every event any loaded rule can match must contain
+    /// some literal (`verb == "create"` needs `create` in the line), NDJSON lines without one
+    /// are counted and skipped unparsed; the alerts are the same, but a malformed line among
+    /// the skipped ones is not reported.
+    #[arg(long)]
+    no_prefilter: bool,
     /// Event files or glob patterns (NDJSON, JSON array, EventList, CloudTrail Records, GKE / AKS /
     /// EKS wrappers; plain, .gz or .zst); `-` for stdin. Several files are merged by event time
     /// (each file assumed in time order; see --no-merge). Event files written right after
@@ -488,6 +496,18 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     {
         opts.project(alert_fields((*p).clone(), &templates));
     }
+    if let Some(filter) = engine
+        .line_requirement()
+        .filter(|_| !args.no_prefilter)
+        .and_then(LineFilter::new)
+    {
+        eprintln!(
+            "hunt: prefilter: lines without {} are skipped unparsed (no rule can match them)",
+            filter.describe()
+        );
+        opts.line_gate = Some(LineGate::new(filter));
+    }
+    let gate = opts.line_gate.clone();
     match &opts.projection {
         Some(p) if !p.keeps_everything() => {
             eprintln!(
@@ -592,6 +612,13 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     );
     if bad > 20 {
         eprintln!("hunt: ({} more bad lines not shown)", bad - 20);
+    }
+    if let Some(gate) = &gate {
+        eprintln!(
+            "hunt: prefilter: {} lines skipped unparsed (a malformed one among them is not \
+             reported; --no-prefilter parses every line)",
+            gate.skipped()
+        );
     }
     // Rules with the same vendor and title count together, listed by vendor and title.
     let mut per_title: BTreeMap<(&str, &str), u64> = BTreeMap::new();

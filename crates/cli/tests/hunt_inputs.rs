@@ -153,3 +153,48 @@ fn ecs_alert_format() {
     assert_eq!(plain[0]["rule"]["vendor"], "sigma");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn prefilter_skips_only_lines_no_rule_can_match() {
+    let dir = setup("prefilter");
+    // Lines without `delete` or `secrets` cannot match the rule; one writes `secrets` with a
+    // `\u` escape (a match all the same), one is malformed.
+    let other = audit("c1", 6)
+        .replace("\"delete\"", "\"get\"")
+        .replace("\"secrets\"", "\"configmaps\"");
+    let escaped = audit("c2", 7).replace("\"secrets\"", "\"\\u0073ecrets\"");
+    let text = [
+        audit("c0", 5),
+        other.clone(),
+        other,
+        escaped,
+        "{not json".to_string(),
+    ]
+    .join("\n")
+        + "\n";
+    let log = dir.join("logs/c.ndjson");
+    std::fs::write(&log, text).unwrap_or_else(|e| panic!("write: {e}"));
+    let log = log.display().to_string();
+    let (alerts, stderr, code) = hunt(&dir, &[&log]);
+    assert_eq!(code, 0, "{stderr}");
+    let (all, all_stderr, _) = hunt(&dir, &["--no-prefilter", &log]);
+    assert_eq!(alerts, all);
+    assert_eq!(names(&alerts), ["c0", "c2"]);
+    assert!(
+        stderr.contains("2 events read, 0 bad, 2 alerts"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("prefilter: 3 lines skipped unparsed"),
+        "{stderr}"
+    );
+    assert!(
+        all_stderr.contains("4 events read, 1 bad, 2 alerts"),
+        "{all_stderr}"
+    );
+    assert!(!all_stderr.contains("skipped unparsed"), "{all_stderr}");
+    // The same with threads.
+    let (threaded, _, _) = hunt(&dir, &["--threads", "2", &log]);
+    assert_eq!(threaded, all);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -45,7 +45,9 @@ pub use shards::ShardedEngine;
 
 use memo::LookupMemo;
 use ruleatlas_event::{ecs, Event, FieldPlan, Projection, SourceKind};
-use ruleatlas_ir::{Diagnostic, FieldDialect, FieldPath, Lowered, Pipeline, Query, Rule};
+use ruleatlas_ir::{
+    Diagnostic, FieldDialect, FieldPath, Lowered, Pipeline, Query, Requirement, Rule,
+};
 use serde_json::{Map, Value};
 use std::sync::{Arc, OnceLock};
 
@@ -581,6 +583,36 @@ impl Engine {
             skipped,
             scratch: Vec::new(),
             profile: rule_profile_enabled(),
+        }
+    }
+
+    /// For each rule and each event kind it reads, the literals every event it can match must
+    /// hold in its line ([`Requirement::of_pipeline`]), or `None` where that cannot be known:
+    /// the rule reads the event through a view that computes values (the ECS view of a raw audit
+    /// Event or of a CloudTrail record, the native record rebuilt from Elastic's CloudTrail
+    /// document), so a value it tests need not be in the line. Raw audit Events read through
+    /// translated ECS names ([`ecs_raw`]) are read as they are. Correlations read matches, not
+    /// events: the rules they reference speak for them.
+    pub fn line_requirements(&self, out: &mut Vec<Option<Requirement>>) {
+        for r in &self.rules {
+            let Some(pipeline) = r.rule.pipeline() else {
+                continue;
+            };
+            for (k, kind) in routing::ALL_KINDS.iter().enumerate() {
+                if !r.applies[k] {
+                    continue;
+                }
+                out.push(match (r.rule.field_dialect, kind) {
+                    (FieldDialect::Ecs, SourceKind::KubernetesAudit) => match &r.raw_audit_reads {
+                        RawAuditReads::Translated(t) => Requirement::of_pipeline(t),
+                        RawAuditReads::Own => Requirement::of_pipeline(pipeline),
+                        RawAuditReads::View => None,
+                    },
+                    (FieldDialect::Ecs, SourceKind::CloudTrail)
+                    | (FieldDialect::Native, SourceKind::CloudTrailEcs) => None,
+                    _ => Requirement::of_pipeline(pipeline),
+                });
+            }
         }
     }
 

@@ -23,7 +23,7 @@ pub fn kind_index(k: SourceKind) -> usize {
     }
 }
 
-const ALL_KINDS: [SourceKind; KINDS] = [
+pub(crate) const ALL_KINDS: [SourceKind; KINDS] = [
     SourceKind::KubernetesAudit,
     SourceKind::KubernetesAuditEcs,
     SourceKind::CloudTrail,

@@ -13,7 +13,7 @@
 
 use crate::{index, routing, Alert, Engine, EngineOptions};
 use ruleatlas_event::{Event, ParserHook, Projection};
-use ruleatlas_ir::{Query, Rule};
+use ruleatlas_ir::{Query, Requirement, Rule};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -77,6 +77,9 @@ pub struct ShardedEngine {
     active: usize,
     /// The fields of raw audit Events the rules read; `None` when some rule needs them all.
     projection: Option<Arc<Projection>>,
+    /// What every event some rule can match holds in its line (see
+    /// [`Engine::line_requirements`]); `None` when nothing can be said.
+    line_requirement: Option<Requirement>,
     /// Event kinds some shard's (stateful) rule reads: the other kinds' documents are of no use
     /// past the parser threads once the stateless rules have run there.
     stateful_kinds: [bool; routing::KINDS],
@@ -87,6 +90,14 @@ pub struct ShardedEngine {
 fn is_stateless(rule: &Rule) -> bool {
     rule.pipeline()
         .is_some_and(|p| matches!(p.query, Query::Filter(_)) && p.pipes.is_empty())
+}
+
+/// Any of the rules' requirements; `None` without rules (nothing to gain).
+fn union_of(requirements: Vec<Option<Requirement>>) -> Option<Requirement> {
+    if requirements.is_empty() {
+        return None;
+    }
+    Requirement::union(requirements)
 }
 
 fn is_correlation(r: &Rule) -> bool {
@@ -172,12 +183,14 @@ impl ShardedEngine {
         let threaded = threads > 1 && rules.len() > 1;
         let shards = stateful_shards.clamp(1, threads.min(rules.len()).max(1));
         let mut projection = Some(Projection::new());
+        let mut requirements = Vec::new();
         let mut add_fields = |engine: &Engine| {
             if let Some(p) = &mut projection {
                 if !engine.add_raw_audit_fields(p) {
                     projection = None;
                 }
             }
+            engine.line_requirements(&mut requirements);
         };
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -189,6 +202,7 @@ impl ShardedEngine {
                 opts,
                 stateless: None,
                 projection: projection.map(Arc::new),
+                line_requirement: union_of(requirements),
                 skipped: engine.skipped().to_vec(),
                 active: engine.active_rules(),
                 inline: Some(engine),
@@ -269,6 +283,7 @@ impl ShardedEngine {
             }),
             opts,
             projection: projection.map(Arc::new),
+            line_requirement: union_of(requirements),
             inline: None,
             shards: workers,
             in_flight: 0,
@@ -287,6 +302,12 @@ impl ShardedEngine {
     /// `None` when some rule reads fields no projection can name.
     pub fn raw_audit_projection(&self) -> Option<Arc<Projection>> {
         self.projection.clone()
+    }
+
+    /// Literals every event some rule can match holds in its line (a reader may skip the lines
+    /// without them unparsed); `None` when some rule can match without any.
+    pub fn line_requirement(&self) -> Option<&Requirement> {
+        self.line_requirement.as_ref()
     }
 
     pub fn active_rules(&self) -> usize {

@@ -149,6 +149,35 @@ pub struct EventOptions {
     pub projection_scope: ProjectionScope,
     /// Called on every event by parser threads (see [`ParserHook`]).
     pub parser_hook: Option<ParserHook>,
+    /// NDJSON lines this filter rejects are counted here and skipped unparsed.
+    pub line_gate: Option<LineGate>,
+}
+
+/// A [`LineFilter`] in front of the line parser, with the number of lines it kept out.
+#[derive(Clone)]
+pub struct LineGate {
+    pub filter: Arc<LineFilter>,
+    pub skipped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LineGate {
+    pub fn new(filter: LineFilter) -> LineGate {
+        LineGate {
+            filter: Arc::new(filter),
+            skipped: Arc::default(),
+        }
+    }
+
+    /// Lines skipped so far.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for LineGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LineGate({})", self.filter.describe())
+    }
 }
 
 /// The documents a projection names the fields of.

@@ -240,7 +240,7 @@ impl LineFilter {
 
     /// Whether a line can hold a matching event: every clause finds a literal in it, or it has
     /// something that forces a parse.
-    fn keeps(&self, line: &[u8]) -> bool {
+    pub fn keeps(&self, line: &[u8]) -> bool {
         self.clauses
             .iter()
             .all(|c| c.search.find(line, 0).is_some())

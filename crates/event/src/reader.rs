@@ -258,6 +258,13 @@ pub(crate) fn parse_line(
     opts: &EventOptions,
     out: &mut VecDeque<Item>,
 ) {
+    if let Some(gate) = &opts.line_gate {
+        if !gate.filter.keeps(text.as_bytes()) {
+            gate.skipped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+    }
     let trimmed = text.trim();
     if let Some(projection) = &opts.projection {
         if let Some(ev) = parse_projected(projection, trimmed, line, name, opts) {

@@ -55,16 +55,32 @@ impl Requirement {
         Some(req)
     }
 
-    /// A line may match when it satisfies any of `reqs` (the rules of a hunt); `None` when one
-    /// of them requires nothing.
+    /// A line may match when it satisfies any of `reqs` (the rules of a hunt, the steps of a
+    /// sequence); `None` when one of them requires nothing. A clause every requirement implies
+    /// (each has a clause with no literal outside it) is kept as it is — the rules of one source
+    /// read in several shapes often share most clauses; without any, one clause merging each
+    /// requirement's most selective one.
     pub fn union(reqs: impl IntoIterator<Item = Option<Requirement>>) -> Option<Requirement> {
-        let mut reqs: Vec<Option<Requirement>> = reqs.into_iter().collect();
+        let mut reqs: Vec<Requirement> = reqs.into_iter().collect::<Option<_>>()?;
+        reqs.dedup();
         if reqs.len() == 1 {
-            return reqs.pop().flatten();
+            return reqs.pop();
+        }
+        let implied_by_all = |c: &Vec<Literal>| {
+            reqs.iter()
+                .all(|r| r.clauses.iter().any(|d| d.iter().all(|l| c.contains(l))))
+        };
+        let mut common: Vec<Vec<Literal>> = Vec::new();
+        for c in reqs.iter().flat_map(|r| &r.clauses) {
+            if !common.contains(c) && implied_by_all(c) {
+                common.push(c.clone());
+            }
+        }
+        if !common.is_empty() {
+            return Some(Requirement { clauses: common });
         }
         let mut clause: Vec<Literal> = Vec::new();
-        for r in reqs {
-            let r = r?;
+        for r in &reqs {
             // No clause: that branch requires nothing.
             clause.extend(best_clause(&r.clauses)?.iter().cloned());
         }
@@ -297,5 +313,22 @@ mod tests {
             eq("a", &["pods"]),
         ]));
         assert_eq!(Requirement::union([one.clone()]), one);
+        // Clauses every requirement implies are kept whole.
+        let raw = of_expr(&Expr::and(vec![
+            eq("verb", &["create", "patch"]),
+            eq("r", &["services"]),
+        ]));
+        let ecs = of_expr(&Expr::and(vec![
+            eq("event.dataset", &["kubernetes.audit_logs"]),
+            eq("kubernetes.audit.verb", &["create", "patch"]),
+            eq("kubernetes.audit.objectRef.resource", &["services"]),
+        ]));
+        let u = Requirement::union([raw, ecs]).expect("union");
+        assert_eq!(texts(&u), vec![vec!["create", "patch"], vec!["services"]]);
+        // A narrower clause implies a wider one: `create` implies `create` or `delete`.
+        let a = of_expr(&eq("verb", &["create"]));
+        let b = of_expr(&eq("verb", &["create", "delete"]));
+        let u = Requirement::union([a, b]).expect("union");
+        assert_eq!(texts(&u), vec![vec!["create", "delete"]]);
     }
 }
