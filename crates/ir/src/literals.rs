@@ -43,6 +43,10 @@ impl Requirement {
             Query::Filter(e) => of_expr(e),
             // Each step (and `until`) reads events matching its own filter; events matching no
             // step change nothing: a line must satisfy some step's requirement.
+            // A missing-event step completes or drops partial sequences as time passes, which
+            // every event's time tells (a trailing one is reported when a later event shows its
+            // window is over): skipping lines would move those alerts.
+            Query::Sequence(s) if s.steps.iter().any(|st| st.missing) => None,
             Query::Sequence(s) => any_of(s.steps.iter().chain(&s.until).map(|s| &s.filter)),
             Query::Sample(s) => any_of(s.steps.iter().map(|s| &s.filter)),
             Query::Join(j) => any_of(j.steps.iter().chain(&j.until).map(|s| &s.filter)),
@@ -300,6 +304,12 @@ mod tests {
             pipes: Vec::new(),
         };
         let r = Requirement::of_pipeline(&seq).expect("sequence");
+        // A missing-event step makes every event's time matter.
+        let mut missing = seq.clone();
+        if let Query::Sequence(s) = &mut missing.query {
+            s.steps[1].missing = true;
+        }
+        assert_eq!(Requirement::of_pipeline(&missing), None);
         // Ties go to the longer literal: `create` rather than `pods`.
         assert_eq!(texts(&r), vec![vec!["create", "exec"]]);
         assert_eq!(
