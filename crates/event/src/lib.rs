@@ -38,7 +38,9 @@ pub use reader::{
     read_events, read_events_parallel, read_reader, read_reader_parallel, BadEvent, EventStream,
     InputError,
 };
-pub use scan::{read_events_filtered, scan_file, FilteredEvents, ScanStats, ScanStream};
+pub use scan::{
+    read_events_filtered, scan_file, FilteredEvents, ScanCounters, ScanStats, ScanStream,
+};
 pub use time::{format_timestamp, parse_timestamp};
 
 use serde_json::Value;

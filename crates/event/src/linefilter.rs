@@ -42,7 +42,7 @@ pub struct LineFilter {
     /// Per clause: its literals, then every must-parse text and `\u`, in one automaton — one
     /// pass over a block finds every line worth a closer look (three `memmem` passes cost
     /// twice as much).
-    scanners: Vec<AhoCorasick>,
+    scanners: Vec<Scanner>,
     /// `\uXXXX` escapes of these characters hide a literal's character.
     hidden: BTreeSet<u32>,
     escape: Finder<'static>,
@@ -56,6 +56,8 @@ struct Clause {
 enum Search {
     One(Finder<'static>),
     Many(AhoCorasick),
+    /// Folded literals: a `(?i-u:…)` regex, run on candidate lines only.
+    Folded(regex::bytes::Regex),
 }
 
 impl Search {
@@ -65,8 +67,109 @@ impl Search {
             Search::Many(ac) => ac
                 .find(Input::new(hay).span(from..hay.len()))
                 .map(|m| m.start()),
+            Search::Folded(re) => re.find_at(hay, from).map(|m| m.start()),
         }
     }
+}
+
+/// One regex for `literals` (folded ones in `(?i-u:…)`) and the exact texts `extra`.
+fn folded_regex(literals: &[Literal], extra: &[&str]) -> Option<regex::bytes::Regex> {
+    let alternatives: Vec<String> = literals
+        .iter()
+        .map(|l| {
+            let escaped = regex::escape(&l.text);
+            if l.case_insensitive {
+                format!("(?i-u:{escaped})")
+            } else {
+                escaped
+            }
+        })
+        .chain(extra.iter().map(|t| regex::escape(t)))
+        .collect();
+    regex::bytes::RegexBuilder::new(&alternatives.join("|"))
+        .unicode(false)
+        .build()
+        .ok()
+}
+
+/// The block search of one clause: its literals, the must-parse texts and `\u` in one pass
+/// (Aho-Corasick, whose SIMD prefilter does the work). Its hits are lines worth a look, checked
+/// whole by [`LineFilter::keeps`]. A folded literal is searched as the case variants of its
+/// first few bytes (at most 16 variants for the clause): Aho-Corasick's own ASCII case folding,
+/// and a `(?i)` regex, fall back to walking an automaton byte by byte, 5× slower on 1 GB.
+struct Scanner(AhoCorasick);
+
+/// Case variants of folded literals kept to this many per clause.
+const MAX_VARIANTS: usize = 16;
+
+impl Scanner {
+    fn new(literals: &[Literal], must_parse: &[&str]) -> Option<Scanner> {
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let folded: Vec<&Literal> = literals.iter().filter(|l| l.case_insensitive).collect();
+        // The longest prefix whose variants stay within the cap (folded literals are ASCII).
+        let mut k = folded.iter().map(|l| l.text.len()).max().unwrap_or(0);
+        while k > 1
+            && folded
+                .iter()
+                .map(|l| variants_count(&l.text, k))
+                .sum::<usize>()
+                > MAX_VARIANTS
+        {
+            k -= 1;
+        }
+        for l in literals {
+            if l.case_insensitive {
+                patterns.extend(case_variants(&l.text, k));
+            } else {
+                patterns.push(l.text.as_bytes().to_vec());
+            }
+        }
+        patterns.extend(must_parse.iter().map(|t| t.as_bytes().to_vec()));
+        patterns.push(b"\\u".to_vec());
+        AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&patterns)
+            .ok()
+            .map(Scanner)
+    }
+
+    /// Start of the first hit at or after `from`.
+    fn find(&self, hay: &[u8], from: usize) -> Option<usize> {
+        self.0
+            .find(Input::new(hay).span(from..hay.len()))
+            .map(|m| m.start())
+    }
+}
+
+/// How many case variants the first `k` bytes of `text` have.
+fn variants_count(text: &str, k: usize) -> usize {
+    text.bytes()
+        .take(k)
+        .filter(|b| b.is_ascii_alphabetic())
+        .fold(1usize, |n, _| n.saturating_mul(2))
+}
+
+/// The case variants of the first `k` bytes of an ASCII `text`.
+fn case_variants(text: &str, k: usize) -> Vec<Vec<u8>> {
+    let mut out = vec![Vec::new()];
+    for b in text.bytes().take(k) {
+        let (lo, up) = (b.to_ascii_lowercase(), b.to_ascii_uppercase());
+        out = out
+            .into_iter()
+            .flat_map(|v| {
+                let mut a = v.clone();
+                a.push(lo);
+                let mut both = vec![a];
+                if up != lo {
+                    let mut u = v;
+                    u.push(up);
+                    both.push(u);
+                }
+                both
+            })
+            .collect();
+    }
+    out
 }
 
 /// Why a literal cannot be searched in JSON text.
@@ -92,9 +195,10 @@ impl LineFilter {
                 Search::Many(AhoCorasick::new(Vec::<&str>::new()).ok()?)
             } else if lits.len() == 1 && !lits[0].case_insensitive {
                 Search::One(Finder::new(lits[0].text.as_bytes()).into_owned())
+            } else if lits.iter().any(|l| l.case_insensitive) {
+                Search::Folded(folded_regex(lits, &[])?)
             } else {
                 let ac = AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(lits.iter().any(|l| l.case_insensitive))
                     .match_kind(MatchKind::LeftmostFirst)
                     .build(lits.iter().map(|l| l.text.as_str()))
                     .ok()?;
@@ -134,19 +238,7 @@ impl LineFilter {
         must_parse_texts.extend(specials);
         let scanners = clauses
             .iter()
-            .map(|c| {
-                let texts = c
-                    .literals
-                    .iter()
-                    .map(|l| l.text.as_str())
-                    .chain(must_parse_texts.iter().copied())
-                    .chain(["\\u"]);
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(c.literals.iter().any(|l| l.case_insensitive))
-                    .match_kind(MatchKind::LeftmostFirst)
-                    .build(texts)
-                    .ok()
-            })
+            .map(|c| Scanner::new(&c.literals, &must_parse_texts))
             .collect::<Option<Vec<_>>>()?;
         let must_parse = must_parse_texts
             .iter()
@@ -162,10 +254,10 @@ impl LineFilter {
         })
     }
 
-    /// Picks the clause with the fewest hits in `sample` to search blocks with.
+    /// Picks the clause whose block search hits least in `sample` to search blocks with.
     pub fn choose_primary(&self, sample: &[u8]) {
         const CAP: usize = 1 << 16;
-        let hits = |s: &Search| {
+        let hits = |s: &Scanner| {
             let mut n = 0;
             let mut from = 0;
             while n < CAP {
@@ -179,11 +271,12 @@ impl LineFilter {
             }
             n
         };
+        // The clause whose block search stops least often.
         if let Some((i, _)) = self
-            .clauses
+            .scanners
             .iter()
             .enumerate()
-            .min_by_key(|(_, c)| hits(&c.search))
+            .min_by_key(|(_, sc)| hits(sc))
         {
             self.primary.store(i, Ordering::Relaxed);
         }
@@ -227,10 +320,10 @@ impl LineFilter {
         let scanner = &self.scanners[first];
         let mut from = 0;
         while from < block.len() {
-            let Some(hit) = scanner.find(Input::new(block).span(from..block.len())) else {
+            let Some(hit) = scanner.find(block, from) else {
                 break;
             };
-            let line = line_around(block, hit.start());
+            let line = line_around(block, hit);
             from = line.end + 1;
             if self.keeps(&block[line.clone()]) {
                 out.push(line);

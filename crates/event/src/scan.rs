@@ -99,6 +99,7 @@ pub fn scan_file(
         opts: opts.clone(),
         next_part: 0,
         workers: None,
+        counters: None,
         seq: 0,
         pending: VecDeque::new(),
         failed: false,
@@ -200,6 +201,7 @@ pub fn read_events_filtered(
         opts: opts.clone(),
         next_part: 0,
         workers: None,
+        counters: None,
         seq: 0,
         pending: VecDeque::new(),
         failed: false,
@@ -268,10 +270,21 @@ pub struct ScanStream {
     next_part: u64,
     /// Started on the first read when `threads > 1`.
     workers: Option<Workers>,
+    /// Where to add the bytes searched and the lines skipped as parts are taken in.
+    counters: Option<ScanCounters>,
     seq: u64,
     pending: VecDeque<Item>,
     stats: ScanStats,
     failed: bool,
+}
+
+/// Shared counters a [`ScanStream`] adds to as it goes (a progress bar, a summary).
+#[derive(Clone, Default)]
+pub struct ScanCounters {
+    /// Bytes of the input searched.
+    pub bytes: Arc<std::sync::atomic::AtomicU64>,
+    /// Lines skipped unparsed.
+    pub skipped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Search threads: worker `w` searches parts `w`, `w + N`, `w + 2N`… and hands them over on its
@@ -301,11 +314,19 @@ struct Part {
     text: Vec<u8>,
     /// Lines in the part.
     count: u64,
+    /// Bytes read for it (streams; a file's part is its byte range).
+    bytes: u64,
 }
 
 impl ScanStream {
     pub fn stats(&self) -> ScanStats {
         self.stats
+    }
+
+    /// Also adds the bytes searched and the lines skipped to `counters` as it goes.
+    pub fn with_counters(mut self, counters: ScanCounters) -> ScanStream {
+        self.counters = Some(counters);
+        self
     }
 
     /// The literals searched, for messages.
@@ -400,6 +421,7 @@ impl ScanStream {
             },
         };
         self.next_part += 1;
+        let candidates = part.lines.len() as u64;
         for (range, line_in_part) in part.lines {
             let line = self.stats.lines + line_in_part;
             self.stats.parsed += 1;
@@ -415,6 +437,18 @@ impl ScanStream {
             }
         }
         self.stats.lines += part.count;
+        if let Some(c) = &self.counters {
+            use std::sync::atomic::Ordering::Relaxed;
+            let bytes = match &self.stream {
+                Some(_) => part.bytes,
+                None => {
+                    let (a, b) = self.part_range(k);
+                    b - a
+                }
+            };
+            c.bytes.fetch_add(bytes, Relaxed);
+            c.skipped.fetch_add(part.count - candidates, Relaxed);
+        }
         crate::wrappers::unwrap_items(&mut self.pending, 0, &self.opts);
         Ok(())
     }
@@ -503,6 +537,7 @@ impl PartScan {
             self.off + have as u64,
         )?;
         self.filled = have + n;
+        part.bytes += n as u64;
         let buf = &self.store[..self.filled];
         let at_eof = n == 0 || self.off.saturating_add(buf.len() as u64) >= self.len;
         let mut begin = 0;
