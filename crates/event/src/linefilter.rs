@@ -1,9 +1,10 @@
 //! Line prefilter: which NDJSON lines can hold an event a query matches, found without parsing.
 //!
 //! A [`Requirement`] (from `ruleatlas_ir::literals`) names literals every matching event's
-//! values contain. A [`LineFilter`] turns it into searches over raw bytes: SIMD substring search
-//! (memchr's `memmem`) for one literal, Aho-Corasick for several or for ASCII case folding. The
-//! lines found are parsed as usual; the others are counted and skipped.
+//! values contain. A [`LineFilter`] turns it into searches over raw bytes: blocks are searched
+//! with one Aho-Corasick pass (its SIMD prefilter) for the rarest clause and whatever forces a
+//! parse; each line hit is then checked whole (memchr's `memmem`, Aho-Corasick, or a `(?i)` regex
+//! for folded literals). The lines kept are parsed as usual; the others are counted and skipped.
 //!
 //! Contract: a line the filter rejects parses to no event that a query with that requirement
 //! matches. What the JSON text can do to a value's characters is handled here:
