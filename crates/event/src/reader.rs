@@ -461,16 +461,22 @@ impl EventStream {
     }
 }
 
+/// The next parsed item, an event numbered with the input's next `seq` (bad lines take none).
+pub(crate) fn next_numbered(pending: &mut VecDeque<Item>, seq: &mut u64) -> Option<Item> {
+    let mut item = pending.pop_front()?;
+    if let Ok(ev) = &mut item {
+        ev.seq = *seq;
+        *seq += 1;
+    }
+    Some(item)
+}
+
 impl Iterator for EventStream {
     type Item = Item;
 
     fn next(&mut self) -> Option<Item> {
         loop {
-            if let Some(mut item) = self.pending.pop_front() {
-                if let Ok(ev) = &mut item {
-                    ev.seq = self.seq;
-                    self.seq += 1;
-                }
+            if let Some(item) = next_numbered(&mut self.pending, &mut self.seq) {
                 return Some(item);
             }
             if self.mode == Mode::Done || self.failed {
@@ -709,11 +715,7 @@ impl Iterator for ParallelLines {
 
     fn next(&mut self) -> Option<Item> {
         loop {
-            if let Some(mut item) = self.current.pop_front() {
-                if let Ok(ev) = &mut item {
-                    ev.seq = self.seq;
-                    self.seq += 1;
-                }
+            if let Some(item) = next_numbered(&mut self.current, &mut self.seq) {
                 return Some(item);
             }
             if let Some(items) = self.waiting.remove(&self.next_chunk) {

@@ -17,7 +17,7 @@
 //! ordinary reader.
 
 use crate::linefilter::LineFilter;
-use crate::reader::{decoded, open_raw, parse_line, InputError};
+use crate::reader::{decoded, next_numbered, open_raw, parse_line, InputError};
 use crate::EventStream;
 use crate::{BadEvent, Event, EventOptions};
 use std::collections::VecDeque;
@@ -83,27 +83,15 @@ pub fn scan_file(
         return Ok(None);
     }
     filter.choose_primary(&head);
-    Ok(Some(ScanStream {
-        name: Arc::from(path),
-        stats: ScanStats {
-            bytes: len,
-            ..ScanStats::default()
-        },
-        file: Some(Arc::new(file)),
+    Ok(Some(ScanStream::new(
+        Arc::from(path),
+        Some(Arc::new(file)),
         len,
-        stream: None,
+        None,
         filter,
-        threads: threads.max(1),
-        part_len: PART as u64,
-        block: BLOCK,
-        opts: opts.clone(),
-        next_part: 0,
-        workers: None,
-        counters: None,
-        seq: 0,
-        pending: VecDeque::new(),
-        failed: false,
-    }))
+        threads,
+        opts,
+    )))
 }
 
 /// Fills `buf` from a stream (shorter only at its end); the bytes read.
@@ -184,28 +172,20 @@ pub fn read_events_filtered(
     }
     let head = reader.fill_buf().map_err(err)?;
     filter.choose_primary(head);
-    Ok(FilteredEvents::Scanned(ScanStream {
+    let stream = Stream {
+        reader,
+        scan: PartScan::new((0, u64::MAX), u64::MAX, BLOCK),
+        done: false,
+    };
+    Ok(FilteredEvents::Scanned(ScanStream::new(
         name,
-        stats: ScanStats::default(),
-        file: None,
-        len: 0,
-        stream: Some(Stream {
-            reader,
-            scan: PartScan::new((0, u64::MAX), u64::MAX, BLOCK),
-            done: false,
-        }),
+        None,
+        0,
+        Some(stream),
         filter,
-        threads: 1,
-        part_len: PART as u64,
-        block: BLOCK,
-        opts: opts.clone(),
-        next_part: 0,
-        workers: None,
-        counters: None,
-        seq: 0,
-        pending: VecDeque::new(),
-        failed: false,
-    }))
+        1,
+        opts,
+    )))
 }
 
 /// Fills `buf` from `offset` (shorter at the end of the file); the bytes read.
@@ -319,6 +299,39 @@ struct Part {
 }
 
 impl ScanStream {
+    /// A file searched by parts (`file`, `len`) or a `stream` searched as it comes.
+    fn new(
+        name: Arc<str>,
+        file: Option<Arc<File>>,
+        len: u64,
+        stream: Option<Stream>,
+        filter: Arc<LineFilter>,
+        threads: usize,
+        opts: &EventOptions,
+    ) -> ScanStream {
+        ScanStream {
+            name,
+            stats: ScanStats {
+                bytes: len,
+                ..ScanStats::default()
+            },
+            file,
+            len,
+            stream,
+            filter,
+            threads: threads.max(1),
+            part_len: PART as u64,
+            block: BLOCK,
+            opts: opts.clone(),
+            next_part: 0,
+            workers: None,
+            counters: None,
+            seq: 0,
+            pending: VecDeque::new(),
+            failed: false,
+        }
+    }
+
     pub fn stats(&self) -> ScanStats {
         self.stats
     }
@@ -610,11 +623,7 @@ impl Iterator for ScanStream {
 
     fn next(&mut self) -> Option<Item> {
         loop {
-            if let Some(mut item) = self.pending.pop_front() {
-                if let Ok(ev) = &mut item {
-                    ev.seq = self.seq;
-                    self.seq += 1;
-                }
+            if let Some(item) = next_numbered(&mut self.pending, &mut self.seq) {
                 return Some(item);
             }
             if self.exhausted() || self.failed {
