@@ -234,7 +234,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                     if let Some(s) = events.scan_stats() {
                         scanned.lines += s.lines;
                         scanned.parsed += s.parsed;
-                        scanned.bytes += s.bytes;
                         searched = events.describe();
                     }
                 }

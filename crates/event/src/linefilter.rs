@@ -73,8 +73,8 @@ impl Search {
     }
 }
 
-/// One regex for `literals` (folded ones in `(?i-u:…)`) and the exact texts `extra`.
-fn folded_regex(literals: &[Literal], extra: &[&str]) -> Option<regex::bytes::Regex> {
+/// One regex for `literals`, folded ones in `(?i-u:…)`.
+fn folded_regex(literals: &[Literal]) -> Option<regex::bytes::Regex> {
     let alternatives: Vec<String> = literals
         .iter()
         .map(|l| {
@@ -85,7 +85,6 @@ fn folded_regex(literals: &[Literal], extra: &[&str]) -> Option<regex::bytes::Re
                 escaped
             }
         })
-        .chain(extra.iter().map(|t| regex::escape(t)))
         .collect();
     regex::bytes::RegexBuilder::new(&alternatives.join("|"))
         .unicode(false)
@@ -197,7 +196,7 @@ impl LineFilter {
             } else if lits.len() == 1 && !lits[0].case_insensitive {
                 Search::One(Finder::new(lits[0].text.as_bytes()).into_owned())
             } else if lits.iter().any(|l| l.case_insensitive) {
-                Search::Folded(folded_regex(lits, &[])?)
+                Search::Folded(folded_regex(lits)?)
             } else {
                 let ac = AhoCorasickBuilder::new()
                     .match_kind(MatchKind::LeftmostFirst)

@@ -45,8 +45,6 @@ pub struct ScanStats {
     pub lines: u64,
     /// Lines the filter let through, parsed.
     pub parsed: u64,
-    /// Bytes in the file.
-    pub bytes: u64,
 }
 
 impl ScanStats {
@@ -83,11 +81,13 @@ pub fn scan_file(
         return Ok(None);
     }
     filter.choose_primary(&head);
+    let input = Input::File {
+        file: Arc::new(file),
+        len,
+    };
     Ok(Some(ScanStream::new(
         Arc::from(path),
-        Some(Arc::new(file)),
-        len,
-        None,
+        input,
         filter,
         threads,
         opts,
@@ -172,19 +172,13 @@ pub fn read_events_filtered(
     }
     let head = reader.fill_buf().map_err(err)?;
     filter.choose_primary(head);
-    let stream = Stream {
+    let input = Input::Stream(Stream {
         reader,
         scan: PartScan::new((0, u64::MAX), u64::MAX, BLOCK),
         done: false,
-    };
+    });
     Ok(FilteredEvents::Scanned(ScanStream::new(
-        name,
-        None,
-        0,
-        Some(stream),
-        filter,
-        1,
-        opts,
+        name, input, filter, 1, opts,
     )))
 }
 
@@ -233,12 +227,7 @@ fn is_ndjson(head: &[u8]) -> bool {
 /// Iterator over the events of the candidate lines; [`ScanStream::stats`] once it is done.
 pub struct ScanStream {
     name: Arc<str>,
-    /// The file searched by parts (`None` for a stream).
-    file: Option<Arc<File>>,
-    len: u64,
-    /// Set for a stream (stdin, a decompressed file): read a block at a time on the calling
-    /// thread instead of `file`.
-    stream: Option<Stream>,
+    input: Input,
     filter: Arc<LineFilter>,
     threads: usize,
     /// Bytes per part (the unit of work of a thread).
@@ -276,6 +265,14 @@ struct Workers {
     handles: Vec<JoinHandle<()>>,
 }
 
+/// What a [`ScanStream`] reads.
+enum Input {
+    /// A regular file of `len` bytes, searched by parts (on worker threads with `threads > 1`).
+    File { file: Arc<File>, len: u64 },
+    /// Stdin or a decompressed file, searched a block at a time on the calling thread.
+    Stream(Stream),
+}
+
 /// A sequential input searched as one part, a block per step.
 struct Stream {
     reader: Box<dyn BufRead + Send>,
@@ -294,30 +291,22 @@ struct Part {
     text: Vec<u8>,
     /// Lines in the part.
     count: u64,
-    /// Bytes read for it (streams; a file's part is its byte range).
+    /// Bytes of the input it covers.
     bytes: u64,
 }
 
 impl ScanStream {
-    /// A file searched by parts (`file`, `len`) or a `stream` searched as it comes.
     fn new(
         name: Arc<str>,
-        file: Option<Arc<File>>,
-        len: u64,
-        stream: Option<Stream>,
+        input: Input,
         filter: Arc<LineFilter>,
         threads: usize,
         opts: &EventOptions,
     ) -> ScanStream {
         ScanStream {
             name,
-            stats: ScanStats {
-                bytes: len,
-                ..ScanStats::default()
-            },
-            file,
-            len,
-            stream,
+            stats: ScanStats::default(),
+            input,
             filter,
             threads: threads.max(1),
             part_len: PART as u64,
@@ -347,26 +336,20 @@ impl ScanStream {
         self.filter.describe()
     }
 
-    fn parts(&self) -> u64 {
-        self.len.div_ceil(self.part_len.max(1))
-    }
-
     fn exhausted(&self) -> bool {
-        match &self.stream {
-            Some(s) => s.done,
-            None => self.next_part >= self.parts(),
+        match &self.input {
+            Input::Stream(s) => s.done,
+            Input::File { len, .. } => self.next_part >= len.div_ceil(self.part_len),
         }
     }
 
-    fn part_range(&self, k: u64) -> (u64, u64) {
-        let start = k * self.part_len;
-        (start, (start + self.part_len).min(self.len))
-    }
-
-    fn start_workers(&mut self) -> Option<Workers> {
-        let file = self.file.clone()?;
+    fn start_workers(&self) -> Option<Workers> {
+        let Input::File { file, len } = &self.input else {
+            return None;
+        };
+        let (len, part_len, block) = (*len, self.part_len, self.block);
         let n = self.threads as u64;
-        let parts = self.parts();
+        let parts = len.div_ceil(part_len);
         let mut workers = Workers {
             channels: Vec::new(),
             handles: Vec::new(),
@@ -374,18 +357,17 @@ impl ScanStream {
         for w in 0..n {
             let (tx, rx) = sync_channel(AHEAD);
             let (file, filter) = (file.clone(), self.filter.clone());
-            let (len, part_len, block) = (self.len, self.part_len, self.block);
             let spawned = std::thread::Builder::new()
                 .name("ruleatlas-scan".into())
                 .spawn(move || {
                     let mut k = w;
                     while k < parts {
-                        let start = k * part_len;
-                        let range = (start, (start + part_len).min(len));
-                        if tx
-                            .send(search_part(&file, &filter, range, len, block))
-                            .is_err()
-                        {
+                        let range = part_range(k, part_len, len);
+                        let part = search_part(&file, &filter, range, len, block).map(|mut p| {
+                            p.bytes = range.1 - range.0;
+                            p
+                        });
+                        if tx.send(part).is_err() {
                             // The reader is gone.
                             return;
                         }
@@ -407,31 +389,31 @@ impl ScanStream {
     /// Takes in the next part: parses its candidate lines into `pending`.
     fn next_part(&mut self) -> io::Result<()> {
         let k = self.next_part;
-        if self.threads > 1 && self.workers.is_none() && self.stream.is_none() {
+        if self.threads > 1 && self.workers.is_none() {
             self.workers = self.start_workers();
             if self.workers.is_none() {
                 self.threads = 1;
             }
         }
-        let part = match (&mut self.stream, &self.workers) {
-            (Some(stream), _) => {
+        let part = match (&mut self.input, &self.workers) {
+            (Input::Stream(stream), _) => {
                 let mut part = Part::default();
                 let reader = &mut stream.reader;
                 let mut read = |buf: &mut [u8], _offset: u64| fill(reader, buf);
                 stream.done = stream.scan.step(&mut read, &self.filter, &mut part)?;
                 part
             }
-            (None, Some(w)) => {
+            (Input::File { .. }, Some(w)) => {
                 let ch = &w.channels[(k % w.channels.len() as u64) as usize];
                 ch.recv()
                     .map_err(|_| io::Error::other("a search thread stopped"))??
             }
-            (None, None) => match &self.file {
-                Some(file) => {
-                    search_part(file, &self.filter, self.part_range(k), self.len, self.block)?
-                }
-                None => Part::default(),
-            },
+            (Input::File { file, len }, None) => {
+                let range = part_range(k, self.part_len, *len);
+                let mut part = search_part(file, &self.filter, range, *len, self.block)?;
+                part.bytes = range.1 - range.0;
+                part
+            }
         };
         self.next_part += 1;
         let candidates = part.lines.len() as u64;
@@ -452,14 +434,7 @@ impl ScanStream {
         self.stats.lines += part.count;
         if let Some(c) = &self.counters {
             use std::sync::atomic::Ordering::Relaxed;
-            let bytes = match &self.stream {
-                Some(_) => part.bytes,
-                None => {
-                    let (a, b) = self.part_range(k);
-                    b - a
-                }
-            };
-            c.bytes.fetch_add(bytes, Relaxed);
+            c.bytes.fetch_add(part.bytes, Relaxed);
             c.skipped.fetch_add(part.count - candidates, Relaxed);
         }
         crate::wrappers::unwrap_items(&mut self.pending, 0, &self.opts);
@@ -477,6 +452,12 @@ impl Drop for ScanStream {
             }
         }
     }
+}
+
+/// Part `k` of a file of `len` bytes cut in parts of `part_len`: its byte range.
+fn part_range(k: u64, part_len: u64, len: u64) -> (u64, u64) {
+    let start = k * part_len;
+    (start, (start + part_len).min(len))
 }
 
 /// Searches the lines that start in `range` of the file (reading on past its end to finish
@@ -838,7 +819,7 @@ mod tests {
                 read_events_filtered(gz_file.as_str(), filter("hit"), 2, &opts).expect("open gz");
             match &mut events {
                 FilteredEvents::Scanned(s) => {
-                    if let Some(st) = &mut s.stream {
+                    if let Input::Stream(st) = &mut s.input {
                         st.scan.block_len = 1 + next(500) as usize;
                     }
                 }
