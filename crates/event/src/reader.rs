@@ -581,8 +581,11 @@ pub fn read_reader_parallel(
 struct Chunk {
     index: u64,
     first_line: u64,
-    /// Each line's text, or the column of its first byte that is not UTF-8.
-    lines: Vec<Result<String, u64>>,
+    /// The lines' bytes, one after the other (one buffer per chunk: the reading thread
+    /// allocates once, not once per line, and the parser thread that frees it frees one block).
+    text: Vec<u8>,
+    /// Each line's bytes in `text`, newline included.
+    lines: Vec<std::ops::Range<usize>>,
 }
 
 struct ParallelLines {
@@ -592,6 +595,9 @@ struct ParallelLines {
     current: VecDeque<Item>,
     seq: u64,
 }
+
+/// Bytes per chunk buffer to start with (lines of ~1 KB × [`CHUNK_LINES`]).
+const CHUNK_BYTES: usize = 2 << 20;
 
 impl ParallelLines {
     fn start(
@@ -608,22 +614,21 @@ impl ParallelLines {
             let mut index = 0u64;
             let mut line_no = 0u64;
             loop {
+                let mut text = Vec::with_capacity(CHUNK_BYTES);
                 let mut lines = Vec::with_capacity(CHUNK_LINES);
                 let first_line = line_no + 1;
                 let mut failure = None;
                 while lines.len() < CHUNK_LINES {
-                    let mut s = String::new();
-                    match read_line_into(&mut *reader, &mut s) {
+                    let start = text.len();
+                    // UTF-8 is checked by the parser threads, line by line.
+                    match reader.read_until(b'\n', &mut text) {
                         Ok(0) => break,
                         Ok(_) => {
                             line_no += 1;
-                            lines.push(Ok(s));
-                        }
-                        Err(e) if not_utf8_column(&e).is_some() => {
-                            line_no += 1;
-                            lines.push(Err(not_utf8_column(&e).unwrap_or(1)));
+                            lines.push(start..text.len());
                         }
                         Err(e) => {
+                            text.truncate(start);
                             failure = Some(e);
                             break;
                         }
@@ -635,6 +640,7 @@ impl ParallelLines {
                         .send(Chunk {
                             index,
                             first_line,
+                            text,
                             lines,
                         })
                         .is_err()
@@ -668,33 +674,43 @@ impl ParallelLines {
             let opts = opts.clone();
             std::thread::spawn(move || {
                 let mut hook = opts.parser_hook.as_ref().map(|h| (h.0)());
+                // Events come back here to be freed (see `Event::home`).
+                let home = crate::Home::new();
                 loop {
+                    home.free_returned();
                     let chunk = match work_rx.lock() {
                         Ok(rx) => rx.recv(),
                         Err(_) => return,
                     };
                     let Ok(chunk) = chunk else { return };
+                    home.free_returned();
                     let mut out = VecDeque::with_capacity(chunk.lines.len());
-                    for (i, text) in chunk.lines.iter().enumerate() {
+                    for (i, range) in chunk.lines.iter().enumerate() {
                         let line = chunk.first_line + i as u64;
-                        match text {
+                        match std::str::from_utf8(&chunk.text[range.clone()]) {
                             Ok(t) if t.trim().is_empty() => {}
                             Ok(t) => parse_line(t, line, &name, &opts, &mut out),
-                            Err(column) => out.push_back(Err(bad(
-                                &name,
-                                line,
-                                *column,
-                                NotUtf8 { column: *column }.to_string(),
-                            ))),
+                            Err(e) => {
+                                let column = e.valid_up_to() as u64 + 1;
+                                out.push_back(Err(bad(
+                                    &name,
+                                    line,
+                                    column,
+                                    NotUtf8 { column }.to_string(),
+                                )))
+                            }
                         }
                     }
+                    let index = chunk.index;
+                    drop(chunk);
                     crate::wrappers::unwrap_items(&mut out, 0, &opts);
-                    if let Some(hook) = &mut hook {
-                        for ev in out.iter_mut().flatten() {
+                    for ev in out.iter_mut().flatten() {
+                        if let Some(hook) = &mut hook {
                             hook(ev);
                         }
+                        ev.home = home.address();
                     }
-                    if res_tx.send((chunk.index, out)).is_err() {
+                    if res_tx.send((index, out)).is_err() {
                         return;
                     }
                 }

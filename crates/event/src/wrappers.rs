@@ -126,9 +126,9 @@ pub(crate) fn unwrap_items(items: &mut VecDeque<Item>, from: usize, opts: &Event
     let tail: Vec<Item> = items.drain(from..).collect();
     for item in tail {
         match item {
-            Ok(ev) if is_wrapper(&ev) => {
+            Ok(mut ev) if is_wrapper(&ev) => {
                 let origin = ev.origin.clone();
-                emit(ev.doc, None, &origin, opts, items, 0);
+                emit(std::mem::take(&mut ev.doc), None, &origin, opts, items, 0);
             }
             other => items.push_back(other),
         }
