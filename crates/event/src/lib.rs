@@ -351,11 +351,12 @@ impl Event {
         }
     }
 
-    /// The event as JSON text: the input line when known, else the serialised document.
-    pub fn to_json_text(&self) -> String {
+    /// The event as JSON text: the input line when known (borrowed: alerts copy it once, into
+    /// their own line), else the serialised document.
+    pub fn to_json_text(&self) -> std::borrow::Cow<'_, str> {
         match &self.raw {
-            Some(r) => r.to_string(),
-            None => self.doc.to_string(),
+            Some(r) => std::borrow::Cow::Borrowed(r),
+            None => std::borrow::Cow::Owned(self.doc.to_string()),
         }
     }
 

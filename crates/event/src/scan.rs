@@ -679,7 +679,7 @@ mod tests {
         items
             .into_iter()
             .map(|i| match i {
-                Ok(ev) => (ev.origin.line, ev.to_json_text()),
+                Ok(ev) => (ev.origin.line, ev.to_json_text().into_owned()),
                 Err(b) => (b.line, b.to_string()),
             })
             .collect()
