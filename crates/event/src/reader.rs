@@ -866,16 +866,25 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("events.ndjson");
         let mut text = Vec::new();
+        let mut blank = 0;
         for i in 0..10_000 {
             if i % 997 == 0 {
                 text.extend_from_slice(b"garbage\n");
             } else if i % 1499 == 0 {
                 // Not UTF-8: reported with its line, the rest is read.
                 text.extend_from_slice(b"{\"i\":\"\xff\xfe\"}\n");
+            } else if i % 1201 == 0 {
+                // Blank lines (one with CRLF) yield nothing, but count as lines.
+                text.extend_from_slice(b"  \r\n");
+                blank += 1;
+            } else if i % 701 == 0 {
+                text.extend_from_slice(format!("{{\"crlf\":{i}}}\r\n").as_bytes());
             } else {
                 text.extend_from_slice(format!("{{\"i\":{i}}}\n").as_bytes());
             }
         }
+        // The last line has no newline.
+        text.extend_from_slice(b"{\"last\":true}");
         let _ = std::fs::write(&path, &text);
         let p = path.display().to_string();
         let key = |it: Item| match it {
@@ -888,8 +897,14 @@ mod tests {
         let par: Vec<String> = read_events_parallel(&p, &EventOptions::default(), 3)
             .map(|s| s.map(key).collect())
             .unwrap_or_default();
-        assert_eq!(seq.len(), 10_000);
+        assert_eq!(seq.len(), 10_000 - blank + 1);
         assert_eq!(seq, par);
+        assert!(
+            seq.last()
+                .is_some_and(|l| l.ends_with(r#" 10001 {"last":true}"#)),
+            "{:?}",
+            seq.last()
+        );
         assert!(
             seq.iter()
                 .any(|l| l.contains(":1500:7: line is not valid UTF-8 (byte 7)")),
