@@ -121,7 +121,7 @@ fn json_message(e: &serde_json::Error) -> String {
     }
 }
 
-fn bad(name: &Arc<str>, line: u64, column: u64, message: String) -> BadEvent {
+pub(crate) fn bad(name: &Arc<str>, line: u64, column: u64, message: String) -> BadEvent {
     BadEvent {
         path: name.to_string(),
         line,
@@ -248,6 +248,25 @@ fn parse_projected(
     };
     ev.raw = Some(Arc::from(text));
     Some(ev)
+}
+
+/// Parses one NDJSON line given as bytes (read without a UTF-8 check): a blank line yields
+/// nothing, a line that is not UTF-8 a bad event at its first bad byte.
+pub(crate) fn parse_line_bytes(
+    bytes: &[u8],
+    line: u64,
+    name: &Arc<str>,
+    opts: &EventOptions,
+    out: &mut VecDeque<Item>,
+) {
+    match std::str::from_utf8(bytes) {
+        Ok(t) if t.trim().is_empty() => {}
+        Ok(t) => parse_line(t, line, name, opts, out),
+        Err(e) => {
+            let column = e.valid_up_to() as u64 + 1;
+            out.push_back(Err(bad(name, line, column, NotUtf8 { column }.to_string())));
+        }
+    }
 }
 
 /// Parses one NDJSON line (already known not to be blank) into its events.
@@ -677,29 +696,17 @@ impl ParallelLines {
                 // Events come back here to be freed (see `Event::home`).
                 let home = crate::Home::new();
                 loop {
-                    home.free_returned();
                     let chunk = match work_rx.lock() {
                         Ok(rx) => rx.recv(),
                         Err(_) => return,
                     };
                     let Ok(chunk) = chunk else { return };
+                    // What came back while this thread parsed the last chunk or waited.
                     home.free_returned();
                     let mut out = VecDeque::with_capacity(chunk.lines.len());
                     for (i, range) in chunk.lines.iter().enumerate() {
                         let line = chunk.first_line + i as u64;
-                        match std::str::from_utf8(&chunk.text[range.clone()]) {
-                            Ok(t) if t.trim().is_empty() => {}
-                            Ok(t) => parse_line(t, line, &name, &opts, &mut out),
-                            Err(e) => {
-                                let column = e.valid_up_to() as u64 + 1;
-                                out.push_back(Err(bad(
-                                    &name,
-                                    line,
-                                    column,
-                                    NotUtf8 { column }.to_string(),
-                                )))
-                            }
-                        }
+                        parse_line_bytes(&chunk.text[range.clone()], line, &name, &opts, &mut out);
                     }
                     let index = chunk.index;
                     drop(chunk);

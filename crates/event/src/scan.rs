@@ -17,7 +17,7 @@
 //! ordinary reader.
 
 use crate::linefilter::LineFilter;
-use crate::reader::{decoded, next_numbered, open_raw, parse_line, InputError};
+use crate::reader::{bad, decoded, next_numbered, open_raw, parse_line_bytes, InputError};
 use crate::EventStream;
 use crate::{BadEvent, Event, EventOptions};
 use std::collections::VecDeque;
@@ -420,16 +420,13 @@ impl ScanStream {
         for (range, line_in_part) in part.lines {
             let line = self.stats.lines + line_in_part;
             self.stats.parsed += 1;
-            match std::str::from_utf8(&part.text[range]) {
-                Ok(t) if t.trim().is_empty() => {}
-                Ok(t) => parse_line(t, line, &self.name, &self.opts, &mut self.pending),
-                Err(e) => self.pending.push_back(Err(BadEvent {
-                    path: self.name.to_string(),
-                    line,
-                    column: e.valid_up_to() as u64 + 1,
-                    message: format!("line is not valid UTF-8 (byte {})", e.valid_up_to() + 1),
-                })),
-            }
+            parse_line_bytes(
+                &part.text[range],
+                line,
+                &self.name,
+                &self.opts,
+                &mut self.pending,
+            );
         }
         self.stats.lines += part.count;
         if let Some(c) = &self.counters {
@@ -612,12 +609,13 @@ impl Iterator for ScanStream {
             }
             if let Err(e) = self.next_part() {
                 self.failed = true;
-                return Some(Err(BadEvent {
-                    path: self.name.to_string(),
-                    line: self.stats.lines + 1,
-                    column: 1,
-                    message: format!("cannot read input: {e}"),
-                }));
+                let line = self.stats.lines + 1;
+                return Some(Err(bad(
+                    &self.name,
+                    line,
+                    1,
+                    format!("cannot read input: {e}"),
+                )));
             }
         }
     }
