@@ -75,7 +75,7 @@ struct Group {
 struct CorrelationRun {
     c: Correlation,
     sources: HashMap<usize, Source>,
-    groups: HashMap<Vec<String>, Group>,
+    groups: crate::EventKeyMap<Vec<String>, Group>,
     /// Groups in first-seen order, so end-of-input alerts come out deterministically.
     order: Vec<Vec<String>>,
     immediate: bool,
@@ -156,7 +156,7 @@ pub fn compile_correlation(
         Box::new(CorrelationRun {
             c: c.clone(),
             sources,
-            groups: HashMap::new(),
+            groups: Default::default(),
             order: Vec::new(),
             immediate,
             now: i64::MIN,

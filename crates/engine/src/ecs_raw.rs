@@ -273,7 +273,11 @@ pub fn restore_fact_names(matches: &mut [crate::Match], renamed: &[(String, Stri
 
 fn query(q: &mut Query) -> Option<()> {
     match q {
-        Query::Filter(e) => expr(e),
+        Query::Filter(e) => {
+            expr(e)?;
+            fold_consts(e);
+            Some(())
+        }
         Query::Sequence(s) => {
             s.by.iter_mut().try_for_each(value)?;
             s.steps.iter_mut().try_for_each(step)?;
@@ -290,6 +294,7 @@ fn query(q: &mut Query) -> Option<()> {
         }
         Query::Threshold(t) => {
             expr(&mut t.filter)?;
+            fold_consts(&mut t.filter);
             t.group_by.iter_mut().try_for_each(field_only)?;
             t.cardinality
                 .iter_mut()
@@ -297,6 +302,7 @@ fn query(q: &mut Query) -> Option<()> {
         }
         Query::NewTerms(n) => {
             expr(&mut n.filter)?;
+            fold_consts(&mut n.filter);
             n.fields.iter_mut().try_for_each(field_only)
         }
         Query::Correlation(_) => None,
@@ -380,7 +386,17 @@ fn expr(e: &mut Expr) -> Option<()> {
             *e = Expr::Const(matches!(t.pred, Pred::Null));
             Some(())
         }
-        Expr::Test(t) => value(&mut t.subject),
+        Expr::Test(t) => {
+            value(&mut t.subject)?;
+            // A field constant on raw audit Events (`data_stream.dataset`) became a literal:
+            // the test has one answer for every event, computed here by the engine itself.
+            if let ValueExpr::Lit(_) = t.subject {
+                if let Ok(c) = crate::eval::CompiledExpr::compile(e) {
+                    *e = Expr::Const(c.matches(&serde_json::Value::Null));
+                }
+            }
+            Some(())
+        }
         // A comparison with a missing side never holds, whatever the operator.
         Expr::Compare { lhs, rhs, .. } if never_in_view(lhs) || never_in_view(rhs) => {
             *e = Expr::Const(false);
@@ -523,12 +539,32 @@ mod tests {
             t.steps[0].by,
             vec![ValueExpr::Field(FieldPath::new("objectRef.name"))]
         );
-        let Expr::And(parts) = &t.steps[1].filter else {
-            panic!("{:?}", t.steps[1].filter)
+        // `not host.os.type == windows` holds on an event without the field, and the dataset
+        // is the constant of raw audit Events: both folded away.
+        assert_eq!(t.steps[1].filter, test("verb", "get"));
+    }
+
+    #[test]
+    fn filters_on_another_dataset_fold_to_false() {
+        use ruleatlas_ir::{Pred, Scalar};
+        let test = |f: &str, v: &str| {
+            Expr::field(FieldPath::new(f), Pred::Eq(vec![Scalar::from(v)]), false)
         };
-        // `not host.os.type == windows` holds on an event without the field: folded away.
-        assert_eq!(parts.len(), 2, "{parts:?}");
-        assert!(parts.contains(&test("verb", "get")));
+        // A GKE rule's `data_stream.dataset: gcp.audit` can never hold on a raw audit Event.
+        let mut q = Query::Filter(Expr::and(vec![
+            test("data_stream.dataset", "gcp.audit"),
+            test("kubernetes.audit.verb", "get"),
+        ]));
+        query(&mut q).expect("translatable");
+        assert_eq!(q, Query::Filter(Expr::Const(false)));
+        assert_eq!(crate::index::query_anchors(&q), Some(Vec::new()));
+        // The dataset of raw audit Events holds: the rule's own test is its anchor.
+        let mut q = Query::Filter(Expr::and(vec![
+            test("data_stream.dataset", "kubernetes.audit_logs"),
+            test("kubernetes.audit.verb", "get"),
+        ]));
+        query(&mut q).expect("translatable");
+        assert_eq!(q, Query::Filter(test("verb", "get")));
     }
 
     /// Every translatable field reads the same values from the raw Event as the original

@@ -71,7 +71,8 @@ enum CPred {
 struct EqSet {
     /// Text of every literal (folded when case-insensitive); a hash set when large.
     texts: Vec<String>,
-    text_set: Option<HashSet<String>>,
+    /// (foldhash: only the rule's literals go in, and it is probed with every event's value.)
+    text_set: Option<HashSet<String, foldhash::fast::FixedState>>,
     numbers: Vec<f64>,
     null: bool,
 }

@@ -103,9 +103,11 @@ fn canonical_integer_text(s: &str) -> Option<String> {
 
 fn score(a: &Anchor) -> (u8, usize) {
     let name = a.field.name.as_str();
-    let class = if LOW_SELECTIVITY.contains(&name)
-        || LOW_SELECTIVITY_SUFFIXES.iter().any(|s| name.ends_with(s))
-    {
+    // The decision is `allow` on almost every event; `forbid` (a denied request) is rare, and
+    // an anchor on it is as good as any.
+    let common_decision = LOW_SELECTIVITY_SUFFIXES.iter().any(|s| name.ends_with(s))
+        && a.values.iter().any(|v| v == "allow");
+    let class = if LOW_SELECTIVITY.contains(&name) || common_decision {
         2
     } else if HIGH_SELECTIVITY_SUFFIXES.iter().any(|s| name.ends_with(s)) {
         0
@@ -142,7 +144,10 @@ pub fn anchor(e: &Expr) -> Option<Anchor> {
 }
 
 /// Anchors of every stage of a query; `None` when some stage is unanchored (or the query kind
-/// is not indexable), meaning "candidate for every event".
+/// is not indexable), meaning "candidate for every event". A stage that is `false` (a step of
+/// a cross-source sequence translated for a source it can never match) needs no anchor: no
+/// event reaches it. A query whose stages are all `false` has no anchors: it is a candidate
+/// for no event.
 pub fn query_anchors(q: &Query) -> Option<Vec<Anchor>> {
     match q {
         // Lineage tracks every process event, whatever the query's own anchors.
@@ -151,7 +156,12 @@ pub fn query_anchors(q: &Query) -> Option<Vec<Anchor>> {
         | Query::Sequence(_)
         | Query::Sample(_)
         | Query::Threshold(_)
-        | Query::NewTerms(_) => q.stage_filters().into_iter().map(anchor).collect(),
+        | Query::NewTerms(_) => q
+            .stage_filters()
+            .into_iter()
+            .filter(|f| **f != Expr::Const(false))
+            .map(anchor)
+            .collect(),
         _ => None,
     }
 }
@@ -287,6 +297,45 @@ mod tests {
         ]);
         let a = anchor(&e).map(|a| a.field.name);
         assert_eq!(a.as_deref(), Some("kubernetes.audit.user.username"));
+        // A denied request is rare: `forbid` anchors better than the stage every event has.
+        let e = Expr::and(vec![
+            eq("stage", &["ResponseComplete"]),
+            eq("annotations.authorization.k8s.io/decision", &["forbid"]),
+        ]);
+        let a = anchor(&e).map(|a| a.field.name);
+        assert_eq!(
+            a.as_deref(),
+            Some("annotations.authorization.k8s.io/decision")
+        );
+    }
+
+    #[test]
+    fn stages_that_never_match_need_no_anchor() {
+        let step = |filter: Expr| ruleatlas_ir::Step {
+            filter,
+            by: Vec::new(),
+            runs: 1,
+            missing: false,
+            fork: false,
+        };
+        let seq = |steps: Vec<ruleatlas_ir::Step>| {
+            Query::Sequence(ruleatlas_ir::Sequence {
+                by: Vec::new(),
+                maxspan_ms: None,
+                steps,
+                until: None,
+            })
+        };
+        let q = seq(vec![step(Expr::Const(false)), step(eq("verb", &["get"]))]);
+        let a = query_anchors(&q).expect("anchored");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].field.name, "verb");
+        // Never true at all: a candidate for no event.
+        let q = Query::Filter(Expr::Const(false));
+        assert_eq!(query_anchors(&q), Some(Vec::new()));
+        let mut index = Index::default();
+        index.add(7, query_anchors(&q));
+        assert!(index.is_empty());
     }
 
     #[test]

@@ -355,6 +355,14 @@ fn add_view_field(projection: &mut Projection, f: &FieldPath) -> bool {
 
 /// `RULEATLAS_RULE_PROFILE` is set: engines time every rule and print the costliest at the end
 /// (and `hunt` lists the fields it keeps).
+/// Maps keyed by what events hold (terms, group keys, join keys), probed on every event that
+/// reaches a stateful rule. foldhash is several times cheaper than the standard SipHash on the
+/// short keys these are, and its per-process random seed keeps keys an attacker writes into
+/// logs from being chosen to collide.
+pub(crate) type EventKeyMap<K, V> = std::collections::HashMap<K, V, foldhash::quality::RandomState>;
+/// See [`EventKeyMap`].
+pub(crate) type EventKeySet<K> = std::collections::HashSet<K, foldhash::quality::RandomState>;
+
 pub fn rule_profile_enabled() -> bool {
     std::env::var_os("RULEATLAS_RULE_PROFILE").is_some()
 }
@@ -530,7 +538,16 @@ impl Engine {
                 let (dialect, anchors) =
                     if kind == RAW_AUDIT && r.rule.field_dialect == FieldDialect::Ecs {
                         match ecs_raw::translate_anchors(anchors.as_ref()) {
-                            Some(a) => (FieldDialect::Native, a),
+                            // The translated query (what runs on raw audit Events) can have a
+                            // better anchor than the ECS one translated: a test on a field
+                            // that is constant for raw audit Events (`data_stream.dataset`)
+                            // drops out of it, leaving the rule's selective tests.
+                            Some(a) => match &r.raw_audit_reads {
+                                RawAuditReads::Translated(t) => {
+                                    (FieldDialect::Native, index::query_anchors(&t.query).or(a))
+                                }
+                                _ => (FieldDialect::Native, a),
+                            },
                             None => continue,
                         }
                     } else {

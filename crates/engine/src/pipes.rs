@@ -10,7 +10,7 @@ use crate::eval::CompiledValue;
 use crate::{CompiledExpr, EngineOptions, EventCtx, Match, Stage};
 use ruleatlas_ir::{Diagnostic, FieldDialect, FieldPath, Pipe, ValueExpr};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 
 /// A composite key: each part's value rendered as JSON text (null for missing).
 pub type Key = Vec<String>;
@@ -77,16 +77,16 @@ enum CPipe {
     },
     Unique {
         keys: Keys,
-        seen: HashSet<Key>,
+        seen: crate::EventKeySet<Key>,
     },
     UniqueCount {
         keys: Keys,
         order: Vec<Key>,
-        groups: HashMap<Key, (Match, u64)>,
+        groups: crate::EventKeyMap<Key, (Match, u64)>,
     },
     Count {
         keys: Keys,
-        groups: HashMap<Key, (Vec<Value>, u64)>,
+        groups: crate::EventKeyMap<Key, (Vec<Value>, u64)>,
     },
 }
 
@@ -127,16 +127,16 @@ pub fn wrap(
             },
             Pipe::Unique(k) => CPipe::Unique {
                 keys: Keys::compile(k)?,
-                seen: HashSet::new(),
+                seen: Default::default(),
             },
             Pipe::UniqueCount(k) => CPipe::UniqueCount {
                 keys: Keys::compile(k)?,
                 order: Vec::new(),
-                groups: HashMap::new(),
+                groups: Default::default(),
             },
             Pipe::Count(k) => CPipe::Count {
                 keys: Keys::compile(k)?,
-                groups: HashMap::new(),
+                groups: Default::default(),
             },
         });
         if let Pipe::Sort(k) | Pipe::Unique(k) | Pipe::UniqueCount(k) | Pipe::Count(k) = p {

@@ -20,7 +20,7 @@ use ruleatlas_ir::{
     Diagnostic, Expr, FieldDialect, FieldPath, Func, Join, Sample, Sequence, Step, ValueExpr,
 };
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+
 use std::sync::Arc;
 
 struct CStep {
@@ -137,9 +137,9 @@ pub struct SequenceStage {
     raw_audit: Option<Arc<StepSet>>,
     maxspan: Option<i64>,
     /// `pending[i]`: partials that matched steps `0..i` and wait for step `i` (index 0 unused).
-    pending: Vec<HashMap<Key, Partial>>,
+    pending: Vec<crate::EventKeyMap<Key, Partial>>,
     /// Leading missing step: when it was last seen, per key.
-    leading_seen: HashMap<Key, Option<i64>>,
+    leading_seen: crate::EventKeyMap<Key, Option<i64>>,
     /// Complete sequences waiting for their window to pass without the trailing missing event.
     trailing: Vec<(Key, Partial)>,
     cap: usize,
@@ -192,8 +192,8 @@ fn sequence_stage(
         set: Arc::new(set),
         raw_audit: raw_audit.map(Arc::new),
         maxspan: s.maxspan_ms,
-        pending: (0..n).map(|_| HashMap::new()).collect(),
-        leading_seen: HashMap::new(),
+        pending: (0..n).map(|_| Default::default()).collect(),
+        leading_seen: Default::default(),
         trailing: Vec::new(),
         cap: o.max_states_per_rule,
         live: 0,
@@ -381,7 +381,7 @@ pub struct SlotStage {
     dialect: FieldDialect,
     steps: Vec<CStep>,
     until: Option<CStep>,
-    slots: HashMap<Key, Vec<Option<Arc<Event>>>>,
+    slots: crate::EventKeyMap<Key, Vec<Option<Arc<Event>>>>,
     cap: usize,
     overflow: u64,
 }
@@ -405,7 +405,7 @@ fn slot_stage(
         dialect: d,
         steps,
         until,
-        slots: HashMap::new(),
+        slots: Default::default(),
         cap: o.max_states_per_rule,
         overflow: 0,
     }))
@@ -516,9 +516,9 @@ struct Tracker {
     /// The ancestor query, its own nested lineage tests rewritten to synthetic fields.
     ancestor: CompiledExpr,
     /// Processes matching the ancestor query (`event of`: the answer itself).
-    sources: HashSet<String>,
+    sources: crate::EventKeySet<String>,
     /// Descendants (or children) of those.
-    derived: HashSet<String>,
+    derived: crate::EventKeySet<String>,
     /// Terminated processes, forgotten at the next process event (as the `eql` package does).
     dead: Vec<String>,
     slot: usize,
@@ -550,8 +550,8 @@ fn rewrite_value(v: &ValueExpr, trackers: &mut Vec<Tracker>) -> Result<ValueExpr
             trackers.push(Tracker {
                 kind: *f,
                 ancestor: CompiledExpr::compile(&q)?,
-                sources: HashSet::new(),
-                derived: HashSet::new(),
+                sources: Default::default(),
+                derived: Default::default(),
                 dead: Vec::new(),
                 slot,
             });

@@ -22,7 +22,7 @@ use ruleatlas_ir::{Diagnostic, FieldDialect, FieldPath, NewTerms, Threshold};
 use serde_json::{json, Map, Value};
 use smallvec::SmallVec;
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// At most this many value combinations per event (multi-valued fields multiply).
@@ -84,7 +84,7 @@ struct Entry {
 struct Bucket {
     entries: VecDeque<Entry>,
     /// Per cardinality field: value → number of entries holding it.
-    distinct: Vec<HashMap<String, usize>>,
+    distinct: Vec<crate::EventKeyMap<String, usize>>,
     kept_events: usize,
 }
 
@@ -114,7 +114,7 @@ pub struct ThresholdStage {
     filter: CompiledExpr,
     dialect: FieldDialect,
     t: Threshold,
-    buckets: HashMap<Vec<String>, Bucket>,
+    buckets: crate::EventKeyMap<Vec<String>, Bucket>,
     last_ts: i64,
     max_states: usize,
     overflowed: u64,
@@ -193,7 +193,7 @@ impl Stage for ThresholdStage {
             }
             let n_card = self.t.cardinality.len();
             let bucket = self.buckets.entry(key.clone()).or_insert_with(|| Bucket {
-                distinct: vec![HashMap::new(); n_card],
+                distinct: vec![Default::default(); n_card],
                 ..Bucket::default()
             });
             if let Some(w) = self.t.window_ms {
@@ -233,7 +233,7 @@ pub fn compile_threshold(
         filter: CompiledExpr::compile(&t.filter)?,
         dialect: d,
         t: t.clone(),
-        buckets: HashMap::new(),
+        buckets: Default::default(),
         last_ts: i64::MIN,
         max_states: o.max_states_per_rule.max(1),
         overflowed: 0,
@@ -246,7 +246,7 @@ pub struct NewTermsStage {
     n: NewTerms,
     fields: Vec<ResolvedField>,
     /// Term combination (as built in `key`) → time it was last seen.
-    seen: HashMap<Box<str>, i64>,
+    seen: crate::EventKeyMap<Box<str>, i64>,
     /// Scratch for the key of one combination.
     key: String,
     last_ts: i64,
@@ -396,7 +396,7 @@ pub fn compile_new_terms(
         dialect: d,
         n: n.clone(),
         fields: n.fields.iter().cloned().map(ResolvedField::new).collect(),
-        seen: HashMap::new(),
+        seen: Default::default(),
         key: String::new(),
         last_ts: i64::MIN,
         max_states: o.max_states_per_rule.max(1),

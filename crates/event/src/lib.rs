@@ -253,7 +253,7 @@ pub struct Event {
 
 /// What an [`Event`] holds on the heap, handed back to its parser thread to be freed.
 struct Remains {
-    _doc: Value,
+    doc: Value,
     _raw: Option<Arc<str>>,
     _precomputed: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
@@ -281,10 +281,11 @@ impl Home {
         HomeAddress(Some(self.tx.clone()))
     }
 
-    /// Frees what came back so far.
+    /// Frees what came back so far (documents are kept to be refilled, see
+    /// [`projection::spare`]).
     pub(crate) fn free_returned(&self) {
         while let Ok(remains) = self.rx.try_recv() {
-            drop(remains);
+            projection::spare::give(remains.doc);
         }
     }
 }
@@ -309,12 +310,15 @@ impl Drop for Event {
     fn drop(&mut self) {
         if let Some(home) = self.home.0.take() {
             let remains = Remains {
-                _doc: std::mem::take(&mut self.doc),
+                doc: std::mem::take(&mut self.doc),
                 _raw: self.raw.take(),
                 _precomputed: self.precomputed.take(),
             };
             // The parser thread is gone (end of input): freed here instead.
             let _ = home.send(remains);
+        } else {
+            // Read and dropped on one thread: the document may serve the next parse here.
+            projection::spare::give(std::mem::take(&mut self.doc));
         }
     }
 }
@@ -409,7 +413,7 @@ mod tests {
             .join()
             .expect("thread dropping the event");
         let back = home.rx.try_recv().expect("the event's remains came back");
-        assert_eq!(back._doc, json!({"verb": "get"}));
+        assert_eq!(back.doc, json!({"verb": "get"}));
         assert_eq!(back._raw.as_deref(), Some(r#"{"verb":"get"}"#));
         assert!(home.rx.try_recv().is_err(), "one event, one return");
         // Its home gone (the input ended), an event is freed where it is dropped.

@@ -151,6 +151,17 @@ impl Projection {
         })
     }
 
+    /// [`Projection::parse`] into the memory of a document this thread built before and no
+    /// longer needs ([`spare`]), when there is one: the same value, built with far fewer
+    /// allocations (successive audit Events have mostly the same keys, so most strings are
+    /// overwritten in place and most maps keep their nodes).
+    pub fn parse_reusing(&self, text: &str) -> Result<Value, sonic_rs::Error> {
+        let dom: sonic_rs::Value = sonic_rs::from_str(text)?;
+        let mut doc = spare::take().unwrap_or(Value::Null);
+        refill((!self.root.whole).then_some(&self.root), &dom, &mut doc);
+        Ok(doc)
+    }
+
     /// [`Projection::parse`] through a serde visitor over sonic-rs's streaming deserializer
     /// (same result; kept for comparison).
     pub fn parse_streaming(&self, text: &str) -> Result<Value, sonic_rs::Error> {
@@ -233,6 +244,175 @@ fn copy_projected(node: &Node, v: &sonic_rs::Value) -> Value {
         Value::Array(items.iter().map(|it| copy_projected(node, it)).collect())
     } else {
         from_sonic(v)
+    }
+}
+
+/// One kept entry of an object: its key, its value and the trie node below it (`None`: kept whole).
+type Kept<'a, 'n> = (&'a str, &'a sonic_rs::Value, Option<&'n Node>);
+
+/// Makes `out` what [`copy_projected`] (`node`) or [`from_sonic`] (`None`) gives for `v`, keeping
+/// the allocations of `out` wherever its shape agrees: a string is overwritten in place, an
+/// object with the same keys keeps its map and its key strings, an array its buffer.
+///
+/// Contract (tested against the plain copy): the result equals the copy whatever `out` held.
+fn refill(node: Option<&Node>, v: &sonic_rs::Value, out: &mut Value) {
+    use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait};
+    match v.get_type() {
+        JsonType::Object => {
+            let Some(obj) = v.as_object() else {
+                *out = Value::Null;
+                return;
+            };
+            let mut kept: smallvec::SmallVec<[Kept; 24]> = smallvec::SmallVec::new();
+            for (key, child) in obj.iter() {
+                match node {
+                    None => kept.push((key, child, None)),
+                    Some(n) => {
+                        if let Some(c) = walk(n, key) {
+                            kept.push((key, child, (!c.whole).then_some(c)));
+                        }
+                    }
+                }
+            }
+            // A map's order: sorted keys, a repeated key keeping its last value (stable sort,
+            // then the last of each run).
+            kept.sort_by(|a, b| a.0.cmp(b.0));
+            if kept.windows(2).any(|w| w[0].0 == w[1].0) {
+                let mut w = 0;
+                for r in 0..kept.len() {
+                    if r + 1 < kept.len() && kept[r + 1].0 == kept[r].0 {
+                        continue;
+                    }
+                    kept[w] = kept[r];
+                    w += 1;
+                }
+                kept.truncate(w);
+            }
+            let Value::Object(map) = out else {
+                *out = Value::Object(
+                    kept.iter()
+                        .map(|&(k, c, n)| (k.to_string(), rebuilt(n, c)))
+                        .collect(),
+                );
+                return;
+            };
+            if map.len() == kept.len() && map.keys().zip(&kept).all(|(k, e)| k == e.0) {
+                for ((_, old), &(_, c, n)) in map.iter_mut().zip(&kept) {
+                    refill(n, c, old);
+                }
+                return;
+            }
+            // Other keys: the entries both have keep their memory, the map is built anew.
+            let mut old = std::mem::take(map).into_iter().peekable();
+            let mut entries: Vec<(String, Value)> = Vec::with_capacity(kept.len());
+            for &(key, c, n) in &kept {
+                while old.next_if(|(k, _)| k.as_str() < key).is_some() {}
+                match old.next_if(|(k, _)| k == key) {
+                    Some((k, mut value)) => {
+                        refill(n, c, &mut value);
+                        entries.push((k, value));
+                    }
+                    None => entries.push((key.to_string(), rebuilt(n, c))),
+                }
+            }
+            *map = entries.into_iter().collect();
+        }
+        JsonType::Array => {
+            let Some(items) = v.as_array() else {
+                *out = Value::Null;
+                return;
+            };
+            // Elements indexed by position: arrays kept whole (as in `copy_projected`).
+            let n = node.filter(|n| !n.indexes_arrays());
+            let Value::Array(arr) = out else {
+                *out = Value::Array(items.iter().map(|it| rebuilt(n, it)).collect());
+                return;
+            };
+            arr.truncate(items.len());
+            for (i, it) in items.iter().enumerate() {
+                match arr.get_mut(i) {
+                    Some(old) => refill(n, it, old),
+                    None => arr.push(rebuilt(n, it)),
+                }
+            }
+        }
+        JsonType::String => {
+            let s = v.as_str().unwrap_or_default();
+            match out {
+                Value::String(old) => {
+                    old.clear();
+                    old.push_str(s);
+                }
+                _ => *out = Value::String(s.to_string()),
+            }
+        }
+        _ => *out = from_sonic(v),
+    }
+}
+
+fn rebuilt(node: Option<&Node>, v: &sonic_rs::Value) -> Value {
+    let mut out = Value::Null;
+    refill(node, v, &mut out);
+    out
+}
+
+/// Documents this thread built and no longer needs, kept to be refilled
+/// ([`Projection::parse_reusing`]). Only threads that parse through a projection keep any (a
+/// thread that never parses would only hoard them), and at most [`spare::CAP`].
+pub mod spare {
+    use serde_json::Value;
+    use std::cell::RefCell;
+
+    /// Enough for the events of a few chunks in flight; beyond it documents are freed.
+    pub const CAP: usize = 8192;
+
+    struct Spares {
+        parses: bool,
+        docs: Vec<Value>,
+    }
+
+    thread_local! {
+        static SPARES: RefCell<Spares> = const {
+            RefCell::new(Spares { parses: false, docs: Vec::new() })
+        };
+    }
+
+    /// A spare document, if this thread has one; marks the thread as one that parses.
+    pub(crate) fn take() -> Option<Value> {
+        SPARES
+            .try_with(|s| {
+                let mut s = s.try_borrow_mut().ok()?;
+                s.parses = true;
+                s.docs.pop()
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Keeps `doc` for a later parse on this thread, when this thread parses and has room;
+    /// else drops it.
+    pub(crate) fn give(doc: Value) {
+        if !matches!(doc, Value::Object(_)) {
+            return;
+        }
+        // A document that is not kept is dropped after the borrow ends.
+        let mut doc = Some(doc);
+        // (`try_with`: a thread being torn down frees instead.)
+        let _ = SPARES.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                if s.parses && s.docs.len() < CAP {
+                    s.docs.extend(doc.take());
+                }
+            }
+        });
+        drop(doc);
+    }
+
+    /// Number of spare documents this thread holds (for tests).
+    pub fn held() -> usize {
+        SPARES
+            .try_with(|s| s.try_borrow().map_or(0, |s| s.docs.len()))
+            .unwrap_or(0)
     }
 }
 
@@ -516,6 +696,77 @@ mod tests {
             assert_eq!(values(&projected, &field), vec![json!("dbg")]);
             assert_eq!(values(&projected, &field), values(&full, &field));
         }
+    }
+
+    #[test]
+    fn a_refilled_document_is_the_plain_copy_whatever_it_held() {
+        // Every ordered pair of these documents: refilling the first's projection (or whole
+        // parse) with the second must give what a fresh copy of the second gives.
+        let texts = [
+            r#"{"verb":"get","objectRef":{"resource":"pods","name":"p"},"user":{"username":"u","groups":["a","b"]}}"#,
+            r#"{"verb":"create","objectRef":{"resource":"pods"},"user":{"username":"longer-user-name","groups":["a"]},"requestObject":{"spec":{"containers":[{"image":"x"},{"image":"y","args":["1"]}]}}}"#,
+            r#"{"verb":"delete","user":{"username":"u","groups":[]},"objectRef":"not an object","annotations":{"authorization.k8s.io/decision":"allow"}}"#,
+            r#"{"verb":1,"verb":"patch","objectRef":{"resource":null,"resource":"services","namespace":"ns"},"user":["odd"],"a.b":{"c":2},"a":{"b.c":3}}"#,
+            r#"{"verb":"list","objectRef":{"resource":"secrets"},"requestObject":{"spec":{"containers":[]}},"user":{"username":"","groups":[1,2.5,-3,true,null,{"x":"y"}]}}"#,
+            r#"{}"#,
+            r#"[1,{"verb":"x"}]"#,
+            r#""scalar""#,
+        ];
+        let mut with_positions = projection(&[
+            "verb",
+            "objectRef.resource",
+            "objectRef.namespace",
+            "user",
+            "requestObject.spec.containers.image",
+            "a.b.c",
+        ]);
+        assert!(with_positions.add_field(&FieldPath::exact(vec![
+            "annotations".into(),
+            "authorization.k8s.io/decision".into()
+        ])));
+        let whole = projection(&[""]);
+        for p in [
+            projection(&["verb", "objectRef.resource"]),
+            with_positions,
+            whole,
+        ] {
+            for before in texts {
+                for after in texts {
+                    let expected = p.parse(after).expect("valid JSON");
+                    let mut doc = p.parse(before).expect("valid JSON");
+                    let dom: sonic_rs::Value = sonic_rs::from_str(after).expect("valid JSON");
+                    refill((!p.root.whole).then_some(&p.root), &dom, &mut doc);
+                    assert_eq!(doc, expected, "{before} then {after}");
+                    // And a whole earlier document (the richest shape) as well.
+                    let mut doc: Value = serde_json::from_str(before).expect("valid JSON");
+                    refill((!p.root.whole).then_some(&p.root), &dom, &mut doc);
+                    assert_eq!(doc, expected, "whole {before} then {after}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn spare_documents_serve_the_next_parse_on_their_thread_only() {
+        std::thread::spawn(|| {
+            let p = projection(&["verb"]);
+            // A thread that has not parsed keeps nothing.
+            spare::give(json!({"verb": "get"}));
+            assert_eq!(spare::held(), 0);
+            let first = p
+                .parse_reusing(r#"{"verb":"get","x":1}"#)
+                .expect("valid JSON");
+            spare::give(first);
+            assert_eq!(spare::held(), 1);
+            let second = p.parse_reusing(r#"{"verb":"delete"}"#).expect("valid JSON");
+            assert_eq!(spare::held(), 0);
+            assert_eq!(second, json!({"verb": "delete"}));
+            // Only objects are kept.
+            spare::give(json!("text"));
+            assert_eq!(spare::held(), 0);
+        })
+        .join()
+        .expect("test thread");
     }
 
     #[test]

@@ -221,7 +221,7 @@ fn parse_projected(
     if !worth {
         return None;
     }
-    let doc = projection.parse(text).ok()?;
+    let doc = projection.parse_reusing(text).ok()?;
     // The kind is decided by top-level keys the projection always keeps, so this is the
     // answer the whole document would give.
     let kind = SourceKind::detect(&doc);
@@ -239,6 +239,7 @@ fn parse_projected(
         }
     };
     if !served {
+        crate::projection::spare::give(doc);
         return None;
     }
     let mut ev = Event::new(doc, opts);
