@@ -356,7 +356,8 @@ impl ShardedEngine {
                 let back = Arc::try_unwrap(shared).unwrap_or_else(|still| (*still).clone());
                 spare = Some(std::mem::replace(ev, back));
                 if drop_docs && !stateful_kinds[routing::kind_index(ev.kind)] {
-                    ev.doc = Value::Null;
+                    // Still in this core's cache: the next parse here refills it.
+                    ruleatlas_event::projection::spare::give(std::mem::take(&mut ev.doc));
                     ev.raw = None;
                 }
                 ev.precomputed = Some(Arc::new(StatelessMatches {

@@ -390,8 +390,9 @@ pub mod spare {
     }
 
     /// Keeps `doc` for a later parse on this thread, when this thread parses and has room;
-    /// else drops it.
-    pub(crate) fn give(doc: Value) {
+    /// else drops it. Only for documents this thread built or has just used: a document last
+    /// touched on another core is cheaper to free than to rewrite.
+    pub fn give(doc: Value) {
         if !matches!(doc, Value::Object(_)) {
             return;
         }
