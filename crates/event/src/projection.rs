@@ -296,11 +296,20 @@ fn refill(node: Option<&Node>, v: &sonic_rs::Value, out: &mut Value) {
                 );
                 return;
             };
-            if map.len() == kept.len() && map.keys().zip(&kept).all(|(k, e)| k == e.0) {
-                for ((_, old), &(_, c, n)) in map.iter_mut().zip(&kept) {
+            // Same keys (the common case): values refilled in place, in one pass. A value
+            // refilled before a key differs is simply refilled again below.
+            if map.len() == kept.len() {
+                let mut same = true;
+                for ((k, old), &(key, c, n)) in map.iter_mut().zip(&kept) {
+                    if k != key {
+                        same = false;
+                        break;
+                    }
                     refill(n, c, old);
                 }
-                return;
+                if same {
+                    return;
+                }
             }
             // Other keys: the entries both have keep their memory, the map is built anew.
             let mut old = std::mem::take(map).into_iter().peekable();

@@ -540,9 +540,11 @@ impl Iterator for EventStream {
     }
 }
 
-/// Lines per parallel work unit: large enough to amortise channel costs, small enough to keep
-/// memory flat (a few MB per chunk).
-const CHUNK_LINES: usize = 2048;
+/// Lines per parallel work unit: large enough to amortise channel costs, small enough that the
+/// documents of the chunks in flight stay in the cores' caches until the rules have read them
+/// and their parser thread frees them (all rules, 200,000 audit events, 2 threads: 3.6–3.8 s of
+/// CPU with 2,048 lines, 3.1–3.5 s with 256).
+const CHUNK_LINES: usize = 256;
 
 /// Like [`read_events`], but NDJSON input is parsed on `threads` worker threads. Events come
 /// out in input order with the same `seq` numbers as the sequential reader; other shapes (arrays,
@@ -617,7 +619,7 @@ struct ParallelLines {
 }
 
 /// Bytes per chunk buffer to start with (lines of ~1 KB × [`CHUNK_LINES`]).
-const CHUNK_BYTES: usize = 2 << 20;
+const CHUNK_BYTES: usize = CHUNK_LINES * 1024;
 
 impl ParallelLines {
     fn start(
