@@ -144,11 +144,7 @@ impl Projection {
         // the trie names: about twice as fast as driving a serde visitor through sonic-rs,
         // whose skipping of unwanted values goes byte by byte.
         let dom: sonic_rs::Value = sonic_rs::from_str(text)?;
-        Ok(if self.root.whole {
-            from_sonic(&dom)
-        } else {
-            copy_projected(&self.root, &dom)
-        })
+        Ok(rebuilt(self.kept_root(), &dom))
     }
 
     /// [`Projection::parse`] into the memory of a document this thread built before and no
@@ -158,8 +154,13 @@ impl Projection {
     pub fn parse_reusing(&self, text: &str) -> Result<Value, sonic_rs::Error> {
         let dom: sonic_rs::Value = sonic_rs::from_str(text)?;
         let mut doc = spare::take().unwrap_or(Value::Null);
-        refill((!self.root.whole).then_some(&self.root), &dom, &mut doc);
+        refill(self.kept_root(), &dom, &mut doc);
         Ok(doc)
+    }
+
+    /// The trie to walk a document with; `None` when everything is kept.
+    fn kept_root(&self) -> Option<&Node> {
+        (!self.root.whole).then_some(&self.root)
     }
 
     /// [`Projection::parse`] through a serde visitor over sonic-rs's streaming deserializer
@@ -219,42 +220,17 @@ fn walk<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
     Some(n)
 }
 
-/// The part of `v` that `node` names (`node` is not `whole`).
-fn copy_projected(node: &Node, v: &sonic_rs::Value) -> Value {
-    use sonic_rs::JsonContainerTrait;
-    if let Some(obj) = v.as_object() {
-        // Collected, then built in one go (sorted and bulk-loaded: cheaper than an insert and a
-        // key search per entry; a repeated key keeps its last value either way).
-        let mut kept: Vec<(String, Value)> = Vec::with_capacity(obj.len());
-        for (key, child) in obj.iter() {
-            if let Some(n) = walk(node, key) {
-                let value = if n.whole {
-                    from_sonic(child)
-                } else {
-                    copy_projected(n, child)
-                };
-                kept.push((key.to_string(), value));
-            }
-        }
-        Value::Object(kept.into_iter().collect())
-    } else if let Some(items) = v.as_array() {
-        if node.indexes_arrays() {
-            return from_sonic(v);
-        }
-        Value::Array(items.iter().map(|it| copy_projected(node, it)).collect())
-    } else {
-        from_sonic(v)
-    }
-}
-
 /// One kept entry of an object: its key, its value and the trie node below it (`None`: kept whole).
 type Kept<'a, 'n> = (&'a str, &'a sonic_rs::Value, Option<&'n Node>);
 
-/// Makes `out` what [`copy_projected`] (`node`) or [`from_sonic`] (`None`) gives for `v`, keeping
-/// the allocations of `out` wherever its shape agrees: a string is overwritten in place, an
-/// object with the same keys keeps its map and its key strings, an array its buffer.
+/// Makes `out` the part of `v` that `node` names (`None`: all of `v`), keeping the allocations
+/// of `out` wherever its shape agrees: a string is overwritten in place, an object with the same
+/// keys keeps its map and its key strings, an array its buffer. Objects keep the keys on a path
+/// of the trie (walked split at their dots, see [`walk`]); arrays are walked element by element
+/// with the same node, or kept whole where a field names a position in them.
 ///
-/// Contract (tested against the plain copy): the result equals the copy whatever `out` held.
+/// Contract (tested): the result is the same whatever `out` held, and the same as serde_json's
+/// parse through the projection.
 fn refill(node: Option<&Node>, v: &sonic_rs::Value, out: &mut Value) {
     use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait};
     match v.get_type() {
@@ -331,7 +307,7 @@ fn refill(node: Option<&Node>, v: &sonic_rs::Value, out: &mut Value) {
                 *out = Value::Null;
                 return;
             };
-            // Elements indexed by position: arrays kept whole (as in `copy_projected`).
+            // Elements indexed by position: arrays kept whole.
             let n = node.filter(|n| !n.indexes_arrays());
             let Value::Array(arr) = out else {
                 *out = Value::Array(items.iter().map(|it| rebuilt(n, it)).collect());
@@ -355,7 +331,7 @@ fn refill(node: Option<&Node>, v: &sonic_rs::Value, out: &mut Value) {
                 _ => *out = Value::String(s.to_string()),
             }
         }
-        _ => *out = from_sonic(v),
+        _ => *out = scalar_from_sonic(v),
     }
 }
 
@@ -426,12 +402,11 @@ pub mod spare {
     }
 }
 
-/// A sonic-rs value as a serde_json one, numbers kept as serde_json reads them (non-negative
+/// A sonic-rs scalar as a serde_json one, numbers kept as serde_json reads them (non-negative
 /// integers unsigned, negative ones signed, the rest floating point).
-fn from_sonic(v: &sonic_rs::Value) -> Value {
-    use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait};
+fn scalar_from_sonic(v: &sonic_rs::Value) -> Value {
+    use sonic_rs::{JsonType, JsonValueTrait};
     match v.get_type() {
-        JsonType::Null => Value::Null,
         JsonType::Boolean => Value::Bool(v.as_bool().unwrap_or(false)),
         JsonType::String => Value::String(v.as_str().unwrap_or_default().to_string()),
         JsonType::Number => {
@@ -445,20 +420,7 @@ fn from_sonic(v: &sonic_rs::Value) -> Value {
                 v.as_i64().map_or(Value::Null, Value::from)
             }
         }
-        JsonType::Array => Value::Array(
-            v.as_array()
-                .map(|a| a.iter().map(from_sonic).collect())
-                .unwrap_or_default(),
-        ),
-        JsonType::Object => Value::Object(
-            v.as_object()
-                .map(|o| {
-                    o.iter()
-                        .map(|(k, v)| (k.to_string(), from_sonic(v)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        ),
+        JsonType::Null | JsonType::Array | JsonType::Object => Value::Null,
     }
 }
 
@@ -745,11 +707,11 @@ mod tests {
                     let expected = p.parse(after).expect("valid JSON");
                     let mut doc = p.parse(before).expect("valid JSON");
                     let dom: sonic_rs::Value = sonic_rs::from_str(after).expect("valid JSON");
-                    refill((!p.root.whole).then_some(&p.root), &dom, &mut doc);
+                    refill(p.kept_root(), &dom, &mut doc);
                     assert_eq!(doc, expected, "{before} then {after}");
                     // And a whole earlier document (the richest shape) as well.
                     let mut doc: Value = serde_json::from_str(before).expect("valid JSON");
-                    refill((!p.root.whole).then_some(&p.root), &dom, &mut doc);
+                    refill(p.kept_root(), &dom, &mut doc);
                     assert_eq!(doc, expected, "whole {before} then {after}");
                 }
             }
