@@ -7,8 +7,13 @@
 use ruleatlas_engine::Alert;
 use ruleatlas_ir::attack::{tactic_index, TACTICS};
 use ruleatlas_ir::{Attack, Rule, Severity};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
 
 /// Which alert document to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,9 +94,50 @@ pub fn alert_json(a: &Alert) -> String {
         details: Option<&'a Map<String, Value>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         output: Option<String>,
-        rule: RuleHead<'a>,
+        rule: &'a RawValue,
+    }
+    /// A rule's `rule` object, serialised once per rule and thread (a hunt writes the same few
+    /// rules' heads hundreds of thousands of times). The entry holds the rule, so its address
+    /// cannot be reused by another while cached.
+    fn rule_head(r: &Arc<Rule>) -> Rc<RawValue> {
+        /// Rules come from the loaded sets: a bound only against the unexpected.
+        const MAX_RULES: usize = 1 << 16;
+        /// Rule address → the rule (kept alive) and its head.
+        type Heads = HashMap<usize, (Arc<Rule>, Rc<RawValue>)>;
+        thread_local! {
+            static HEADS: RefCell<Heads> = RefCell::new(HashMap::new());
+        }
+        let make = || -> Option<Rc<RawValue>> {
+            let head = RuleHead {
+                commit: r.source.commit.as_deref(),
+                id: &r.id,
+                name: &r.title,
+                severity: r.severity.map(|s| s.as_str()),
+                vendor: &r.vendor,
+            };
+            // Not reachable with these types; still a valid document if it were.
+            serde_json::value::to_raw_value(&head).ok().map(Rc::from)
+        };
+        let cached = HEADS.try_with(|heads| {
+            let mut heads = heads.try_borrow_mut().ok()?;
+            let key = Arc::as_ptr(r) as usize;
+            if let Some((_, head)) = heads.get(&key) {
+                return Some(head.clone());
+            }
+            let head = make()?;
+            if heads.len() >= MAX_RULES {
+                heads.clear();
+            }
+            heads.insert(key, (r.clone(), head.clone()));
+            Some(head)
+        });
+        match cached.ok().flatten().or_else(make) {
+            Some(head) => head,
+            None => Rc::from(RawValue::NULL.to_owned()),
+        }
     }
     let r = &a.rule;
+    let rule = rule_head(r);
     let head = Head {
         timestamp: a
             .events
@@ -104,13 +150,7 @@ pub fn alert_json(a: &Alert) -> String {
             (Some(template), Some(ev)) => Some(falco_output(template, ev)),
             _ => None,
         },
-        rule: RuleHead {
-            commit: r.source.commit.as_deref(),
-            id: &r.id,
-            name: &r.title,
-            severity: r.severity.map(|s| s.as_str()),
-            vendor: &r.vendor,
-        },
+        rule: &rule,
     };
     // The head without its closing brace; the events array goes last.
     let mut line = match serde_json::to_string(&head) {
@@ -484,6 +524,23 @@ mod tests {
         assert_ne!(a, rule_uuid(&rule("falco", "Other")));
         assert!(is_uuid(&a), "{a}");
         assert_eq!(&a[14..15], "8");
+    }
+
+    #[test]
+    fn cached_rule_heads_belong_to_their_rule() {
+        let a = alert(rule("sigma", "first"));
+        let b = alert(rule("falco", "second"));
+        let (la, lb) = (alert_json(&a), alert_json(&b));
+        assert_eq!(
+            alert_json(&a),
+            la,
+            "a second alert of a rule reads the same"
+        );
+        let va: Value = serde_json::from_str(&la).unwrap_or_else(|e| panic!("{e}: {la}"));
+        let vb: Value = serde_json::from_str(&lb).unwrap_or_else(|e| panic!("{e}: {lb}"));
+        assert_eq!(va["rule"]["id"], "first");
+        assert_eq!(vb["rule"]["id"], "second");
+        assert_eq!(vb["rule"]["vendor"], "falco");
     }
 
     #[test]
