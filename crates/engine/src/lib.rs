@@ -353,8 +353,6 @@ fn add_view_field(projection: &mut Projection, f: &FieldPath) -> bool {
     true
 }
 
-/// `RULEATLAS_RULE_PROFILE` is set: engines time every rule and print the costliest at the end
-/// (and `hunt` lists the fields it keeps).
 /// Maps keyed by what events hold (terms, group keys, join keys), probed on every event that
 /// reaches a stateful rule. foldhash is several times cheaper than the standard SipHash on the
 /// short keys these are, and its per-process random seed keeps keys an attacker writes into
@@ -363,6 +361,8 @@ pub(crate) type EventKeyMap<K, V> = std::collections::HashMap<K, V, foldhash::qu
 /// See [`EventKeyMap`].
 pub(crate) type EventKeySet<K> = std::collections::HashSet<K, foldhash::quality::RandomState>;
 
+/// `RULEATLAS_RULE_PROFILE` is set: engines time every rule and print the costliest at the end
+/// (and `hunt` lists the fields it keeps).
 pub fn rule_profile_enabled() -> bool {
     std::env::var_os("RULEATLAS_RULE_PROFILE").is_some()
 }

@@ -20,7 +20,6 @@ use ruleatlas_ir::{
     Diagnostic, Expr, FieldDialect, FieldPath, Func, Join, Sample, Sequence, Step, ValueExpr,
 };
 use serde_json::Value;
-
 use std::sync::Arc;
 
 struct CStep {

@@ -107,7 +107,7 @@ pub fn alert_json(a: &Alert) -> String {
         thread_local! {
             static HEADS: RefCell<Heads> = RefCell::new(HashMap::new());
         }
-        let make = || -> Option<Rc<RawValue>> {
+        let make = || -> Rc<RawValue> {
             let head = RuleHead {
                 commit: r.source.commit.as_deref(),
                 id: &r.id,
@@ -116,25 +116,26 @@ pub fn alert_json(a: &Alert) -> String {
                 vendor: &r.vendor,
             };
             // Not reachable with these types; still a valid document if it were.
-            serde_json::value::to_raw_value(&head).ok().map(Rc::from)
+            serde_json::value::to_raw_value(&head)
+                .unwrap_or_else(|_| RawValue::NULL.to_owned())
+                .into()
         };
-        let cached = HEADS.try_with(|heads| {
-            let mut heads = heads.try_borrow_mut().ok()?;
-            let key = Arc::as_ptr(r) as usize;
-            if let Some((_, head)) = heads.get(&key) {
-                return Some(head.clone());
-            }
-            let head = make()?;
-            if heads.len() >= MAX_RULES {
-                heads.clear();
-            }
-            heads.insert(key, (r.clone(), head.clone()));
-            Some(head)
-        });
-        match cached.ok().flatten().or_else(make) {
-            Some(head) => head,
-            None => Rc::from(RawValue::NULL.to_owned()),
-        }
+        let key = Arc::as_ptr(r) as usize;
+        // (`try_with`: a thread being torn down serialises the head each time.)
+        HEADS
+            .try_with(|heads| {
+                let mut heads = heads.borrow_mut();
+                if let Some((_, head)) = heads.get(&key) {
+                    return head.clone();
+                }
+                let head = make();
+                if heads.len() >= MAX_RULES {
+                    heads.clear();
+                }
+                heads.insert(key, (r.clone(), head.clone()));
+                head
+            })
+            .unwrap_or_else(|_| make())
     }
     let r = &a.rule;
     let rule = rule_head(r);
