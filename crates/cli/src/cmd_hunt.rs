@@ -499,18 +499,31 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         engine.skipped().len(),
         total_rules
     );
+    let merge = inputs.len() > 1 && !args.no_merge;
+    let formatter: Option<AlertFormatter> = match args.format {
+        Format::Ndjson => {
+            let shape = alert_format(args.alert_format);
+            Some(Arc::new(move |a: &Alert| alert_json_as(a, shape)))
+        }
+        Format::Table => None,
+    };
+    // With threads, stateless rules run on the parser threads (see `parser_hook`), which also
+    // write their alerts out; and so do the stateful ones, in input order, when one input is
+    // read at a time (`ordered_hooks`): all rules over 1 M audit events with 2 threads took
+    // 6.9 s with the stateful rules on their own thread, which read every document on a core
+    // other than its parser's.
+    let (parser_hook, ordered_hook) = match formatter
+        .clone()
+        .filter(|_| !merge)
+        .and_then(|f| engine.ordered_hooks(f))
+    {
+        Some((parser, ordered)) => (Some(parser), Some(ordered)),
+        None => (engine.parser_hook(formatter), None),
+    };
     let mut opts = EventOptions {
         timestamp_field: args.timestamp_field.clone(),
-        // With threads, stateless rules run on the parser threads (see `parser_hook`), which
-        // also write their alerts out.
-        parser_hook: engine.parser_hook(match args.format {
-            Format::Ndjson => {
-                let shape = alert_format(args.alert_format);
-                let write: AlertFormatter = Arc::new(move |a: &Alert| alert_json_as(a, shape));
-                Some(write)
-            }
-            Format::Table => None,
-        }),
+        parser_hook,
+        ordered_hook,
         ..EventOptions::default()
     };
     if let Some(p) = engine
@@ -549,7 +562,6 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     // core: all Sigma rules over 1 M audit events took 4.0 s with 2 threads, 2.9 s with 2
     // parsers.)
     let threads = workers;
-    let merge = inputs.len() > 1 && !args.no_merge;
     // Merged files are read at the same time: they share the parser threads.
     let per_file = if merge {
         (threads / inputs.len()).max(1)
@@ -609,7 +621,14 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
             hunt.item(item)?;
         }
     } else {
-        for path in &inputs {
+        for (n, path) in inputs.iter().enumerate() {
+            if n > 0 {
+                // The stateful rules must have seen every event of the earlier inputs before
+                // the ordered hook runs them on this one's (see `ShardedEngine::ordered_hook`).
+                hunt.flush_batch()?;
+                hunt.engine.drain(&mut hunt.alerts);
+                hunt.write_alerts()?;
+            }
             let stream = match open_input(path, &opts, per_file, &bytes) {
                 Ok(s) => s,
                 Err(e) => {

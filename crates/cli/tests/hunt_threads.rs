@@ -74,6 +74,21 @@ fn threads_give_the_alerts_of_one_thread() {
         let (many, _) = hunt(threads, &rules, &events);
         assert!(many == one, "--threads {threads} differs from --threads 1");
     }
+    // One input at a time: every rule runs on the parser threads, the stateful ones in input
+    // order (`ShardedEngine::ordered_hooks`), one file after the other with `--no-merge`, also
+    // when a file in between is read without parser threads (CloudTrail's `Records`).
+    let single = vec![events[0].clone()];
+    let (one_file, _) = hunt(1, &rules, &single);
+    assert!(one_file.lines().count() > 300);
+    for threads in [2, 3] {
+        let (many, _) = hunt(threads, &rules, &single);
+        assert!(many == one_file, "one file: --threads {threads} differs");
+    }
+    let in_turn = vec![events[0].clone(), events[1].clone(), events[0].clone()];
+    let (one_by_one, _) = hunt_as(1, &["--no-merge"], &rules, &in_turn);
+    assert!(one_by_one.lines().count() > 2 * one_file.lines().count());
+    let (two_by_one, _) = hunt_as(2, &["--no-merge"], &rules, &in_turn);
+    assert!(two_by_one == one_by_one, "--no-merge: --threads 2 differs");
     // With threads, stateless rules' alerts are written on the parser threads: the other
     // shapes must come out the same too.
     for format in [&["--alert-format", "ecs"][..], &["--format", "table"][..]] {
@@ -125,6 +140,13 @@ fn threads_agree_on_the_corpus() {
     assert!(
         one == two,
         "--threads 2 differs from --threads 1 on the corpus"
+    );
+    // One file after the other: the stateful rules run on the parser threads, in order.
+    let (one_by_one, _) = hunt_as(1, &["--no-merge"], &rules, &events);
+    let (two_by_one, _) = hunt_as(2, &["--no-merge"], &rules, &events);
+    assert!(
+        one_by_one == two_by_one,
+        "--no-merge: --threads 2 differs from --threads 1 on the corpus"
     );
     println!(
         "hunt threads (corpus): {} alerts identical with 1 and 2 threads",

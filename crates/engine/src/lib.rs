@@ -190,6 +190,19 @@ fn insert_dotted(map: &mut Map<String, Value>, path: &str, value: Value) {
 pub trait Stage: Send {
     /// Called for each event of the rule's log sources; pushes the matches it completes.
     fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>);
+    /// The part of [`Stage::on_event`] that reads the event alone, for a thread other than the
+    /// one that keeps the state (another copy of the stage, compiled from the same rule): the
+    /// thread that parsed the event, while its document is in that core's cache.
+    ///
+    /// Contract: `Skip` only when `on_event` would change nothing, state included; `Data(d)`
+    /// when `apply(ctx, d)` does what `on_event(ctx)` would. The default, `Run`, is always right.
+    fn prepare(&self, _ctx: &EventCtx) -> Prepared {
+        Prepared::Run
+    }
+    /// [`Stage::on_event`] given what [`Stage::prepare`] found for the same event as `Data`.
+    fn apply(&mut self, ctx: &EventCtx, _data: PreparedData, out: &mut Vec<Match>) {
+        self.on_event(ctx, out);
+    }
     /// End of input: flush what waits for it (thresholds, `tail`, `sort`).
     fn finish(&mut self, _out: &mut Vec<Match>) {}
     /// Partial states dropped because a cap was hit (reported, never silent).
@@ -197,6 +210,19 @@ pub trait Stage: Send {
         0
     }
 }
+
+/// What [`Stage::prepare`] found for an event.
+pub enum Prepared {
+    /// The event changes nothing in the stage.
+    Skip,
+    /// `on_event` has to run.
+    Run,
+    /// What `on_event` would have read from the event, for [`Stage::apply`].
+    Data(PreparedData),
+}
+
+/// A stage's own reading of an event (see [`Prepared::Data`]).
+pub type PreparedData = Box<dyn std::any::Any + Send + Sync>;
 
 /// Single-event filter.
 pub struct FilterStage {
@@ -216,6 +242,13 @@ impl Stage for FilterStage {
             if self.expr.matches_memo(doc, ctx.memo_for(doc)) {
                 out.push(Match::single(ctx.event.clone()));
             }
+        }
+    }
+
+    fn prepare(&self, ctx: &EventCtx) -> Prepared {
+        match ctx.doc(self.dialect) {
+            Some(doc) if self.expr.matches_memo(doc, ctx.memo_for(doc)) => Prepared::Run,
+            _ => Prepared::Skip,
         }
     }
 }
@@ -282,6 +315,9 @@ struct CompiledRule {
     applies: [bool; routing::KINDS],
     /// Referenced by a correlation that does not `generate` them: matches feed the correlation only.
     suppressed: bool,
+    /// Only prepared here ([`Stage::prepare`], see [`Engine::with_deferred`]): another engine
+    /// keeps its state and runs it.
+    deferred: bool,
     /// Evaluations and nanoseconds spent, when profiling (`RULEATLAS_RULE_PROFILE`).
     cost: (u64, u64),
 }
@@ -379,6 +415,8 @@ pub struct Engine {
     /// rules, whose few lookups cost less than the walk.
     plans: Vec<Option<Arc<FieldPlan>>>,
     candidates: Vec<u32>,
+    /// What the deferred rules' stages prepared for the last event processed.
+    prepared: Vec<(u32, Prepared)>,
     correlations: Vec<CompiledCorrelation>,
     skipped: Vec<(Arc<Rule>, String)>,
     scratch: Vec<Match>,
@@ -470,6 +508,7 @@ impl Engine {
                             raw_audit_reads,
                             applies,
                             suppressed: false,
+                            deferred: false,
                             cost: (0, 0),
                         }),
                         Err(d) => skipped.push((rule.clone(), d.message)),
@@ -596,6 +635,7 @@ impl Engine {
             indexes,
             plans,
             candidates: Vec::new(),
+            prepared: Vec::new(),
             correlations,
             skipped,
             scratch: Vec::new(),
@@ -705,38 +745,136 @@ impl Engine {
         };
         let ctx = EventCtx::with_memo(event, &memo);
         let mut fired: Vec<(usize, Match)> = Vec::new();
-        self.candidates.clear();
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
         for (dialect, idx) in &self.indexes[kind] {
             if let Some(doc) = ctx.doc(*dialect) {
-                idx.candidates(doc, ctx.memo_for(doc), &mut self.candidates);
+                idx.candidates(doc, ctx.memo_for(doc), &mut candidates);
             }
         }
         // Rule order, so alerts come out in the same order whatever the index says.
-        self.candidates.sort_unstable();
-        self.candidates.dedup();
-        for &i in &self.candidates {
-            let i = i as usize;
-            let r = &mut self.rules[i];
+        candidates.sort_unstable();
+        candidates.dedup();
+        self.prepared.clear();
+        for &i in &candidates {
+            let r = &self.rules[i as usize];
             if !r.applies[kind] {
                 continue;
             }
-            let t0 = self.profile.then(std::time::Instant::now);
-            match &mut r.raw_audit {
-                Some(raw) if kind == RAW_AUDIT => {
-                    raw.on_event(&ctx, &mut self.scratch);
-                    ecs_raw::restore_fact_names(&mut self.scratch, &r.raw_audit_names);
+            if r.deferred {
+                let stage = match &r.raw_audit {
+                    Some(raw) if kind == RAW_AUDIT => raw,
+                    _ => &r.stage,
+                };
+                match stage.prepare(&ctx) {
+                    Prepared::Skip => {}
+                    p => self.prepared.push((i, p)),
                 }
-                _ => r.stage.on_event(&ctx, &mut self.scratch),
+                continue;
             }
-            if let Some(t0) = t0 {
-                r.cost.0 += 1;
-                r.cost.1 += t0.elapsed().as_nanos() as u64;
+            self.run_rule(i as usize, kind, &ctx, None, &mut fired);
+        }
+        self.candidates = candidates;
+        self.emit(fired, out);
+    }
+
+    /// [`Engine::process`] for the rules another engine over the same rules found `event` a
+    /// candidate of and prepared it for ([`Engine::with_deferred`]): `prepared` holds (this
+    /// engine's position of the rule, see [`Engine::positions`], what its stage prepared), in any
+    /// order. The rules it does not name are not candidates, or would do nothing.
+    pub fn process_prepared(
+        &mut self,
+        event: Arc<Event>,
+        prepared: &mut Vec<(u32, Prepared)>,
+        out: &mut Vec<Alert>,
+    ) {
+        let kind = routing::kind_index(event.kind);
+        let shared = event.clone();
+        let plan = self.plans[kind].clone();
+        let memo = match &plan {
+            Some(plan) => LookupMemo::with_plan(&shared.doc, plan),
+            None => LookupMemo::new(&shared.doc),
+        };
+        let ctx = EventCtx::with_memo(event, &memo);
+        let mut fired: Vec<(usize, Match)> = Vec::new();
+        // Rule order, as `process` goes.
+        prepared.sort_unstable_by_key(|(i, _)| *i);
+        for (i, p) in prepared.drain(..) {
+            let i = i as usize;
+            if !self.rules.get(i).is_some_and(|r| r.applies[kind]) {
+                continue;
             }
-            for m in self.scratch.drain(..) {
-                fired.push((i, m));
+            match p {
+                Prepared::Skip => {}
+                Prepared::Run => self.run_rule(i, kind, &ctx, None, &mut fired),
+                Prepared::Data(d) => self.run_rule(i, kind, &ctx, Some(d), &mut fired),
             }
         }
         self.emit(fired, out);
+    }
+
+    /// Runs rule `i` on the event of `ctx` (of `kind`), with what its stage prepared if any.
+    fn run_rule(
+        &mut self,
+        i: usize,
+        kind: usize,
+        ctx: &EventCtx,
+        data: Option<PreparedData>,
+        fired: &mut Vec<(usize, Match)>,
+    ) {
+        let r = &mut self.rules[i];
+        let t0 = self.profile.then(std::time::Instant::now);
+        let (stage, raw) = match &mut r.raw_audit {
+            Some(raw) if kind == RAW_AUDIT => (raw, true),
+            _ => (&mut r.stage, false),
+        };
+        match data {
+            Some(d) => stage.apply(ctx, d, &mut self.scratch),
+            None => stage.on_event(ctx, &mut self.scratch),
+        }
+        if raw {
+            ecs_raw::restore_fact_names(&mut self.scratch, &r.raw_audit_names);
+        }
+        if let Some(t0) = t0 {
+            r.cost.0 += 1;
+            r.cost.1 += t0.elapsed().as_nanos() as u64;
+        }
+        fired.extend(self.scratch.drain(..).map(|m| (i, m)));
+    }
+
+    /// An engine that runs `rules` and only prepares `deferred` for the engines that keep
+    /// their state ([`Stage::prepare`]; take it with [`Engine::take_prepared`] after each
+    /// [`Engine::process`]). Correlations among `deferred` are left out: they read matches,
+    /// which are made where the state is kept.
+    pub fn with_deferred(
+        rules: Vec<Arc<Rule>>,
+        deferred: Vec<Arc<Rule>>,
+        opts: EngineOptions,
+    ) -> Engine {
+        let marked: std::collections::HashSet<*const Rule> =
+            deferred.iter().map(Arc::as_ptr).collect();
+        let mut all = rules;
+        all.extend(
+            deferred
+                .into_iter()
+                .filter(|r| !matches!(r.pipeline().map(|p| &p.query), Some(Query::Correlation(_)))),
+        );
+        let mut engine = Engine::new(all, opts);
+        for r in &mut engine.rules {
+            r.deferred = marked.contains(&Arc::as_ptr(&r.rule));
+        }
+        engine
+    }
+
+    /// What the deferred rules' stages prepared for the last event given to
+    /// [`Engine::process`]: (position of the rule, see [`Engine::positions`], what it found).
+    pub fn take_prepared(&mut self) -> std::vec::Drain<'_, (u32, Prepared)> {
+        self.prepared.drain(..)
+    }
+
+    /// The position of every rule that runs (correlations excepted), by rule.
+    pub fn positions(&self) -> impl Iterator<Item = (&Arc<Rule>, u32)> {
+        self.rules.iter().zip(0u32..).map(|(r, i)| (&r.rule, i))
     }
 
     /// End of input: flushes stages that wait for it.

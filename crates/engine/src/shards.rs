@@ -11,14 +11,14 @@
 //! correlations), with one shard or many. A correlation and the rules it reads (by id or name,
 //! chained) stay in one shard.
 
-use crate::{index, routing, Alert, Engine, EngineOptions};
-use ruleatlas_event::{Event, ParserHook, Projection};
+use crate::{index, routing, Alert, Engine, EngineOptions, Prepared};
+use ruleatlas_event::{Event, OrderedHook, ParserHook, Projection};
 use ruleatlas_ir::{Query, Requirement, Rule};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 enum Request {
@@ -33,15 +33,52 @@ struct Shard {
     requests: Sender<Request>,
     /// This shard's replies, one per request, in order.
     replies: Receiver<Reply>,
-    worker: Option<JoinHandle<Engine>>,
+    worker: Option<JoinHandle<()>>,
+    /// The shard's rules. Its thread runs them on events that come without the answers of the
+    /// ordered hook ([`ShardedEngine::ordered_hook`]), which runs them on the others.
+    engine: Arc<Mutex<Engine>>,
 }
 
-/// The stateless rules' alerts for one event, computed by a parser thread (see
-/// [`ShardedEngine::parser_hook`]): (position in `StatelessRules::rules`, the alert's facts).
+/// An alert made on a parser thread: its rule, its facts and its text (as the formatter wrote it).
+type Fired<R> = (R, Map<String, Value>, Option<String>);
+
+/// The shards' rules (correlations included), and the shard and position of each one that
+/// runs, by address (see [`ShardedEngine::ordered_hooks`]).
+#[derive(Clone, Default)]
+struct StatefulRules {
+    rules: Arc<Vec<Arc<Rule>>>,
+    at: Arc<HashMap<usize, (u16, u32)>>,
+}
+
+/// What the parser thread that parsed an event computed for it (see
+/// [`ShardedEngine::parser_hook`] and [`ShardedEngine::ordered_hook`]).
 struct StatelessMatches {
     engine: u64,
-    /// (rule, facts, the alert as the formatter wrote it).
-    matches: Vec<(u32, Map<String, Value>, Option<String>)>,
+    /// The stateless rules' alerts: (position in `StatelessRules::rules`, facts, the alert as
+    /// the formatter wrote it). `None`: not computed (the collecting thread runs those rules).
+    matches: Option<Vec<Fired<u32>>>,
+    /// The shards' alerts fired by this event, computed in input order by the ordered hook:
+    /// (rule, facts, the alert as written). `None`: the shards' threads run their rules on it.
+    stateful: Option<Vec<Fired<Arc<Rule>>>>,
+    /// What the shards' rules' stages prepared (see [`Stage::prepare`](crate::Stage)), for the
+    /// ordered hook: (shard, the rule's position in it, what was found). `None`: nothing was
+    /// prepared, the ordered hook runs the shards' rules in full.
+    prepared: Option<Vec<(u16, u32, Prepared)>>,
+}
+
+impl StatelessMatches {
+    /// This engine's answers for `ev`, if a parser thread computed any.
+    fn of(ev: &Event, engine: u64) -> Option<&StatelessMatches> {
+        ev.precomputed
+            .as_ref()
+            .and_then(|p| p.downcast_ref::<StatelessMatches>())
+            .filter(|p| p.engine == engine)
+    }
+}
+
+/// Locks a shard's engine (a panic elsewhere leaves the rules' state as it was: still usable).
+fn lock(engine: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
+    engine.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Writes an alert out (one JSON line, say) on the parser thread that found it, so the thread
@@ -83,6 +120,7 @@ pub struct ShardedEngine {
     /// Event kinds some shard's (stateful) rule reads: the other kinds' documents are of no use
     /// past the parser threads once the stateless rules have run there.
     stateful_kinds: [bool; routing::KINDS],
+    stateful: StatefulRules,
 }
 
 /// A rule whose answer for an event depends on that event alone: a filter without pipes that no
@@ -210,6 +248,7 @@ impl ShardedEngine {
                 in_flight: 0,
                 order,
                 stateful_kinds: [true; routing::KINDS],
+                stateful: Default::default(),
             };
         }
         // Stateless rules run on the parser threads (see `parser_hook`), the rest in shards.
@@ -250,21 +289,30 @@ impl ShardedEngine {
         let mut active = probe.active_rules();
         drop(probe);
         let mut workers = Vec::new();
+        let engine_id = id;
+        let stateful_rules: Vec<Arc<Rule>> = parts.iter().flatten().cloned().collect();
+        let mut positions = HashMap::new();
         for (id, part) in parts.into_iter().enumerate() {
             let engine = Engine::new(part, opts.clone());
+            for (rule, at) in engine.positions() {
+                positions.insert(Arc::as_ptr(rule) as usize, (id as u16, at));
+            }
             add_fields(&engine);
             skipped.extend(engine.skipped().iter().cloned());
             active += engine.active_rules();
             let (tx, rx) = channel::<Request>();
             let (reply_tx, reply_rx) = channel::<Reply>();
+            let engine = Arc::new(Mutex::new(engine));
+            let shared = engine.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("rules-{id}"))
-                .spawn(move || shard_loop(engine, rx, reply_tx));
+                .spawn(move || shard_loop(&shared, engine_id, rx, reply_tx));
             match worker {
                 Ok(w) => workers.push(Shard {
                     requests: tx,
                     replies: reply_rx,
                     worker: Some(w),
+                    engine,
                 }),
                 // No thread to be had: all rules on the caller's thread instead (the started
                 // shards stop when their senders drop).
@@ -291,6 +339,10 @@ impl ShardedEngine {
             skipped,
             active,
             stateful_kinds,
+            stateful: StatefulRules {
+                rules: Arc::new(stateful_rules),
+                at: Arc::new(positions),
+            },
         }
     }
 
@@ -318,10 +370,21 @@ impl ShardedEngine {
     /// document is in that core's cache there; read from the rule threads it is not). Events
     /// that come without these answers are run through the same rules here.
     pub fn parser_hook(&self, format: Option<AlertFormatter>) -> Option<ParserHook> {
+        self.parser_hook_preparing(format, false)
+    }
+
+    /// [`Self::parser_hook`]; with `prepare`, it also prepares each event for the shards' rules
+    /// ([`Stage::prepare`](crate::Stage), for [`Self::ordered_hook`]).
+    fn parser_hook_preparing(
+        &self,
+        format: Option<AlertFormatter>,
+        prepare: bool,
+    ) -> Option<ParserHook> {
         let st = self.stateless.as_ref()?;
         let rules = st.rules.clone();
         let opts = self.opts.clone();
         let id = self.id;
+        let deferred = prepare.then(|| self.stateful.clone());
         // With alerts written here, an event no stateful rule reads leaves its document (and its
         // text, which only alerts echo) behind:
         // freed on the thread that built it, not on the one collecting alerts (a cross-thread
@@ -329,7 +392,19 @@ impl ShardedEngine {
         let drop_docs = format.is_some();
         let stateful_kinds = self.stateful_kinds;
         Some(ParserHook(Arc::new(move || {
-            let mut engine = Engine::new((*rules).clone(), opts.clone());
+            let mut engine = match &deferred {
+                Some(stateful) => {
+                    Engine::with_deferred((*rules).clone(), (*stateful.rules).clone(), opts.clone())
+                }
+                None => Engine::new((*rules).clone(), opts.clone()),
+            };
+            // This engine's position of each deferred rule → (shard, position there).
+            let route: Option<Vec<Option<(u16, u32)>>> = deferred.as_ref().map(|stateful| {
+                engine
+                    .positions()
+                    .map(|(r, _)| stateful.at.get(&(Arc::as_ptr(r) as usize)).copied())
+                    .collect()
+            });
             // Keyed by address (as a number: the map moves to the parser thread).
             let position: HashMap<usize, u32> = rules
                 .iter()
@@ -360,12 +435,111 @@ impl ShardedEngine {
                     ruleatlas_event::projection::spare::give(std::mem::take(&mut ev.doc));
                     ev.raw = None;
                 }
+                let prepared = route.as_ref().map(|route| {
+                    engine
+                        .take_prepared()
+                        .filter_map(|(i, p)| {
+                            let (shard, at) = route.get(i as usize).copied().flatten()?;
+                            Some((shard, at, p))
+                        })
+                        .collect()
+                });
                 ev.precomputed = Some(Arc::new(StatelessMatches {
                     engine: id,
-                    matches,
+                    matches: Some(matches),
+                    stateful: None,
+                    prepared,
                 }));
             })
         })))
+    }
+
+    /// With threads and alerts written as text: [`Self::parser_hook`], which here also
+    /// prepares each event for the shards' rules ([`Stage::prepare`](crate::Stage): a new-terms
+    /// rule reads its filter and terms there), and the shards' rules themselves, to run on the
+    /// parser threads in input order, one chunk at a time ([`OrderedHook`]). An event is then
+    /// read only on the core that parsed it, and what has to be done in order is only what
+    /// needs the rules' state, which is small and the only thing moving between cores. The
+    /// event leaves with every answer and without its document, which goes back to the parser
+    /// thread's spares; the shards' threads pass over it.
+    ///
+    /// For a hunt over one input at a time: events read without these hooks (files merged by
+    /// time, a JSON array) still go to the shards' threads, and those of an earlier input must
+    /// have been through them ([`Self::drain`]) before a reader with these hooks starts.
+    pub fn ordered_hooks(&self, format: AlertFormatter) -> Option<(ParserHook, OrderedHook)> {
+        let parser = self.parser_hook_preparing(Some(format.clone()), true)?;
+        let engines: Vec<Arc<Mutex<Engine>>> =
+            self.shards.iter().map(|s| s.engine.clone()).collect();
+        let id = self.id;
+        let ordered = OrderedHook(Arc::new(move |events: &mut [&mut Event]| {
+            let mut engines: Vec<MutexGuard<Engine>> = engines.iter().map(|e| lock(e)).collect();
+            let mut alerts = Vec::new();
+            let mut per_shard: Vec<Vec<(u32, Prepared)>> =
+                engines.iter().map(|_| Vec::new()).collect();
+            let mut stand_in = placeholder();
+            for ev in events.iter_mut() {
+                let mut pre = ev
+                    .precomputed
+                    .take()
+                    .and_then(|p| p.downcast::<StatelessMatches>().ok())
+                    .filter(|p| p.engine == id);
+                let prepared = pre
+                    .as_mut()
+                    .and_then(Arc::get_mut)
+                    .and_then(|p| p.prepared.take());
+                let shared = Arc::new(std::mem::replace(&mut **ev, stand_in));
+                match prepared {
+                    Some(prepared) => {
+                        for (shard, at, p) in prepared {
+                            if let Some(list) = per_shard.get_mut(shard as usize) {
+                                list.push((at, p));
+                            }
+                        }
+                        for (engine, list) in engines.iter_mut().zip(&mut per_shard) {
+                            if !list.is_empty() {
+                                engine.process_prepared(shared.clone(), list, &mut alerts);
+                            }
+                        }
+                    }
+                    None => {
+                        for engine in &mut engines {
+                            engine.process(shared.clone(), &mut alerts);
+                        }
+                    }
+                }
+                let fired: Vec<_> = alerts
+                    .drain(..)
+                    .map(|a| {
+                        let text = format(&a);
+                        (a.rule, a.extra, Some(text))
+                    })
+                    .collect();
+                // A rule that keeps the event (a sequence's partial match) keeps the document;
+                // what goes on needs neither it nor the text.
+                let back = Arc::try_unwrap(shared).unwrap_or_else(|kept| kept.shell());
+                stand_in = std::mem::replace(&mut **ev, back);
+                let matches = pre.as_ref().and_then(|p| p.matches.as_ref());
+                let stateless_done = matches.is_some();
+                let done = match pre.as_mut().and_then(Arc::get_mut) {
+                    Some(p) => {
+                        p.stateful = Some(fired);
+                        pre
+                    }
+                    None => Some(Arc::new(StatelessMatches {
+                        engine: id,
+                        matches: pre.as_ref().and_then(|p| p.matches.clone()),
+                        stateful: Some(fired),
+                        prepared: None,
+                    })),
+                };
+                ev.precomputed = done.map(|p| p as Arc<dyn std::any::Any + Send + Sync>);
+                if stateless_done {
+                    ruleatlas_event::projection::spare::give(std::mem::take(&mut ev.doc));
+                    ev.raw = None;
+                }
+            }
+        }));
+        Some((parser, ordered))
     }
 
     fn key(&self, a: &Alert) -> (bool, usize) {
@@ -387,18 +561,27 @@ impl ShardedEngine {
                 tagged.extend(alerts.drain(..).map(|a| (i as u32, a)));
             }
         } else {
+            let mut for_shards = false;
             if let Some(st) = &mut self.stateless {
                 let mut alerts = Vec::new();
                 let mut scratch = Vec::new();
                 for (i, ev) in batch.iter().enumerate() {
-                    let pre = ev
-                        .precomputed
-                        .as_ref()
-                        .and_then(|p| p.downcast_ref::<StatelessMatches>())
-                        .filter(|p| p.engine == self.id);
-                    match pre {
-                        Some(p) => {
-                            alerts.extend(p.matches.iter().filter_map(|(r, extra, text)| {
+                    let pre = StatelessMatches::of(ev, self.id);
+                    match pre.and_then(|p| p.stateful.as_ref()) {
+                        Some(fired) => alerts.extend(fired.iter().map(|(rule, extra, text)| {
+                            let alert = Alert {
+                                rule: rule.clone(),
+                                events: vec![ev.clone()],
+                                extra: extra.clone(),
+                                text: text.clone(),
+                            };
+                            (i as u32, alert)
+                        })),
+                        None => for_shards = true,
+                    }
+                    match pre.and_then(|p| p.matches.as_ref()) {
+                        Some(matches) => {
+                            alerts.extend(matches.iter().filter_map(|(r, extra, text)| {
                                 let alert = Alert {
                                     rule: st.rules.get(*r as usize)?.clone(),
                                     events: vec![ev.clone()],
@@ -419,6 +602,11 @@ impl ShardedEngine {
                         }
                     }
                 }
+                if !for_shards && self.in_flight == 0 {
+                    // Every answer is here (the ordered hook ran the shards' rules).
+                    self.sorted_into(alerts, out);
+                    return;
+                }
                 st.pending.push_back(alerts);
             }
             let batch = Arc::new(batch);
@@ -428,6 +616,13 @@ impl ShardedEngine {
             }
         }
         self.sorted_into(tagged, out);
+    }
+
+    /// Waits for the shards to finish every batch given so far and appends the alerts.
+    pub fn drain(&mut self, out: &mut Vec<Alert>) {
+        while self.in_flight > 0 {
+            self.collect(out);
+        }
     }
 
     /// End of input: flushes every shard and stops the threads.
@@ -467,12 +662,13 @@ impl ShardedEngine {
             }
         }
         for shard in &mut self.shards {
-            // Dropping the sender ends the loop; the thread hands its engine back.
+            // Dropping the sender ends the loop.
             let (dead, _) = channel();
             shard.requests = dead;
-            if let Some(engine) = shard.worker.take().and_then(|w| w.join().ok()) {
-                out.extend(engine.overflows());
+            if let Some(w) = shard.worker.take() {
+                let _ = w.join();
             }
+            out.extend(lock(&shard.engine).overflows());
         }
         out
     }
@@ -507,19 +703,36 @@ impl ShardedEngine {
     }
 }
 
-fn shard_loop(mut engine: Engine, requests: Receiver<Request>, replies: Sender<Reply>) -> Engine {
+/// A shard's thread: runs its rules on the events of each batch that the ordered hook has not
+/// run them on (`sharded`: the id of the [`ShardedEngine`]).
+fn shard_loop(
+    engine: &Mutex<Engine>,
+    sharded: u64,
+    requests: Receiver<Request>,
+    replies: Sender<Reply>,
+) {
     let mut alerts = Vec::new();
     while let Ok(req) = requests.recv() {
         let mut reply = Vec::new();
         match req {
             Request::Batch(batch) => {
-                for (i, ev) in batch.iter().enumerate() {
-                    engine.process(ev.clone(), &mut alerts);
-                    reply.extend(alerts.drain(..).map(|a| (i as u32, a)));
+                let mut todo = batch
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, ev)| {
+                        StatelessMatches::of(ev, sharded).is_none_or(|p| p.stateful.is_none())
+                    })
+                    .peekable();
+                if todo.peek().is_some() {
+                    let mut engine = lock(engine);
+                    for (i, ev) in todo {
+                        engine.process(ev.clone(), &mut alerts);
+                        reply.extend(alerts.drain(..).map(|a| (i as u32, a)));
+                    }
                 }
             }
             Request::Finish => {
-                engine.finish(&mut alerts);
+                lock(engine).finish(&mut alerts);
                 reply.extend(alerts.drain(..).map(|a| (0, a)));
             }
         }
@@ -527,7 +740,6 @@ fn shard_loop(mut engine: Engine, requests: Receiver<Request>, replies: Sender<R
             break;
         }
     }
-    engine
 }
 
 /// Stands in for an event while the hook holds it in an `Arc`.
@@ -716,5 +928,121 @@ mod tests {
         assert!(ShardedEngine::new(Vec::new(), EngineOptions::default(), 1)
             .parser_hook(None)
             .is_none());
+    }
+
+    /// Filters, a threshold, a new-terms rule and a sequence: every way a rule keeps state.
+    fn mixed_rules() -> Vec<Arc<Rule>> {
+        let mut rules: Vec<Arc<Rule>> = (0..5)
+            .map(|i| rule(&format!("r{i}"), ["create", "get", "delete"][i % 3]))
+            .collect();
+        rules.insert(2, threshold_rule());
+        let verb = |v: &str| Expr::field(FieldPath::new("verb"), Pred::Eq(vec![v.into()]), false);
+        let user = || ruleatlas_ir::ValueExpr::Field(FieldPath::new("user.username"));
+        let pipeline = |query| Lowered::Ok {
+            pipeline: Pipeline {
+                query,
+                pipes: Vec::new(),
+            },
+        };
+        let new_terms = ruleatlas_ir::NewTerms {
+            filter: Expr::Not(Box::new(verb("list"))),
+            fields: vec![FieldPath::new("verb"), FieldPath::new("user.username")],
+            history_window_ms: 30_000,
+        };
+        rules.push(Arc::new(Rule::new(
+            "test",
+            "n",
+            "n",
+            "kql",
+            pipeline(Query::NewTerms(new_terms)),
+        )));
+        let step = |v: &str| ruleatlas_ir::Step {
+            filter: verb(v),
+            by: Vec::new(),
+            runs: 1,
+            missing: false,
+            fork: false,
+        };
+        let sequence = ruleatlas_ir::Sequence {
+            by: vec![user()],
+            maxspan_ms: Some(20_000),
+            steps: vec![step("create"), step("delete")],
+            until: None,
+        };
+        rules.push(Arc::new(Rule::new(
+            "test",
+            "s",
+            "s",
+            "eql",
+            pipeline(Query::Sequence(sequence)),
+        )));
+        rules
+    }
+
+    /// The `i`-th event of a longer test stream: verbs cycling, seven users, a second apart.
+    fn timed_event(i: usize) -> Event {
+        let verb = ["create", "get", "delete", "list", "get"][i % 5];
+        let doc = serde_json::json!({"kind":"Event","apiVersion":"audit.k8s.io/v1",
+            "verb": verb, "user": {"username": format!("u{}", i % 7)},
+            "requestReceivedTimestamp": format!("2025-03-04T06:{:02}:{:02}Z", i / 60 % 60, i % 60)});
+        let mut e = Event::new(doc, &EventOptions::default());
+        e.seq = i as u64;
+        e
+    }
+
+    /// Each alert as "rule: seq of its events".
+    fn describe(a: &Alert) -> String {
+        let seqs: Vec<String> = a.events.iter().map(|e| e.seq.to_string()).collect();
+        format!("{}: {}", a.rule.id, seqs.join(","))
+    }
+
+    #[test]
+    fn ordered_hooks_give_the_alerts_of_one_thread() {
+        let events = 600;
+        let mut one = ShardedEngine::new(mixed_rules(), EngineOptions::default(), 1);
+        let mut out = Vec::new();
+        for i in 0..events {
+            one.process_batch(vec![Arc::new(timed_event(i))], &mut out);
+        }
+        one.finish(&mut out);
+        let expected: Vec<String> = out.iter().map(describe).collect();
+        for name in ["t", "n", "s", "r0"] {
+            assert!(
+                expected.iter().any(|t| t.starts_with(&format!("{name}: "))),
+                "{name} fires in the test: {expected:?}"
+            );
+        }
+        for (threads, shards) in [(2, 1), (4, 2), (3, 3)] {
+            let mut engine = ShardedEngine::with_threads(
+                mixed_rules(),
+                EngineOptions::default(),
+                threads,
+                shards,
+            );
+            let format: AlertFormatter = Arc::new(describe);
+            let (parser, ordered) = engine.ordered_hooks(format).expect("threads: hooks");
+            // Two parser threads' hooks, taking chunks in turn.
+            let mut hooks = [(parser.0)(), (parser.0)()];
+            let mut out = Vec::new();
+            let mut docs_left = 0;
+            for (c, start) in (0..events).step_by(16).enumerate() {
+                let mut chunk: Vec<Event> =
+                    (start..(start + 16).min(events)).map(timed_event).collect();
+                for ev in &mut chunk {
+                    hooks[c % 2](ev);
+                }
+                let mut refs: Vec<&mut Event> = chunk.iter_mut().collect();
+                (ordered.0)(&mut refs);
+                docs_left += chunk.iter().filter(|e| !e.doc.is_null()).count();
+                engine.process_batch(chunk.into_iter().map(Arc::new).collect(), &mut out);
+            }
+            engine.finish(&mut out);
+            let got: Vec<String> = out
+                .iter()
+                .map(|a| a.text.clone().unwrap_or_else(|| describe(a)))
+                .collect();
+            assert_eq!(got, expected, "{threads} threads, {shards} shards");
+            assert_eq!(docs_left, 0, "documents stay on the parser threads");
+        }
     }
 }

@@ -16,7 +16,7 @@
 //! Both keep state bounded by `EngineOptions::max_states_per_rule` buckets / terms; overflow is
 //! counted and reported, never silent.
 
-use crate::{CompiledExpr, EngineOptions, EventCtx, Match, Stage};
+use crate::{CompiledExpr, EngineOptions, EventCtx, Match, Prepared, PreparedData, Stage};
 use ruleatlas_event::{lookup, Event, ResolvedField};
 use ruleatlas_ir::{Diagnostic, FieldDialect, FieldPath, NewTerms, Threshold};
 use serde_json::{json, Map, Value};
@@ -160,6 +160,13 @@ impl ThresholdStage {
 }
 
 impl Stage for ThresholdStage {
+    fn prepare(&self, ctx: &EventCtx) -> Prepared {
+        match ctx.doc(self.dialect) {
+            Some(doc) if self.filter.matches_memo(doc, ctx.memo_for(doc)) => Prepared::Run,
+            _ => Prepared::Skip,
+        }
+    }
+
     fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>) {
         let Some(doc) = ctx.doc(self.dialect) else {
             return;
@@ -279,18 +286,23 @@ fn term_cow(v: &Value) -> Option<Cow<'_, str>> {
     }
 }
 
-impl Stage for NewTermsStage {
-    fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>) {
-        let Some(doc) = ctx.doc(self.dialect) else {
-            return;
-        };
+/// Each field's distinct terms, sorted (see [`NewTermsStage::terms`]).
+type Terms<T> = SmallVec<[SmallVec<[T; 2]>; 4]>;
+
+/// What [`NewTermsStage::prepare`] reads from an event: its terms, owned.
+struct PreparedTerms(Terms<String>);
+
+impl NewTermsStage {
+    /// The terms of the event of `ctx` when it passes the filter and has a term in every field,
+    /// borrowed from the document: the common event (one value per field, a combination already
+    /// seen) allocates nothing.
+    fn terms<'c>(&self, ctx: &'c EventCtx) -> Option<Terms<Cow<'c, str>>> {
+        let doc = ctx.doc(self.dialect)?;
         let memo = ctx.memo_for(doc);
         if !self.filter.matches_memo(doc, memo) {
-            return;
+            return None;
         }
-        // Each field's distinct terms, borrowed from the document: the common event (one value
-        // per field, a combination already seen) allocates nothing.
-        let mut terms: SmallVec<[SmallVec<[Cow<str>; 2]>; 4]> = SmallVec::new();
+        let mut terms: Terms<Cow<str>> = SmallVec::new();
         let mut found: SmallVec<[&Value; 4]> = SmallVec::new();
         for f in &self.fields {
             found.clear();
@@ -298,12 +310,17 @@ impl Stage for NewTermsStage {
             let mut vals: SmallVec<[Cow<str>; 2]> =
                 found.iter().filter_map(|v| term_cow(v)).collect();
             if vals.is_empty() {
-                return;
+                return None;
             }
             vals.sort_unstable();
             vals.dedup();
             terms.push(vals);
         }
+        Some(terms)
+    }
+
+    /// Records the terms of the event of `ctx` and reports the combinations new to the window.
+    fn record<T: AsRef<str>>(&mut self, ctx: &EventCtx, terms: &Terms<T>, out: &mut Vec<Match>) {
         let ts = ctx.event.ts_ms.unwrap_or(self.last_ts);
         self.last_ts = self.last_ts.max(ts);
         let cutoff = ts.saturating_sub(self.n.history_window_ms);
@@ -314,7 +331,7 @@ impl Stage for NewTermsStage {
             // The key: each term with its length in front, so no two combinations share one.
             self.key.clear();
             for (vals, &i) in terms.iter().zip(&at) {
-                let t: &str = &vals[i];
+                let t: &str = vals[i].as_ref();
                 push_decimal(&mut self.key, t.len());
                 self.key.push(':');
                 self.key.push_str(t);
@@ -323,7 +340,7 @@ impl Stage for NewTermsStage {
                 terms
                     .iter()
                     .zip(&at)
-                    .map(|(vals, &i)| vals[i].to_string())
+                    .map(|(vals, &i)| vals[i].as_ref().to_string())
                     .collect()
             };
             match self.seen.get_mut(self.key.as_str()) {
@@ -379,6 +396,33 @@ impl Stage for NewTermsStage {
             events: vec![ctx.event.clone()],
             extra,
         });
+    }
+}
+
+impl Stage for NewTermsStage {
+    fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>) {
+        if let Some(terms) = self.terms(ctx) {
+            self.record(ctx, &terms, out);
+        }
+    }
+
+    fn prepare(&self, ctx: &EventCtx) -> Prepared {
+        match self.terms(ctx) {
+            Some(terms) => Prepared::Data(Box::new(PreparedTerms(
+                terms
+                    .into_iter()
+                    .map(|vals| vals.into_iter().map(Cow::into_owned).collect())
+                    .collect(),
+            ))),
+            None => Prepared::Skip,
+        }
+    }
+
+    fn apply(&mut self, ctx: &EventCtx, data: PreparedData, out: &mut Vec<Match>) {
+        match data.downcast::<PreparedTerms>() {
+            Ok(terms) => self.record(ctx, &terms.0, out),
+            Err(_) => self.on_event(ctx, out),
+        }
     }
 
     fn overflowed(&self) -> u64 {

@@ -151,6 +151,10 @@ pub struct EventOptions {
     pub projection_scope: ProjectionScope,
     /// Called on every event by parser threads (see [`ParserHook`]).
     pub parser_hook: Option<ParserHook>,
+    /// Called by parser threads on each chunk of events, in input order (see [`OrderedHook`]).
+    /// Only for a reader whose events are the whole of what their consumer sees, in this
+    /// order: not for files read side by side and merged by time.
+    pub ordered_hook: Option<OrderedHook>,
     /// NDJSON lines this filter rejects are counted here and skipped unparsed.
     pub line_gate: Option<LineGate>,
 }
@@ -342,7 +346,43 @@ impl std::fmt::Debug for ParserHook {
     }
 }
 
+/// Work that must see events in input order, done by the parser thread that parsed them, one
+/// chunk at a time: the thread whose chunk is next in the input runs it (after the
+/// [`ParserHook`] on each of the chunk's events) while the others parse or wait their turn.
+/// A hunt runs its stateful rules there: the documents are read in the cache of the core that
+/// built them, and only the rules' state moves between cores.
+///
+/// Contract: the function is called on the events of every chunk of a reader, chunk after
+/// chunk in input order, never on two chunks at once; events read without parser threads
+/// never meet it.
+#[derive(Clone)]
+pub struct OrderedHook(pub Arc<ChunkFn>);
+
+/// What an [`OrderedHook`] runs on the events of one chunk.
+pub type ChunkFn = dyn Fn(&mut [&mut Event]) + Send + Sync;
+
+impl std::fmt::Debug for OrderedHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OrderedHook")
+    }
+}
+
 impl Event {
+    /// A copy without the document and the text (source, time, position, origin and what hooks
+    /// computed): for a consumer that needs neither, while the event itself is kept elsewhere.
+    pub fn shell(&self) -> Event {
+        Event {
+            doc: Value::Null,
+            ts_ms: self.ts_ms,
+            kind: self.kind,
+            seq: self.seq,
+            origin: self.origin.clone(),
+            raw: None,
+            precomputed: self.precomputed.clone(),
+            home: HomeAddress::default(),
+        }
+    }
+
     pub fn new(doc: Value, opts: &EventOptions) -> Event {
         let kind = SourceKind::detect(&doc);
         let ts_ms = event_time(&doc, kind, opts.timestamp_field.as_deref());

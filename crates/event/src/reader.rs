@@ -20,7 +20,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 /// A document that could not be read as an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -610,6 +610,49 @@ struct Chunk {
     lines: Vec<std::ops::Range<usize>>,
 }
 
+/// Whose turn it is to run the [`crate::OrderedHook`]: the index of the next chunk.
+#[derive(Default)]
+struct Turnstile {
+    next: Mutex<u64>,
+    changed: Condvar,
+}
+
+/// The turn of one chunk; passes it to the next chunk when dropped (also on a panic, so the
+/// other threads are not left waiting).
+struct Turn<'t> {
+    turnstile: &'t Turnstile,
+    index: u64,
+}
+
+impl Turnstile {
+    /// Waits until chunk `index` is next.
+    fn wait_for(&self, index: u64) -> Turn<'_> {
+        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        while *next != index {
+            next = self
+                .changed
+                .wait(next)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        Turn {
+            turnstile: self,
+            index,
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut next = self
+            .turnstile
+            .next
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *next = self.index + 1;
+        self.turnstile.changed.notify_all();
+    }
+}
+
 struct ParallelLines {
     results: Receiver<(u64, VecDeque<Item>)>,
     waiting: BTreeMap<u64, VecDeque<Item>>,
@@ -689,8 +732,10 @@ impl ParallelLines {
             }
         });
         let work_rx = Arc::new(Mutex::new(work_rx));
+        let turnstile = Arc::new(Turnstile::default());
         for _ in 0..threads {
             let work_rx = work_rx.clone();
+            let turnstile = turnstile.clone();
             let res_tx = res_tx.clone();
             let name = name.clone();
             let opts = opts.clone();
@@ -719,6 +764,13 @@ impl ParallelLines {
                             hook(ev);
                         }
                         ev.home = home.address();
+                    }
+                    if let Some(ordered) = &opts.ordered_hook {
+                        // Chunks are taken in input order, so the thread holding the next
+                        // chunk is never waiting for a later one: the turn always comes.
+                        let _turn = turnstile.wait_for(index);
+                        let mut events: Vec<&mut Event> = out.iter_mut().flatten().collect();
+                        (ordered.0)(&mut events);
                     }
                     if res_tx.send((index, out)).is_err() {
                         return;
@@ -868,6 +920,65 @@ mod tests {
             &EventOptions::default(),
         );
         assert_eq!(stream.map(|s| s.count()).unwrap_or(0), 2);
+    }
+
+    #[test]
+    fn the_ordered_hook_sees_every_chunk_in_input_order_one_at_a_time() {
+        let lines = CHUNK_LINES * 23 + 5;
+        let mut text = String::new();
+        for i in 0..lines {
+            if i % 1000 == 999 {
+                // Bad lines are not events: the hook never sees them.
+                text.push_str("not json\n");
+            } else {
+                text.push_str(&format!("{{\"i\":{i}}}\n"));
+            }
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let overlapped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, busy, both) = (seen.clone(), inside.clone(), overlapped.clone());
+        let opts = EventOptions {
+            ordered_hook: Some(crate::OrderedHook(Arc::new(
+                move |events: &mut [&mut Event]| {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    if busy.fetch_add(1, SeqCst) > 0 {
+                        both.store(true, SeqCst);
+                    }
+                    // Long enough for another thread to come in, were it let in.
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                    if let Ok(mut s) = s.lock() {
+                        s.extend(events.iter().map(|e| e.origin.line));
+                    }
+                    for e in events.iter_mut() {
+                        e.doc = Value::Null;
+                    }
+                    busy.fetch_sub(1, SeqCst);
+                },
+            ))),
+            ..EventOptions::default()
+        };
+        let read: Vec<Item> = read_reader_parallel("t", Box::new(io::Cursor::new(text)), &opts, 4)
+            .map(|s| s.collect())
+            .unwrap_or_default();
+        let good: Vec<u64> = read
+            .iter()
+            .flatten()
+            .map(|e| {
+                assert!(e.doc.is_null(), "every event went through the hook");
+                e.origin.line
+            })
+            .collect();
+        assert_eq!(good.len(), lines - lines / 1000);
+        assert_eq!(
+            read.len() - good.len(),
+            lines / 1000,
+            "bad lines are reported"
+        );
+        let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(seen, good, "in input order");
+        assert!(good.windows(2).all(|w| w[0] < w[1]));
+        assert!(!overlapped.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[test]
