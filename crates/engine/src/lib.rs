@@ -74,8 +74,9 @@ pub struct Alert {
     pub events: Vec<Arc<Event>>,
     pub extra: Map<String, Value>,
     /// The alert already written out by the parser thread that found it (see
-    /// [`shards::AlertFormatter`]); `None`: the caller writes it.
-    pub text: Option<String>,
+    /// [`shards::AlertFormatter`]); `None`: the caller writes it. Shared, not copied: the
+    /// thread that collects alerts only writes it out.
+    pub text: Option<Arc<String>>,
 }
 
 /// An event with its lazily built views.

@@ -40,7 +40,7 @@ struct Shard {
 }
 
 /// An alert made on a parser thread: its rule, its facts and its text (as the formatter wrote it).
-type Fired<R> = (R, Map<String, Value>, Option<String>);
+type Fired<R> = (R, Map<String, Value>, Option<Arc<String>>);
 
 /// The shards' rules (correlations included), and the shard and position of each one that
 /// runs, by address (see [`ShardedEngine::ordered_hooks`]).
@@ -423,7 +423,7 @@ impl ShardedEngine {
                 let matches = alerts
                     .drain(..)
                     .filter_map(|a| {
-                        let text = format.as_ref().map(|f| f(&a));
+                        let text = format.as_ref().map(|f| Arc::new(f(&a)));
                         let at = *position.get(&(Arc::as_ptr(&a.rule) as usize))?;
                         Some((at, a.extra, text))
                     })
@@ -511,7 +511,7 @@ impl ShardedEngine {
                     .drain(..)
                     .map(|a| {
                         let text = format(&a);
-                        (a.rule, a.extra, Some(text))
+                        (a.rule, a.extra, Some(Arc::new(text)))
                     })
                     .collect();
                 // A rule that keeps the event (a sequence's partial match) keeps the document;
@@ -882,7 +882,7 @@ mod tests {
         engine.finish(&mut out);
         let texts = out
             .iter()
-            .map(|a| a.text.clone().unwrap_or_else(|| format(a)))
+            .map(|a| a.text.as_deref().cloned().unwrap_or_else(|| format(a)))
             .collect();
         (texts, docs_kept)
     }
@@ -1039,7 +1039,7 @@ mod tests {
             engine.finish(&mut out);
             let got: Vec<String> = out
                 .iter()
-                .map(|a| a.text.clone().unwrap_or_else(|| describe(a)))
+                .map(|a| a.text.as_deref().cloned().unwrap_or_else(|| describe(a)))
                 .collect();
             assert_eq!(got, expected, "{threads} threads, {shards} shards");
             assert_eq!(docs_left, 0, "documents stay on the parser threads");

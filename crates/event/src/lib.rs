@@ -315,6 +315,10 @@ impl std::fmt::Debug for HomeAddress {
 
 impl Drop for Event {
     fn drop(&mut self) {
+        if self.doc.is_null() && self.raw.is_none() {
+            // Nothing worth the trip home (what hooks computed is small and often shared).
+            return;
+        }
         if let Some(home) = self.home.0.take() {
             let remains = Remains {
                 _doc: std::mem::take(&mut self.doc),

@@ -351,6 +351,35 @@ fn not_utf8_column(e: &io::Error) -> Option<u64> {
 /// `\n`, returns the bytes read (0 at the end), and fails with `InvalidData` on a line that is
 /// not UTF-8 (nothing appended then) — unlike the standard library's, having read past that
 /// line, with a [`NotUtf8`] inside the error, so a caller can report the line and go on.
+/// `BufRead::read_until(b'\n', out)`, the newline found with the `memchr` crate's SIMD
+/// search, quicker than the standard library's on lines of a kilobyte.
+fn read_line_bytes(reader: &mut dyn BufRead, out: &mut Vec<u8>) -> io::Result<usize> {
+    let start = out.len();
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        match memchr::memchr(b'\n', available) {
+            Some(i) => {
+                out.extend_from_slice(&available[..=i]);
+                reader.consume(i + 1);
+                break;
+            }
+            None => {
+                let n = available.len();
+                out.extend_from_slice(available);
+                reader.consume(n);
+            }
+        }
+    }
+    Ok(out.len() - start)
+}
+
 fn read_line_into(reader: &mut dyn BufRead, out: &mut String) -> io::Result<usize> {
     let mut bytes = std::mem::take(out).into_bytes();
     let start = bytes.len();
@@ -686,7 +715,7 @@ impl ParallelLines {
                 while lines.len() < CHUNK_LINES {
                     let start = text.len();
                     // UTF-8 is checked by the parser threads, line by line.
-                    match reader.read_until(b'\n', &mut text) {
+                    match read_line_bytes(&mut *reader, &mut text) {
                         Ok(0) => break,
                         Ok(_) => {
                             line_no += 1;
