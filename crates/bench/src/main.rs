@@ -62,6 +62,9 @@ enum JsonParser {
     /// sonic-rs's parser building serde_json's document type (what `hunt` does).
     #[value(name = "sonic-rs-serde")]
     SonicRsSerde,
+    /// sonic-rs's lazy object iterator: every top-level value skipped (validated, not built).
+    #[value(name = "sonic-rs-lazy")]
+    SonicRsLazy,
 }
 
 impl JsonParser {
@@ -70,6 +73,7 @@ impl JsonParser {
             JsonParser::SerdeJson => "serde_json",
             JsonParser::SonicRs => "sonic-rs",
             JsonParser::SonicRsSerde => "sonic-rs-serde",
+            JsonParser::SonicRsLazy => "sonic-rs-lazy",
         }
     }
 }
@@ -543,6 +547,16 @@ fn parse_block(parser: JsonParser, block: &[u8]) -> Counts {
             JsonParser::SonicRsSerde => sonic_rs::from_slice::<Value>(line)
                 .ok()
                 .map(|v| v.is_object()),
+            JsonParser::SonicRsLazy => {
+                let mut ok = true;
+                for entry in sonic_rs::to_object_iter(line) {
+                    if entry.is_err() {
+                        ok = false;
+                        break;
+                    }
+                }
+                ok.then_some(true)
+            }
         };
         match object {
             Some(true) => c.objects += 1,

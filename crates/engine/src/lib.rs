@@ -883,6 +883,15 @@ impl Engine {
         if self.profile {
             let mut costs: Vec<_> = self.rules.iter().filter(|r| r.cost.0 > 0).collect();
             costs.sort_by_key(|r| std::cmp::Reverse(r.cost.1));
+            let (evals, ns) = costs
+                .iter()
+                .fold((0u64, 0u64), |(e, t), r| (e + r.cost.0, t + r.cost.1));
+            eprintln!(
+                "profile: {} rules run {evals} times, {:.1} ms in all ({:.0} ns/eval)",
+                costs.len(),
+                ns as f64 / 1e6,
+                ns as f64 / evals.max(1) as f64
+            );
             for r in costs.iter().take(40) {
                 eprintln!(
                     "profile: {:>10} evals {:>8.1} ms {:>6.0} ns/eval  {} {}",

@@ -41,8 +41,8 @@ fn name_hash(k: &[u8]) -> usize {
 
 /// `a == b` for the short names of a trie without a call to `memcmp` (overlapping loads: two
 /// words cover 8–16 bytes, two half-words 4–7, three bytes 1–3).
-#[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
+#[inline(always)]
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;

@@ -37,6 +37,11 @@ struct Node {
     children: NameTable<Node>,
     /// Keep the whole value here (a field ends at this node).
     whole: bool,
+    /// This node's place among its siblings in the byte order of their names: the order of a
+    /// map's keys, so the kept entries of an object sort on a number, not on their text.
+    rank: u32,
+    /// Some child is named by an array position ([`Node::indexes_arrays`]).
+    positions: bool,
 }
 
 impl Projection {
@@ -98,6 +103,7 @@ impl Projection {
         node.whole = true;
         // Everything below is kept anyway.
         node.children.clear();
+        node.positions = false;
     }
 
     /// Number of fields kept (paths ending in a whole value).
@@ -185,9 +191,7 @@ impl Node {
     /// Some field names an array element by position here (`/ephemeralContainers/0/name`, an
     /// exact path): arrays met at this node are kept whole (a superset, so lookups agree).
     fn indexes_arrays(&self) -> bool {
-        self.children
-            .iter()
-            .any(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+        self.positions
     }
 
     fn child(&self, name: &str) -> Option<&Node> {
@@ -195,6 +199,18 @@ impl Node {
     }
 
     fn child_mut(&mut self, name: &str) -> &mut Node {
+        if self.children.get(name).is_none() {
+            self.children.get_or_insert(name);
+            if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+                self.positions = true;
+            }
+            // Ranks of all the siblings, the new one among them (trie building only).
+            let mut names: Vec<String> = self.children.iter().map(|(k, _)| k.to_string()).collect();
+            names.sort_unstable();
+            for (rank, n) in (0u32..).zip(&names) {
+                self.children.get_or_insert(n).rank = rank;
+            }
+        }
         self.children.get_or_insert(name)
     }
 }
@@ -206,6 +222,11 @@ fn walk<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
     if let Some(n) = node.child(key) {
         return Some(n);
     }
+    walk_dotted(node, key)
+}
+
+/// [`walk`] for a key that names no child of `node` exactly.
+fn walk_dotted<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
     // A plain loop: most keys are short and dotless, `contains` costs more to set up.
     if !key.bytes().any(|b| b == b'.') {
         return None;
@@ -220,8 +241,11 @@ fn walk<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
     Some(n)
 }
 
-/// One kept entry of an object: its key, its value and the trie node below it (`None`: kept whole).
-type Kept<'a, 'n> = (&'a str, &'a sonic_rs::Value, Option<&'n Node>);
+/// One kept entry of an object: its key, its value, the trie node below it (`None`: kept whole)
+/// and the key's rank among the trie's names (`NO_RANK`: the key is not one of them).
+type Kept<'a, 'n> = (&'a str, &'a sonic_rs::Value, Option<&'n Node>, u32);
+
+const NO_RANK: u32 = u32::MAX;
 
 /// Makes `out` the part of `v` that `node` names (`None`: all of `v`), keeping the allocations
 /// of `out` wherever its shape agrees: a string is overwritten in place, an object with the same
@@ -240,34 +264,36 @@ fn refill(node: Option<&Node>, v: &sonic_rs::Value, out: &mut Value) {
                 return;
             };
             let mut kept: smallvec::SmallVec<[Kept; 24]> = smallvec::SmallVec::new();
+            // Every kept key is a child's name: they sort on their ranks.
+            let mut ranked = node.is_some();
             for (key, child) in obj.iter() {
                 match node {
-                    None => kept.push((key, child, None)),
+                    None => kept.push((key, child, None, NO_RANK)),
                     Some(n) => {
-                        if let Some(c) = walk(n, key) {
-                            kept.push((key, child, (!c.whole).then_some(c)));
+                        if let Some(c) = n.child(key) {
+                            kept.push((key, child, (!c.whole).then_some(c), c.rank));
+                        } else if let Some(c) = walk_dotted(n, key) {
+                            ranked = false;
+                            kept.push((key, child, (!c.whole).then_some(c), NO_RANK));
                         }
                     }
                 }
             }
             // A map's order: sorted keys, a repeated key keeping its last value (stable sort,
-            // then the last of each run).
-            kept.sort_by(|a, b| a.0.cmp(b.0));
-            if kept.windows(2).any(|w| w[0].0 == w[1].0) {
-                let mut w = 0;
-                for r in 0..kept.len() {
-                    if r + 1 < kept.len() && kept[r + 1].0 == kept[r].0 {
-                        continue;
-                    }
-                    kept[w] = kept[r];
-                    w += 1;
+            // then the last of each run). Equal ranks are equal keys.
+            if ranked {
+                if !kept.windows(2).all(|w| w[0].3 < w[1].3) {
+                    kept.sort_by_key(|k| k.3);
+                    last_of_runs(&mut kept, |a, b| a.3 == b.3);
                 }
-                kept.truncate(w);
+            } else {
+                kept.sort_by(|a, b| a.0.cmp(b.0));
+                last_of_runs(&mut kept, |a, b| a.0 == b.0);
             }
             let Value::Object(map) = out else {
                 *out = Value::Object(
                     kept.iter()
-                        .map(|&(k, c, n)| (k.to_string(), rebuilt(n, c)))
+                        .map(|&(k, c, n, _)| (k.to_string(), rebuilt(n, c)))
                         .collect(),
                 );
                 return;
@@ -276,8 +302,8 @@ fn refill(node: Option<&Node>, v: &sonic_rs::Value, out: &mut Value) {
             // refilled before a key differs is simply refilled again below.
             if map.len() == kept.len() {
                 let mut same = true;
-                for ((k, old), &(key, c, n)) in map.iter_mut().zip(&kept) {
-                    if k != key {
+                for ((k, old), &(key, c, n, _)) in map.iter_mut().zip(&kept) {
+                    if !crate::names::same(k.as_bytes(), key.as_bytes()) {
                         same = false;
                         break;
                     }
@@ -287,20 +313,29 @@ fn refill(node: Option<&Node>, v: &sonic_rs::Value, out: &mut Value) {
                     return;
                 }
             }
-            // Other keys: the entries both have keep their memory, the map is built anew.
-            let mut old = std::mem::take(map).into_iter().peekable();
-            let mut entries: Vec<(String, Value)> = Vec::with_capacity(kept.len());
-            for &(key, c, n) in &kept {
-                while old.next_if(|(k, _)| k.as_str() < key).is_some() {}
-                match old.next_if(|(k, _)| k == key) {
-                    Some((k, mut value)) => {
-                        refill(n, c, &mut value);
-                        entries.push((k, value));
-                    }
-                    None => entries.push((key.to_string(), rebuilt(n, c))),
+            // Other keys: the entries both have are refilled in place, the map's others removed
+            // and the missing ones inserted (a map built anew would allocate all its nodes).
+            let mut next = 0;
+            let mut missing: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
+            map.retain(|k, value| {
+                while next < kept.len() && kept[next].0 < k.as_str() {
+                    missing.push(next);
+                    next += 1;
                 }
+                match kept.get(next) {
+                    Some(&(key, c, n, _)) if key == k.as_str() => {
+                        refill(n, c, value);
+                        next += 1;
+                        true
+                    }
+                    _ => false,
+                }
+            });
+            missing.extend(next..kept.len());
+            for i in missing {
+                let (key, c, n, _) = kept[i];
+                map.insert(key.to_string(), rebuilt(n, c));
             }
-            *map = entries.into_iter().collect();
         }
         JsonType::Array => {
             let Some(items) = v.as_array() else {
@@ -333,6 +368,22 @@ fn refill(node: Option<&Node>, v: &sonic_rs::Value, out: &mut Value) {
         }
         _ => *out = scalar_from_sonic(v),
     }
+}
+
+/// Keeps the last entry of each run of entries that `same` says are equal.
+fn last_of_runs<T: Copy>(items: &mut smallvec::SmallVec<[T; 24]>, same: impl Fn(&T, &T) -> bool) {
+    if !items.windows(2).any(|w| same(&w[0], &w[1])) {
+        return;
+    }
+    let mut w = 0;
+    for r in 0..items.len() {
+        if r + 1 < items.len() && same(&items[r + 1], &items[r]) {
+            continue;
+        }
+        items[w] = items[r];
+        w += 1;
+    }
+    items.truncate(w);
 }
 
 fn rebuilt(node: Option<&Node>, v: &sonic_rs::Value) -> Value {
@@ -680,6 +731,7 @@ mod tests {
             r#"{"verb":"delete","user":{"username":"u","groups":[]},"objectRef":"not an object","annotations":{"authorization.k8s.io/decision":"allow"}}"#,
             r#"{"verb":1,"verb":"patch","objectRef":{"resource":null,"resource":"services","namespace":"ns"},"user":["odd"],"a.b":{"c":2},"a":{"b.c":3}}"#,
             r#"{"verb":"list","objectRef":{"resource":"secrets"},"requestObject":{"spec":{"containers":[]}},"user":{"username":"","groups":[1,2.5,-3,true,null,{"x":"y"}]}}"#,
+            r#"{"user":{"groups":["z"],"username":"w"},"requestObject":{"spec":{"containers":[{"image":"i"}]}},"objectRef":{"namespace":"n","resource":"r","resource":"s"},"verb":"watch","user":{"username":"again"}}"#,
             r#"{}"#,
             r#"[1,{"verb":"x"}]"#,
             r#""scalar""#,
@@ -704,7 +756,8 @@ mod tests {
         ] {
             for before in texts {
                 for after in texts {
-                    let expected = p.parse(after).expect("valid JSON");
+                    // (serde_json's parse through the projection: no code shared with refill.)
+                    let expected = p.parse_with_serde_json(after).expect("valid JSON");
                     let mut doc = p.parse(before).expect("valid JSON");
                     let dom: sonic_rs::Value = sonic_rs::from_str(after).expect("valid JSON");
                     refill(p.kept_root(), &dom, &mut doc);
