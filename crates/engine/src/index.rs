@@ -7,11 +7,10 @@
 //! candidate for every event. At run time the event's values of the anchor fields are looked up
 //! once per view and each hit names its rules.
 
-use crate::memo::{field_values, LookupMemo};
+use crate::memo::{with_field_values, LookupMemo};
 use ruleatlas_event::ResolvedField;
 use ruleatlas_ir::{Expr, FieldPath, Pred, Query, Scalar, ValueExpr};
 use serde_json::Value;
-use smallvec::SmallVec;
 use std::collections::HashMap;
 
 /// Fields that hold the same value for a whole log source: poor anchors.
@@ -170,14 +169,26 @@ pub fn query_anchors(q: &Query) -> Option<Vec<Anchor>> {
 #[derive(Debug, Default)]
 pub struct Index {
     fields: Vec<ResolvedField>,
-    /// Keyed by (anchor field, folded value). Hashed with foldhash, several times cheaper than
-    /// SipHash on short keys: it is probed per anchor value of every event, but only rules
-    /// insert into it, so an event's content cannot degrade it.
-    map: HashMap<(u16, String), Vec<u32>, foldhash::fast::FixedState>,
+    /// Per anchor field (same positions as `fields`): folded value → rules. Hashed with
+    /// foldhash, several times cheaper than SipHash on short keys: it is probed per anchor
+    /// value of every event, but only rules insert into it, so an event's content cannot
+    /// degrade it. Keyed by text so that an event's value already in folded form (most are)
+    /// is looked up as it is, without a copy.
+    maps: Vec<HashMap<Box<str>, Vec<u32>, foldhash::fast::FixedState>>,
     always: Vec<u32>,
 }
 
 impl Index {
+    /// Size of the index, for profiles: anchor fields, keys, rules always candidates.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} fields, {} keys, {} always",
+            self.fields.len(),
+            self.maps.iter().map(HashMap::len).sum::<usize>(),
+            self.always.len()
+        )
+    }
+
     pub fn add(&mut self, rule: u32, anchors: Option<Vec<Anchor>>) {
         let Some(anchors) = anchors else {
             self.always.push(rule);
@@ -188,11 +199,12 @@ impl Index {
                 Some(i) => i,
                 None => {
                     self.fields.push(ResolvedField::new(a.field.clone()));
+                    self.maps.push(HashMap::default());
                     self.fields.len() - 1
                 }
-            } as u16;
+            };
             for v in a.values {
-                let list = self.map.entry((fi, v)).or_default();
+                let list = self.maps[fi].entry(v.into_boxed_str()).or_default();
                 if list.last() != Some(&rule) {
                     list.push(rule);
                 }
@@ -201,45 +213,64 @@ impl Index {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.always.is_empty() && self.map.is_empty()
+        self.always.is_empty() && self.maps.iter().all(HashMap::is_empty)
     }
 
     /// Appends the candidate rules for `doc` (unsorted, possibly repeated); lookups go through
     /// `memo` when it serves `doc` (the rules will read the same fields).
     pub fn candidates(&self, doc: &Value, memo: Option<&LookupMemo<'_>>, out: &mut Vec<u32>) {
         out.extend_from_slice(&self.always);
-        let mut vals: SmallVec<[&Value; 4]> = SmallVec::new();
-        let mut key = (0u16, String::new());
-        for (fi, f) in self.fields.iter().enumerate() {
-            vals.clear();
-            field_values(memo, doc, f, &mut vals);
-            for v in &vals {
-                // One reused key buffer: this runs for every anchor field of every event.
-                key.1.clear();
-                match v {
-                    Value::String(s) if s.is_ascii() => {
-                        key.1.push_str(s);
-                        key.1.make_ascii_lowercase();
-                    }
-                    Value::String(s) => key.1.push_str(&s.to_lowercase()),
-                    Value::Number(n) => {
-                        use std::fmt::Write;
-                        // Canonical integer text, as numeric anchors are stored.
-                        match n.as_f64().and_then(integer_text) {
-                            Some(t) => key.1.push_str(&t),
-                            None => {
-                                let _ = write!(key.1, "{n}");
+        // One reused buffer for values that need folding: this runs for every anchor field of
+        // every event.
+        let mut folded = String::new();
+        for (f, map) in self.fields.iter().zip(&self.maps) {
+            with_field_values(memo, doc, f, |vals| {
+                for v in vals {
+                    let key: &str = match v {
+                        Value::String(s) if !s.bytes().any(|b| b.is_ascii_uppercase()) => {
+                            if s.is_ascii() {
+                                s
+                            } else {
+                                folded = s.to_lowercase();
+                                &folded
                             }
                         }
+                        Value::String(s) if s.is_ascii() => {
+                            folded.clear();
+                            folded.push_str(s);
+                            folded.make_ascii_lowercase();
+                            &folded
+                        }
+                        Value::String(s) => {
+                            folded = s.to_lowercase();
+                            &folded
+                        }
+                        Value::Number(n) => {
+                            use std::fmt::Write;
+                            folded.clear();
+                            // Canonical integer text, as numeric anchors are stored.
+                            match n.as_f64().and_then(integer_text) {
+                                Some(t) => folded.push_str(&t),
+                                None => {
+                                    let _ = write!(folded, "{n}");
+                                }
+                            }
+                            &folded
+                        }
+                        Value::Bool(b) => {
+                            if *b {
+                                "true"
+                            } else {
+                                "false"
+                            }
+                        }
+                        _ => continue,
+                    };
+                    if let Some(rules) = map.get(key) {
+                        out.extend_from_slice(rules);
                     }
-                    Value::Bool(b) => key.1.push_str(if *b { "true" } else { "false" }),
-                    _ => continue,
                 }
-                key.0 = fi as u16;
-                if let Some(rules) = self.map.get(&key) {
-                    out.extend_from_slice(rules);
-                }
-            }
+            });
         }
     }
 }
@@ -391,5 +422,41 @@ mod tests {
         idx.candidates(&serde_json::json!({"verb": "CREATE"}), None, &mut out);
         out.sort();
         assert_eq!(out, vec![0, 1]);
+    }
+
+    #[test]
+    fn event_values_are_folded_as_anchors_are() {
+        let mut idx = Index::default();
+        let mut add = |rule, field, value| {
+            let a = anchor(&eq(field, &[value])).unwrap_or_else(|| unreachable!());
+            idx.add(rule, Some(vec![a]));
+        };
+        add(0, "user", "Ärger");
+        add(1, "user", "plain");
+        add(2, "flag", "true");
+        add(3, "ns", "Kube-System");
+        let cases = [
+            (serde_json::json!({"user": "ärger"}), vec![0]),
+            (serde_json::json!({"user": "ÄRGER"}), vec![0]),
+            // No ASCII capital, yet not in folded form.
+            (serde_json::json!({"user": "Ärger"}), vec![0]),
+            (serde_json::json!({"user": "PLAIN"}), vec![1]),
+            (serde_json::json!({"user": ["x", "plain"]}), vec![1]),
+            (
+                serde_json::json!({"flag": true, "ns": "kube-system"}),
+                vec![2, 3],
+            ),
+            (
+                serde_json::json!({"flag": "TRUE", "ns": "KUBE-SYSTEM"}),
+                vec![2, 3],
+            ),
+            (serde_json::json!({"flag": false, "user": "other"}), vec![]),
+        ];
+        for (doc, want) in cases {
+            let mut out = Vec::new();
+            idx.candidates(&doc, None, &mut out);
+            out.sort();
+            assert_eq!(out, want, "{doc}");
+        }
     }
 }

@@ -423,6 +423,8 @@ pub struct Engine {
     scratch: Vec<Match>,
     /// `RULEATLAS_RULE_PROFILE` is set: time every rule, print the costliest at the end.
     profile: bool,
+    /// With `profile`: events processed, index hits (before dedup), candidates kept.
+    tally: (u64, u64, u64),
 }
 
 impl Engine {
@@ -641,6 +643,7 @@ impl Engine {
             skipped,
             scratch: Vec::new(),
             profile: rule_profile_enabled(),
+            tally: (0, 0, 0),
         }
     }
 
@@ -753,9 +756,15 @@ impl Engine {
                 idx.candidates(doc, ctx.memo_for(doc), &mut candidates);
             }
         }
+        let hits = candidates.len();
         // Rule order, so alerts come out in the same order whatever the index says.
         candidates.sort_unstable();
         candidates.dedup();
+        if self.profile {
+            self.tally.0 += 1;
+            self.tally.1 += hits as u64;
+            self.tally.2 += candidates.len() as u64;
+        }
         self.prepared.clear();
         for &i in &candidates {
             let r = &self.rules[i as usize];
@@ -886,6 +895,20 @@ impl Engine {
             let (evals, ns) = costs
                 .iter()
                 .fold((0u64, 0u64), |(e, t), r| (e + r.cost.0, t + r.cost.1));
+            let (events, hits, kept) = self.tally;
+            let per = |n: u64| n as f64 / events.max(1) as f64;
+            let fields: Vec<String> = self
+                .indexes
+                .iter()
+                .flatten()
+                .map(|(d, idx)| format!("{d:?} {}", idx.describe()))
+                .collect();
+            eprintln!(
+                "profile: {events} events, {:.1} index hits and {:.1} candidates each; indexes: {}",
+                per(hits),
+                per(kept),
+                fields.join("; ")
+            );
             eprintln!(
                 "profile: {} rules run {evals} times, {:.1} ms in all ({:.0} ns/eval)",
                 costs.len(),
