@@ -117,7 +117,7 @@ impl OutputTemplate {
                         .and_then(|key| uri_param(event.get("requestURI")?.as_str()?, key))
                         .unwrap_or_else(|| NA.to_string()),
                 ),
-                Piece::Field(Some(def)) => out.push_str(&render_field(def, event, text)),
+                Piece::Field(Some(def)) => render_field(def, event, text, &mut out),
                 Piece::Field(None) => out.push_str(NA),
             }
         }
@@ -168,57 +168,83 @@ fn field_name_len(s: &str) -> usize {
 
 const NA: &str = "<NA>";
 
-fn render_field(def: &FieldDef, event: &Value, input: Option<&str>) -> String {
-    let mut vals = Vec::new();
+/// Appends the text of field `def` in `event` to `out` (`<NA>` when absent). Written into the
+/// output itself: a hunt renders this for every alert of a Falco rule (hundreds of thousands).
+fn render_field(def: &FieldDef, event: &Value, input: Option<&str>, out: &mut String) {
     if let (Src::Text(p), Some(input)) = (&def.src, input) {
         if p.segments.as_ref().is_some_and(|s| s.is_empty()) {
-            return input.to_string();
+            out.push_str(input);
+            return;
         }
     }
     match &def.src {
-        Src::Path(p) | Src::Repo(p) => lookup(event, p, &mut vals),
+        Src::Path(p) | Src::Repo(p) => {
+            let repo = matches!(def.src, Src::Repo(_));
+            let start = out.len();
+            let mut n = 0usize;
+            if def.list {
+                out.push('(');
+            }
+            each_value(event, p, &mut |v| {
+                // A single-valued field prints its first value; a list field all of them.
+                if n > 0 && !def.list {
+                    return;
+                }
+                if n > 0 {
+                    out.push(',');
+                }
+                if repo {
+                    let t = text(v);
+                    out.push_str(repository(&t));
+                } else {
+                    push_text(v, out);
+                }
+                n += 1;
+            });
+            if n == 0 {
+                out.truncate(start);
+                out.push_str(NA);
+            } else if def.list {
+                out.push(')');
+            }
+        }
         Src::Text(p) | Src::Json(p) => {
-            let mut found = Vec::new();
-            lookup_whole(event, p, &mut found);
-            return found
-                .first()
-                .map(|v| text(v))
-                .unwrap_or_else(|| NA.to_string());
+            let mut first = None;
+            each_whole(event, p, &mut |v| {
+                first.get_or_insert(v);
+            });
+            match first {
+                Some(v) => push_text(v, out),
+                None => out.push_str(NA),
+            }
         }
         Src::AnyMatch {
             values,
             pred,
             present,
         } => {
-            let mut c = Vec::new();
-            lookup_whole(event, present, &mut c);
-            if c.is_empty() {
-                return NA.to_string();
+            let mut found = false;
+            each_whole(event, present, &mut |_| found = true);
+            if !found {
+                out.push_str(NA);
+                return;
             }
-            lookup(event, values, &mut vals);
-            let any = vals.iter().any(|v| {
+            let mut any = false;
+            each_value(event, values, &mut |v| {
+                if any {
+                    return;
+                }
                 let t = text(v);
-                match pred {
+                any = match pred {
                     Pred::Eq(xs) => xs.iter().any(|x| x.to_text() == t),
                     Pred::Prefix(xs) => xs.iter().any(|x| t.starts_with(x.as_str())),
                     _ => false,
-                }
+                };
             });
-            return any.to_string();
+            out.push_str(if any { "true" } else { "false" });
         }
-        Src::RawTime => return NA.to_string(),
+        Src::RawTime => out.push_str(NA),
     }
-    let mut texts: Vec<String> = vals.iter().map(|v| text(v)).collect();
-    if matches!(def.src, Src::Repo(_)) {
-        texts = texts.iter().map(|t| repository(t).to_string()).collect();
-    }
-    if def.list {
-        if texts.is_empty() {
-            return NA.to_string();
-        }
-        return format!("({})", texts.join(","));
-    }
-    texts.into_iter().next().unwrap_or_else(|| NA.to_string())
 }
 
 /// The plugin's repository: the image up to its first `:`, then up to its first `@`.
@@ -231,6 +257,18 @@ fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// [`text`], appended to `out`.
+fn push_text(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => out.push_str(s),
+        other => {
+            use std::fmt::Write;
+            // (Writing to a String cannot fail.)
+            let _ = write!(out, "{other}");
+        }
     }
 }
 
@@ -268,43 +306,42 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Values at `path`, arrays flattened (leaf arrays yield their elements).
-fn lookup<'a>(doc: &'a Value, path: &FieldPath, out: &mut Vec<&'a Value>) {
-    let mut whole = Vec::new();
-    lookup_whole(doc, path, &mut whole);
-    for v in whole {
-        match v {
-            Value::Array(items) => out.extend(items.iter()),
-            other => out.push(other),
-        }
-    }
+/// Calls `f` with the values at `path`, arrays flattened (leaf arrays yield their elements).
+fn each_value<'a>(doc: &'a Value, path: &FieldPath, f: &mut dyn FnMut(&'a Value)) {
+    each_whole(doc, path, &mut |v| match v {
+        Value::Array(items) => items.iter().for_each(&mut *f),
+        other => f(other),
+    });
 }
 
-fn lookup_whole<'a>(doc: &'a Value, path: &FieldPath, out: &mut Vec<&'a Value>) {
+/// Calls `f` with the values at `path` as they are (an array at the end is one value). An
+/// exact path walks keys as given (an array on the way only by position); a dotted name is
+/// split at its dots and walks through arrays on the way.
+fn each_whole<'a>(doc: &'a Value, path: &FieldPath, f: &mut dyn FnMut(&'a Value)) {
     fn walk<'a, S: AsRef<str>>(
         node: &'a Value,
         segs: &[S],
         flatten: bool,
-        out: &mut Vec<&'a Value>,
+        f: &mut dyn FnMut(&'a Value),
     ) {
         let Some((first, rest)) = segs.split_first() else {
-            out.push(node);
+            f(node);
             return;
         };
         match node {
             Value::Object(m) => {
                 if let Some(child) = m.get(first.as_ref()) {
-                    walk(child, rest, flatten, out);
+                    walk(child, rest, flatten, f);
                 }
             }
             Value::Array(items) => {
                 if let Ok(i) = first.as_ref().parse::<usize>() {
                     if let Some(child) = items.get(i) {
-                        walk(child, rest, flatten, out);
+                        walk(child, rest, flatten, f);
                     }
                 } else if flatten {
                     for it in items {
-                        walk(it, segs, flatten, out);
+                        walk(it, segs, flatten, f);
                     }
                 }
             }
@@ -312,10 +349,26 @@ fn lookup_whole<'a>(doc: &'a Value, path: &FieldPath, out: &mut Vec<&'a Value>) 
         }
     }
     match &path.segments {
-        Some(segs) => walk(doc, segs, false, out),
+        Some(segs) => walk(doc, segs, false, f),
         None => {
-            let segs: Vec<&str> = path.name.split('.').collect();
-            walk(doc, &segs, true, out)
+            // Names have a few components: split on the stack.
+            let mut segs: [&str; 16] = [""; 16];
+            let mut n = 0;
+            let mut overflow = Vec::new();
+            for c in path.name.split('.') {
+                if n < segs.len() {
+                    segs[n] = c;
+                    n += 1;
+                } else {
+                    overflow.push(c);
+                }
+            }
+            if overflow.is_empty() {
+                walk(doc, &segs[..n], true, f);
+            } else {
+                let all: Vec<&str> = segs.iter().copied().chain(overflow).collect();
+                walk(doc, &all, true, f);
+            }
         }
     }
 }
@@ -324,6 +377,43 @@ fn lookup_whole<'a>(doc: &'a Value, path: &FieldPath, out: &mut Vec<&'a Value>) 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn dotted_names_of_any_length_walk_objects_and_arrays() {
+        // 18 components: more than the walk splits on the stack.
+        let names: Vec<String> = (0..18).map(|i| format!("k{i}")).collect();
+        let mut doc = json!(["leaf", 7]);
+        for (i, k) in names.iter().enumerate().rev() {
+            doc = if i == 3 {
+                json!([{ k.as_str(): doc }, { "other": 1 }])
+            } else {
+                json!({ k.as_str(): doc })
+            };
+        }
+        let mut whole = Vec::new();
+        each_whole(&doc, &FieldPath::new(names.join(".")), &mut |v| {
+            whole.push(v.clone())
+        });
+        assert_eq!(whole, vec![json!(["leaf", 7])]);
+        let mut flat = Vec::new();
+        each_value(&doc, &FieldPath::new(names.join(".")), &mut |v| {
+            flat.push(v.clone())
+        });
+        assert_eq!(flat, vec![json!("leaf"), json!(7)]);
+        // An exact path does not walk through the array holding `k3`, only by position.
+        let mut exact = Vec::new();
+        each_whole(&doc, &FieldPath::exact(names.clone()), &mut |v| {
+            exact.push(v.clone())
+        });
+        assert!(exact.is_empty());
+        let mut by_position: Vec<String> = names[..3].to_vec();
+        by_position.push("0".into());
+        by_position.extend(names[3..].iter().cloned());
+        each_whole(&doc, &FieldPath::exact(by_position), &mut |v| {
+            exact.push(v.clone())
+        });
+        assert_eq!(exact, vec![json!(["leaf", 7])]);
+    }
 
     #[test]
     fn renders_fields_lists_and_missing() {
