@@ -125,19 +125,22 @@ impl EqSet {
     }
 }
 
+const WILDCARD: &str = "wildcard";
+
 /// Glob (`*`, `?`, `\` escapes) → regex source matching the whole string.
 pub fn wildcard_to_regex(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 8);
     let mut chars = pattern.chars();
+    let mut utf8 = [0u8; 4];
     while let Some(c) = chars.next() {
         match c {
             '*' => out.push_str(".*"),
             '?' => out.push('.'),
             '\\' => match chars.next() {
-                Some(n) => out.push_str(&regex::escape(&n.to_string())),
-                None => out.push_str(&regex::escape("\\")),
+                Some(n) => regex_syntax::escape_into(n.encode_utf8(&mut utf8), &mut out),
+                None => regex_syntax::escape_into("\\", &mut out),
             },
-            other => out.push_str(&regex::escape(&other.to_string())),
+            other => regex_syntax::escape_into(other.encode_utf8(&mut utf8), &mut out),
         }
     }
     out
@@ -233,6 +236,8 @@ fn regex_builder(src: &str) -> regex::RegexBuilder {
     b
 }
 
+/// `what` names the patterns in errors; `"wildcard"` patterns come from [`wildcard_to_regex`]
+/// (literals escaped, `.*` and `.`), valid by construction, so they skip the syntax check.
 fn build_regex(alternatives: &[String], ci: bool, what: &str) -> Result<LazyRegex, Diagnostic> {
     let joined = alternatives
         .iter()
@@ -262,10 +267,12 @@ fn build_regex(alternatives: &[String], ci: bool, what: &str) -> Result<LazyRege
         return Ok(LazyRegex(inner.clone()));
     }
     // The parser the regex crate uses, with its defaults: the same patterns are errors.
-    regex_syntax::ParserBuilder::new()
-        .build()
-        .parse(&src)
-        .map_err(|e| Diagnostic::error("bad-regex", format!("invalid {what}: {e}")))?;
+    if what != WILDCARD {
+        regex_syntax::ParserBuilder::new()
+            .build()
+            .parse(&src)
+            .map_err(|e| Diagnostic::error("bad-regex", format!("invalid {what}: {e}")))?;
+    }
     let inner = lock()
         .entry(src.clone())
         .or_insert_with(|| {
@@ -303,7 +310,7 @@ fn compile_pred(pred: &Pred, ci: bool) -> Result<CPred, Diagnostic> {
                 .iter()
                 .map(|p| format!("^{}$", wildcard_to_regex(p)))
                 .collect();
-            CPred::Regex(build_regex(&alts, ci, "wildcard")?)
+            CPred::Regex(build_regex(&alts, ci, WILDCARD)?)
         }
         Pred::Regex(pats) => CPred::Regex(build_regex(pats, ci, "regular expression")?),
         Pred::Prefix(xs) => CPred::Prefix(fold(xs)),
@@ -669,6 +676,31 @@ mod tests {
         assert!(lazy.matches(&json!({"ua": "kubectl/V1.2"})));
         // The guard restores eager building.
         assert!(BUILD_REGEXES_NOW.with(|b| b.get()));
+    }
+
+    #[test]
+    fn wildcards_match_regex_metacharacters_literally_lazy_or_not() {
+        // Every regex metacharacter, non-ASCII text and escaped glob characters: the pattern
+        // built from a wildcard needs no syntax check because it is always valid.
+        let literal = r"a.b+c(d)[e]{2}|f^g$h#i&j~k-l ü 東 ";
+        let pattern = format!(r"{literal}\*\?\\*");
+        let text = format!(r"{literal}*?\tail");
+        let expr = t("f", Pred::Wildcard(vec![pattern]), false);
+        let eager = CompiledExpr::compile(&expr).expect("valid by construction");
+        let lazy = {
+            let _lazy = LazyRegexes::begin();
+            CompiledExpr::compile(&expr).expect("valid by construction")
+        };
+        for (value, want) in [
+            (text.as_str(), true),
+            ("a.b+c(d)[e]{2}|f^g$h#i&j~k-l ü 東 *?\\", true),
+            ("aXb+c(d)[e]{2}|f^g$h#i&j~k-l ü 東 *?\\", false),
+            ("a.b+c(d)[e]{2}|f^g$h#i&j~k-l ü 東 x?\\", false),
+        ] {
+            let doc = json!({ "f": value });
+            assert_eq!(eager.matches(&doc), want, "{value}");
+            assert_eq!(lazy.matches(&doc), want, "{value}");
+        }
     }
 
     #[test]
