@@ -140,7 +140,7 @@ fn walk<'n>(node: &'n PlanNode, key: &str) -> Option<&'n PlanNode> {
         return None;
     }
     let mut n = node;
-    for c in key.split('.') {
+    for c in crate::names::dot_components(key) {
         n = n.children.get(c)?;
     }
     Some(n)

@@ -232,7 +232,7 @@ fn walk_dotted<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
         return None;
     }
     let mut n = node;
-    for c in key.split('.') {
+    for c in crate::names::dot_components(key) {
         if n.whole {
             return Some(n);
         }
