@@ -127,6 +127,26 @@ for s in a b c; do
       "$bin" hunt --threads "$t" --rules "${setpath[$s]}" "$raw"
   done
 done
+# The pipeline floor: one Sigma rule that never matches, every line parsed (--no-prefilter) — what
+# reading, parsing, projecting and routing cost before any rule work, against (c).
+mkdir -p "$work/floor-rule"
+cat > "$work/floor-rule/never.yml" <<'YML'
+title: Pipeline floor (never matches)
+id: 00000000-0000-4000-8000-00000000f100
+status: test
+logsource:
+  product: kubernetes
+  service: audit
+detection:
+  sel:
+    verb: no-such-verb
+  condition: sel
+level: low
+YML
+for t in 1 2; do
+  measure "ruleatlas-floor-${t}t" "1 rule that never matches, every line parsed (--no-prefilter)" "$t" "$events" "$raw" "$runs" /dev/null -- \
+    "$bin" hunt --no-prefilter --threads "$t" --rules "$work/floor-rule" "$raw"
+done
 # Loading and compiling the rules alone (an empty input file), to read the per-event cost off the above.
 : > "$work/empty.ndjson"
 for s in a b c; do
@@ -178,6 +198,24 @@ if [ "$big_events" -gt 0 ]; then
   gen "$big_events" "$big"
   measure "ruleatlas-c-2t-big" "${setname[c]}" 2 "$big_events" "$big" 1 /dev/null -- \
     "$bin" hunt --threads 2 --rules "$rules" "$big"
+fi
+
+# ---- instructions per event (callgrind): the machine's noise does not move these -------------
+# Over the first 20,000 events, minus the same command over an empty file (loading): (c) on one
+# thread, and the parse ceiling.
+instr_note="callgrind not run (valgrind not installed)"
+if command -v valgrind >/dev/null; then
+  head -n 20000 "$raw" > "$work/head-20000.ndjson"
+  instr() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null | awk '/Collected/ {print $4}'; }
+  c_all=$(instr "$bin" hunt --threads 1 --rules "$rules" "$work/head-20000.ndjson")
+  c_load=$(instr "$bin" hunt --threads 1 --rules "$rules" "$work/empty.ndjson")
+  p_all=$(instr "$benchbin" parse "$work/head-20000.ndjson" --parser "$CEILING_PARSER")
+  p_none=$(instr "$benchbin" parse "$work/empty.ndjson" --parser "$CEILING_PARSER")
+  f_all=$(instr "$bin" hunt --no-prefilter --threads 1 --rules "$work/floor-rule" "$work/head-20000.ndjson")
+  f_load=$(instr "$bin" hunt --no-prefilter --threads 1 --rules "$work/floor-rule" "$work/empty.ndjson")
+  instr_note=$(awk -v ca="$c_all" -v cl="$c_load" -v pa="$p_all" -v pn="$p_none" -v fa="$f_all" -v fl="$f_load" 'BEGIN {
+    c = (ca - cl) / 20000; p = (pa - pn) / 20000; f = (fa - fl) / 20000;
+    printf "instructions per event (callgrind, first 20,000 events, loading subtracted): %s parse %.0f; pipeline floor (1 rule) %.0f (%.0f %% of it the parse); (c) %.0f (the parse %.0f %% of it); loading (c) %.0f M instructions", "'"$CEILING_PARSER"'", p, f, 100 * p / f, c, 100 * p / c, cl / 1e6 }')
 fi
 
 # ---- alert counts per rule and logsource check ------------------------------------------------
@@ -296,6 +334,8 @@ elapsed=$(( $(date +%s) - started ))
   echo "Ratios: (c) 2 threads vs the $CEILING_PARSER parse ceiling (2 threads): $(awk -v a="$(eps ruleatlas-c-2t)" -v b="$(eps parse-$CEILING_PARSER-2t)" 'BEGIN {if (b>0) printf "%.0f %%", 100*a/b; else print "–"}');"
   echo "ruleatlas (b) 1 thread vs rsigma whole sigma folder (1 thread): $(awk -v a="$(eps ruleatlas-b-1t)" -v b="$(eps rsigma-b-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}'), vs rsigma with --logsource-routing: $(awk -v a="$(eps ruleatlas-b-1t)" -v b="$(eps rsigma-b-routed-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}');"
   echo "(c) 1 thread vs the $CEILING_PARSER parse ceiling (1 thread): $(awk -v a="$(eps ruleatlas-c-1t)" -v b="$(eps parse-$CEILING_PARSER-1t)" 'BEGIN {if (b>0) printf "%.0f %%", 100*a/b; else print "–"}');"
+  echo "Pipeline floor (1 rule, every line parsed) vs the ceiling: $(awk -v a="$(eps ruleatlas-floor-1t)" -v b="$(eps parse-$CEILING_PARSER-1t)" 'BEGIN {if (b>0) printf "%.0f %%", 100*a/b; else print "–"}') on 1 thread, $(awk -v a="$(eps ruleatlas-floor-2t)" -v b="$(eps parse-$CEILING_PARSER-2t)" 'BEGIN {if (b>0) printf "%.0f %%", 100*a/b; else print "–"}') on 2;"
+  echo "$instr_note."
   echo "ruleatlas (b) 2 threads vs rsigma whole sigma folder (1 thread, rsigma's eval uses one): $(awk -v a="$(eps ruleatlas-b-2t)" -v b="$(eps rsigma-b-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}');"
   ratio() { awk -v a="$(eps "$1")" -v b="$(eps "$2")" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}'; }
   echo "\`ruleatlas query\` vs python eql, the same query over the same ECS file: $(ratio ruleatlas-query-eql-2t python-eql-1.0.1) with 2 threads, $(ratio ruleatlas-query-eql-1t python-eql-1.0.1) with 1, $(ratio ruleatlas-query-eql-no-prefilter python-eql-1.0.1) parsing every line (--no-prefilter);"

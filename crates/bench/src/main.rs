@@ -531,7 +531,11 @@ fn parse_block(parser: JsonParser, block: &[u8]) -> Counts {
         bytes: block.len() as u64,
         ..Counts::default()
     };
-    for line in block.split(|&b| b == b'\n') {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', block).chain(std::iter::once(block.len()));
+    for end in ends {
+        let line = &block[start..end];
+        start = end + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
