@@ -100,6 +100,24 @@ fn threads_give_the_alerts_of_one_thread() {
             "{format:?}: --threads 2 differs from --threads 1"
         );
     }
+    // A single rule is threaded too (parser threads run it): each rule file of the examples on
+    // its own, stateless or not.
+    for file in [
+        "sigma/k8s_privileged_pod.yml",
+        "elastic/k8s_forbidden_burst.toml",
+    ] {
+        let one_rule = vec![root().join("examples/rules").join(file)];
+        let (one, _) = hunt(1, &one_rule, &single);
+        assert!(
+            one.lines().count() >= 300,
+            "{file}: too few alerts to compare"
+        );
+        let (two, _) = hunt(2, &one_rule, &single);
+        assert!(
+            two == one,
+            "{file} alone: --threads 2 differs from --threads 1"
+        );
+    }
     println!("hunt threads: {alerts} alerts identical with 1, 2, 3 and 5 threads (and as ECS alerts and a table with 2)");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -217,8 +217,9 @@ impl ShardedEngine {
             .enumerate()
             .map(|(i, r)| (Arc::as_ptr(r), (is_correlation(r), i)))
             .collect();
-        // One thread, or a single rule: the single-threaded engine.
-        let threaded = threads > 1 && rules.len() > 1;
+        // One thread, or no rule: the single-threaded engine. (A single rule is threaded too:
+        // parsing is most of a one-rule hunt, and documents must stay on their parser's core.)
+        let threaded = threads > 1 && !rules.is_empty();
         let shards = stateful_shards.clamp(1, threads.min(rules.len()).max(1));
         let mut projection = Some(Projection::new());
         let mut requirements = Vec::new();
