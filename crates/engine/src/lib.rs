@@ -742,11 +742,9 @@ impl Engine {
     pub fn process(&mut self, event: Arc<Event>, out: &mut Vec<Alert>) {
         let kind = routing::kind_index(event.kind);
         let shared = event.clone();
+        // (The plan is held here, not borrowed from `self`: the rules run with `self` mutable.)
         let plan = self.plans[kind].clone();
-        let memo = match &plan {
-            Some(plan) => LookupMemo::with_plan(&shared.doc, plan),
-            None => LookupMemo::new(&shared.doc),
-        };
+        let memo = LookupMemo::with_plan_if_any(&shared.doc, plan.as_deref());
         let ctx = EventCtx::with_memo(event, &memo);
         let mut fired: Vec<(usize, Match)> = Vec::new();
         let mut candidates = std::mem::take(&mut self.candidates);
@@ -800,11 +798,9 @@ impl Engine {
     ) {
         let kind = routing::kind_index(event.kind);
         let shared = event.clone();
+        // (The plan is held here, not borrowed from `self`: the rules run with `self` mutable.)
         let plan = self.plans[kind].clone();
-        let memo = match &plan {
-            Some(plan) => LookupMemo::with_plan(&shared.doc, plan),
-            None => LookupMemo::new(&shared.doc),
-        };
+        let memo = LookupMemo::with_plan_if_any(&shared.doc, plan.as_deref());
         let ctx = EventCtx::with_memo(event, &memo);
         let mut fired: Vec<(usize, Match)> = Vec::new();
         // Rule order, as `process` goes.

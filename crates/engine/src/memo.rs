@@ -69,6 +69,14 @@ impl<'d> LookupMemo<'d> {
         memo
     }
 
+    /// [`LookupMemo::with_plan`] when there is a plan, else [`LookupMemo::new`].
+    pub fn with_plan_if_any(doc: &'d Value, plan: Option<&'d FieldPlan>) -> LookupMemo<'d> {
+        match plan {
+            Some(plan) => LookupMemo::with_plan(doc, plan),
+            None => LookupMemo::new(doc),
+        }
+    }
+
     /// Is this the memo of `doc` (the same value in memory)?
     pub fn serves(&self, doc: &Value) -> bool {
         std::ptr::eq(self.doc, doc)

@@ -346,11 +346,6 @@ fn not_utf8_column(e: &io::Error) -> Option<u64> {
         .map(|n| n.column)
 }
 
-/// [`BufRead::read_line`] with memchr's SIMD newline search (the standard library's is a
-/// word-at-a-time loop, a visible cost on 1 KB lines). Same contract: appends one line with its
-/// `\n`, returns the bytes read (0 at the end), and fails with `InvalidData` on a line that is
-/// not UTF-8 (nothing appended then) — unlike the standard library's, having read past that
-/// line, with a [`NotUtf8`] inside the error, so a caller can report the line and go on.
 /// `BufRead::read_until(b'\n', out)`, the newline found with the `memchr` crate's SIMD
 /// search, quicker than the standard library's on lines of a kilobyte.
 fn read_line_bytes(reader: &mut dyn BufRead, out: &mut Vec<u8>) -> io::Result<usize> {
@@ -380,36 +375,22 @@ fn read_line_bytes(reader: &mut dyn BufRead, out: &mut Vec<u8>) -> io::Result<us
     Ok(out.len() - start)
 }
 
+/// [`BufRead::read_line`] with memchr's SIMD newline search (the standard library's is a
+/// word-at-a-time loop, a visible cost on 1 KB lines). Same contract: appends one line with its
+/// `\n`, returns the bytes read (0 at the end), and fails with `InvalidData` on a line that is
+/// not UTF-8 (nothing appended then) — unlike the standard library's, having read past that
+/// line, with a [`NotUtf8`] inside the error, so a caller can report the line and go on.
 fn read_line_into(reader: &mut dyn BufRead, out: &mut String) -> io::Result<usize> {
     let mut bytes = std::mem::take(out).into_bytes();
     let start = bytes.len();
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                bytes.truncate(start);
-                *out = String::from_utf8(bytes).unwrap_or_default();
-                return Err(e);
-            }
-        };
-        if available.is_empty() {
-            break;
+    let read = match read_line_bytes(reader, &mut bytes) {
+        Ok(n) => n,
+        Err(e) => {
+            bytes.truncate(start);
+            *out = String::from_utf8(bytes).unwrap_or_default();
+            return Err(e);
         }
-        match memchr::memchr(b'\n', available) {
-            Some(i) => {
-                bytes.extend_from_slice(&available[..=i]);
-                reader.consume(i + 1);
-                break;
-            }
-            None => {
-                let n = available.len();
-                bytes.extend_from_slice(available);
-                reader.consume(n);
-            }
-        }
-    }
-    let read = bytes.len() - start;
+    };
     match String::from_utf8(bytes) {
         Ok(text) => {
             *out = text;
