@@ -433,6 +433,19 @@ pub fn event_time(doc: &Value, kind: SourceKind, field: Option<&str>) -> Option<
 fn first_time(doc: &Value, fields: &[&str]) -> Option<i64> {
     let mut out = Vec::new();
     for f in fields {
+        // The common case, a top-level key of an object, answered without a walk or a vector
+        // (what the lookup gives for a name without dots; arrays take the lookup, which
+        // flattens them).
+        if let (Value::Object(map), false) = (doc, f.contains('.')) {
+            match map.get(*f) {
+                None => continue,
+                Some(Value::Array(_)) => {}
+                Some(v) => match parse_timestamp(v) {
+                    Some(ts) => return Some(ts),
+                    None => continue,
+                },
+            }
+        }
         out.clear();
         lookup::lookup_str(doc, f, &mut out);
         if let Some(ts) = out.iter().find_map(|v| parse_timestamp(v)) {
@@ -446,6 +459,23 @@ fn first_time(doc: &Value, fields: &[&str]) -> Option<i64> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn event_times_come_from_the_first_field_that_holds_one() {
+        let t = |doc: Value, field: Option<&str>| event_time(&doc, SourceKind::detect(&doc), field);
+        let audit = json!({"kind": "Event", "apiVersion": "audit.k8s.io/v1",
+            "requestReceivedTimestamp": "not a time", "stageTimestamp": "2025-03-04T06:22:18.819Z"});
+        assert_eq!(t(audit, None), Some(1741069338819));
+        // A top-level array: its first element that reads as a time.
+        let listed = json!({"time": ["x", "2025-03-04T06:22:18.819Z"]});
+        assert_eq!(t(listed.clone(), Some("time")), Some(1741069338819));
+        // Dotted names walk objects and dotted keys alike.
+        let nested = json!({"a": {"b": "2025-03-04T06:22:18.819Z"}});
+        assert_eq!(t(nested, Some("a.b")), Some(1741069338819));
+        let dotted = json!({"a.b": "2025-03-04T06:22:18.819Z"});
+        assert_eq!(t(dotted, Some("a.b")), Some(1741069338819));
+        assert_eq!(t(listed, Some("missing")), None);
+    }
 
     #[test]
     fn an_event_dropped_elsewhere_is_freed_by_its_parser_thread() {
