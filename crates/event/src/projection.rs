@@ -307,7 +307,14 @@ fn refill(node: Option<&Node>, v: &sonic_rs::Value, out: &mut Value) {
                         same = false;
                         break;
                     }
-                    refill(n, c, old);
+                    // Most kept values are strings: copied here, without the call.
+                    match (c.as_str(), &mut *old) {
+                        (Some(s), Value::String(o)) => {
+                            o.clear();
+                            o.push_str(s);
+                        }
+                        _ => refill(n, c, old),
+                    }
                 }
                 if same {
                     return;
