@@ -153,22 +153,28 @@ pub fn alert_json(a: &Alert) -> String {
         },
         rule: &rule,
     };
+    // One buffer sized for the events' text (about a kilobyte each) and the head: written once,
+    // not grown a few times over per alert.
+    let texts: Vec<std::borrow::Cow<'_, str>> = a.events.iter().map(|e| e.to_json_text()).collect();
+    let size = texts.iter().map(|t| t.len() + 1).sum::<usize>() + 512;
+    let mut buf = Vec::with_capacity(size);
     // The head without its closing brace; the events array goes last.
-    let mut line = match serde_json::to_string(&head) {
-        Ok(mut h) => {
-            h.pop();
-            h.push(',');
-            h
-        }
+    if serde_json::to_writer(&mut buf, &head).is_ok() && buf.last() == Some(&b'}') {
+        buf.pop();
+        buf.push(b',');
+    } else {
         // Not reachable with these types; still a valid document if it were.
-        Err(_) => "{".to_string(),
-    };
+        buf.clear();
+        buf.push(b'{');
+    }
+    // serde_json writes UTF-8 only.
+    let mut line = String::from_utf8(buf).unwrap_or_else(|_| "{".to_string());
     line.push_str("\"events\":[");
-    for (i, e) in a.events.iter().enumerate() {
+    for (i, t) in texts.iter().enumerate() {
         if i > 0 {
             line.push(',');
         }
-        line.push_str(&e.to_json_text());
+        line.push_str(t);
     }
     line.push_str("]}");
     line
