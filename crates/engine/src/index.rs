@@ -227,19 +227,15 @@ impl Index {
             with_field_values(memo, doc, f, |vals| {
                 for v in vals {
                     let key: &str = match v {
-                        Value::String(s) if !s.bytes().any(|b| b.is_ascii_uppercase()) => {
-                            if s.is_ascii() {
+                        Value::String(s) if s.is_ascii() => {
+                            if !s.bytes().any(|b| b.is_ascii_uppercase()) {
                                 s
                             } else {
-                                folded = s.to_lowercase();
+                                folded.clear();
+                                folded.push_str(s);
+                                folded.make_ascii_lowercase();
                                 &folded
                             }
-                        }
-                        Value::String(s) if s.is_ascii() => {
-                            folded.clear();
-                            folded.push_str(s);
-                            folded.make_ascii_lowercase();
-                            &folded
                         }
                         Value::String(s) => {
                             folded = s.to_lowercase();

@@ -351,24 +351,9 @@ fn each_whole<'a>(doc: &'a Value, path: &FieldPath, f: &mut dyn FnMut(&'a Value)
     match &path.segments {
         Some(segs) => walk(doc, segs, false, f),
         None => {
-            // Names have a few components: split on the stack.
-            let mut segs: [&str; 16] = [""; 16];
-            let mut n = 0;
-            let mut overflow = Vec::new();
-            for c in path.name.split('.') {
-                if n < segs.len() {
-                    segs[n] = c;
-                    n += 1;
-                } else {
-                    overflow.push(c);
-                }
-            }
-            if overflow.is_empty() {
-                walk(doc, &segs[..n], true, f);
-            } else {
-                let all: Vec<&str> = segs.iter().copied().chain(overflow).collect();
-                walk(doc, &all, true, f);
-            }
+            // Names have a few components: split without a heap allocation.
+            let segs: smallvec::SmallVec<[&str; 8]> = path.name.split('.').collect();
+            walk(doc, &segs, true, f);
         }
     }
 }
@@ -380,7 +365,7 @@ mod tests {
 
     #[test]
     fn dotted_names_of_any_length_walk_objects_and_arrays() {
-        // 18 components: more than the walk splits on the stack.
+        // 18 components: more than the walk keeps inline.
         let names: Vec<String> = (0..18).map(|i| format!("k{i}")).collect();
         let mut doc = json!(["leaf", 7]);
         for (i, k) in names.iter().enumerate().rev() {
