@@ -416,3 +416,41 @@ logsource: {product: kubernetes, service: audit}\ndetection:\n  sel: {verb: crea
     let tactics: Vec<&str> = r.attack.iter().map(|a| a.tactic.as_str()).collect();
     assert_eq!(tactics, vec!["", "t102ſeT4", "gſ01"]);
 }
+
+#[test]
+fn regexes_are_checked_at_load_with_the_engines_parser() {
+    let lowered = |re: &str| {
+        one(&rule(&format!(
+            "  sel:\n    a|re: '{re}'\n  condition: sel\n"
+        )))
+        .lowered
+    };
+    // Valid, including syntax only the regex crate has.
+    assert!(matches!(lowered(r"^ab+c\d{2}$"), Lowered::Ok { .. }));
+    assert!(matches!(lowered(r"(?P<x>\p{Greek}+)"), Lowered::Ok { .. }));
+    // PCRE features the engine lacks: unsupported, not invalid.
+    for re in [r"(?<=a)b", r"(a)\1"] {
+        match lowered(re) {
+            Lowered::Unsupported { diagnostic } => {
+                assert_eq!(diagnostic.code, "unsupported-regex", "{re}")
+            }
+            other => panic!("{re}: {other:?}"),
+        }
+    }
+    // Invalid: an error with the reason, at the value; also for a bad Unicode class, which
+    // only the translation to the regex crate's HIR finds.
+    for (re, reason) in [("a(b", "unclosed group"), (r"\p{NoSuchClass}", "Unicode")] {
+        match lowered(re) {
+            Lowered::Error { diagnostic } => {
+                assert_eq!(diagnostic.code, "bad-regex", "{re}");
+                assert!(
+                    diagnostic.message.contains(reason),
+                    "{re}: {}",
+                    diagnostic.message
+                );
+                assert!(diagnostic.span.is_some(), "{re}");
+            }
+            other => panic!("{re}: {other:?}"),
+        }
+    }
+}

@@ -344,7 +344,11 @@ pub fn lower_item(
                 } else {
                     format!("(?{re_flags}){src}")
                 };
-                if let Err(e) = regex::RegexBuilder::new(&full).size_limit(64 << 20).build() {
+                // The regex crate's own parser, so the same patterns are errors; the regex is
+                // built when an event first needs it (building all of SigmaHQ's here cost a
+                // tenth of loading every rule set). A pattern too big to compile is reported
+                // by the hunt then.
+                if let Err(e) = regex_syntax::ParserBuilder::new().build().parse(&full) {
                     let msg = e.to_string();
                     // Look-around and back-references are PCRE features outside the spec's
                     // flavour that Rust's regex does not have: unsupported, not invalid.
