@@ -44,7 +44,7 @@ pub use eval::CompiledExpr;
 pub use shards::ShardedEngine;
 
 use memo::LookupMemo;
-use ruleatlas_event::{ecs, Event, FieldPlan, Projection, SourceKind};
+use ruleatlas_event::{ecs, Event, FieldPlan, Projection, ResolvedField, SourceKind};
 use ruleatlas_ir::{
     Diagnostic, FieldDialect, FieldPath, Lowered, Pipeline, Query, Requirement, Rule,
 };
@@ -321,6 +321,28 @@ struct CompiledRule {
     deferred: bool,
     /// Evaluations and nanoseconds spent, when profiling (`RULEATLAS_RULE_PROFILE`).
     cost: (u64, u64),
+    /// The fields the rule reads, for events of unknown shape ([`SourceKind::Unknown`]): such
+    /// an event meets the rule only if it holds one of them. A rule can match an event for
+    /// what it lacks (a Zeek rule's `not selection` holds for any event without `id.orig_h`),
+    /// which says nothing about an event of another source: the rule's log source cannot be
+    /// told from the event, its fields can. `None`: the rule reads every field (keyword
+    /// searches, wildcard names) or none, and meets every such event.
+    unknown_needs_one_of: Option<Vec<ResolvedField>>,
+}
+
+/// See [`CompiledRule::unknown_needs_one_of`].
+fn fields_read(rule: &Rule) -> Option<Vec<ResolvedField>> {
+    let pipeline = rule.pipeline()?;
+    let mut fields: Vec<FieldPath> = Vec::new();
+    let mut every = false;
+    pipeline.visit_fields(&mut |f| {
+        if f.name.contains('*') {
+            every = true;
+        } else if !fields.contains(f) {
+            fields.push(f.clone());
+        }
+    });
+    (!every && !fields.is_empty()).then(|| fields.into_iter().map(ResolvedField::new).collect())
 }
 
 /// How a rule reads a raw audit Event.
@@ -355,6 +377,8 @@ const PLAN_MIN_RULES: usize = 48;
 
 /// [`routing::kind_index`] of raw audit Events.
 const RAW_AUDIT: usize = 0;
+/// [`routing::kind_index`] of events of unknown shape.
+const UNKNOWN: usize = 5;
 
 struct CompiledCorrelation {
     rule: Arc<Rule>,
@@ -513,6 +537,11 @@ impl Engine {
                             suppressed: false,
                             deferred: false,
                             cost: (0, 0),
+                            unknown_needs_one_of: if applies[UNKNOWN] {
+                                fields_read(rule)
+                            } else {
+                                None
+                            },
                         }),
                         Err(d) => skipped.push((rule.clone(), d.message)),
                     }
@@ -563,6 +592,7 @@ impl Engine {
             }
         }
         debug_assert_eq!(routing::kind_index(SourceKind::KubernetesAudit), RAW_AUDIT);
+        debug_assert_eq!(routing::kind_index(SourceKind::Unknown), UNKNOWN);
         let mut indexes: Vec<Vec<(FieldDialect, index::Index)>> =
             (0..routing::KINDS).map(|_| Vec::new()).collect();
         for (i, r) in compiled.iter().enumerate() {
@@ -768,6 +798,19 @@ impl Engine {
             let r = &self.rules[i as usize];
             if !r.applies[kind] {
                 continue;
+            }
+            if kind == UNKNOWN {
+                if let (Some(fields), Some(doc)) =
+                    (&r.unknown_needs_one_of, ctx.doc(r.rule.field_dialect))
+                {
+                    let memo = ctx.memo_for(doc);
+                    if !fields
+                        .iter()
+                        .any(|f| memo::with_field_values(memo, doc, f, |v| !v.is_empty()))
+                    {
+                        continue;
+                    }
+                }
             }
             if r.deferred {
                 let stage = match &r.raw_audit {

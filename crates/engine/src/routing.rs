@@ -5,7 +5,10 @@
 //! index patterns: a rule reading `logs-kubernetes.audit_logs-*` meets Kubernetes audit events
 //! (raw ones through the ECS view), one reading only `logs-endpoint.events.*` or `winlogbeat-*`
 //! does not; rules with no index pattern (data views) meet every event. Generic ECS documents and
-//! documents of unknown shape meet every ECS rule: their data stream is not known.
+//! documents of unknown shape meet every ECS rule: their data stream is not known. A document of
+//! unknown shape also meets the rules of sources ruleatlas does not recognise (Windows, Zeek…);
+//! the engine then keeps only the rules reading a field the document holds
+//! (`CompiledRule::unknown_needs_one_of`).
 
 use ruleatlas_event::SourceKind;
 use ruleatlas_ir::{FieldDialect, LogSourceSel, Rule};

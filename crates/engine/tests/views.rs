@@ -89,3 +89,47 @@ fn disabled_rules_do_not_run() {
     let raw = json!({"eventVersion": "1.08", "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging"});
     assert!(fired(vec![r], raw).is_empty());
 }
+
+#[test]
+fn events_of_unknown_shape_meet_rules_whose_fields_they_hold() {
+    // A Zeek rule that fires on what an event lacks: `not selection`.
+    let zeek = |id: &str, filter: Expr| {
+        let mut r = native_rule(id, "zeek", "rdp", "id.orig_h", "x");
+        r.lowered = Lowered::Ok {
+            pipeline: Pipeline::filter(filter),
+        };
+        r
+    };
+    let private = Expr::field(
+        FieldPath::new("id.orig_h"),
+        Pred::Cidr(vec!["10.0.0.0/8".into()]),
+        false,
+    );
+    let keyword = Expr::field(
+        FieldPath::new("*"),
+        Pred::Contains(vec!["mstsc".into()]),
+        true,
+    );
+    let rules = || {
+        vec![
+            zeek("public-rdp", Expr::not(private.clone())),
+            zeek("keyword", keyword.clone()),
+        ]
+    };
+    // A GCP audit record (a source ruleatlas does not know): it has no `id.orig_h`, so the
+    // Zeek rule says nothing about it.
+    let gcp = json!({"protoPayload": {"methodName": "compute.instances.list"}});
+    assert_eq!(fired(rules(), gcp), Vec::<String>::new());
+    // A Zeek record: the rule reads it, privately addressed or not.
+    let public = json!({"id.orig_h": "8.8.8.8", "id.resp_p": 3389});
+    assert_eq!(fired(rules(), public), vec!["public-rdp"]);
+    let private_host = json!({"id": {"orig_h": "10.1.2.3"}});
+    assert_eq!(fired(rules(), private_host), Vec::<String>::new());
+    // A keyword search reads every field: any event may hold it.
+    let note = json!({"message": "started MSTSC.exe"});
+    assert_eq!(fired(rules(), note), vec!["keyword"]);
+    // Events of a known source are routed as before: a Zeek rule never meets an audit Event.
+    let audit = json!({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "verb": "get",
+        "id.orig_h": "8.8.8.8"});
+    assert_eq!(fired(rules(), audit), Vec::<String>::new());
+}

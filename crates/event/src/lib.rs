@@ -87,11 +87,16 @@ impl SourceKind {
         };
         let s = |k: &str| obj.get(k).and_then(Value::as_str);
         // Audit events written without `apiVersion` (hand-made captures, Falco's k8s_audit test
-        // traces) still carry the audit Event's own keys.
+        // traces, the minimal events of rule tests) still carry the audit Event's own keys: an
+        // audit ID and stage, or a verb (no other `Event` has one: a core Event names its
+        // version anyway, and has a reason and an involved object instead).
         if s("kind") == Some("Event")
             && match s("apiVersion") {
                 Some(v) => v.starts_with("audit.k8s.io/"),
-                None => obj.contains_key("auditID") && obj.contains_key("stage"),
+                None => {
+                    (obj.contains_key("auditID") && obj.contains_key("stage"))
+                        || s("verb").is_some()
+                }
             }
         {
             return SourceKind::KubernetesAudit;
@@ -222,6 +227,8 @@ impl EventOptions {
         for name in READING {
             projection.add_name(name);
         }
+        // (A `verb` tells an audit Event written without `apiVersion`.)
+        projection.add_name("verb");
         projection.add_presence("kubernetes.audit");
         projection.add_presence("aws.cloudtrail");
         // A batch of CloudTrail records is unwrapped, never projected (see `parse_projected`).
@@ -475,6 +482,44 @@ mod tests {
         let dotted = json!({"a.b": "2025-03-04T06:22:18.819Z"});
         assert_eq!(t(dotted, Some("a.b")), Some(1741069338819));
         assert_eq!(t(listed, Some("missing")), None);
+    }
+
+    #[test]
+    fn audit_events_without_api_version_are_recognised_by_their_own_keys() {
+        let kind = |doc: Value| SourceKind::detect(&doc);
+        // A rule test's minimal events: a verb, on an object or not.
+        assert_eq!(
+            kind(json!({"kind": "Event", "verb": "update", "objectRef": {"resource": "pods"}})),
+            SourceKind::KubernetesAudit
+        );
+        assert_eq!(
+            kind(json!({"kind": "Event", "verb": "get", "sourceIPs": ["5.5.5.5"]})),
+            SourceKind::KubernetesAudit
+        );
+        // Falco's traces: an audit ID and a stage.
+        assert_eq!(
+            kind(json!({"kind": "Event", "auditID": "a", "stage": "ResponseComplete"})),
+            SourceKind::KubernetesAudit
+        );
+        // A core Event names its version; one that does not is still not an audit Event
+        // without those keys.
+        assert_eq!(
+            kind(json!({"kind": "Event", "apiVersion": "v1", "verb": "get", "objectRef": {}})),
+            SourceKind::Unknown
+        );
+        assert_eq!(
+            kind(json!({"kind": "Event", "involvedObject": {"kind": "Pod"}, "reason": "Pulled"})),
+            SourceKind::Unknown
+        );
+        assert_eq!(
+            kind(json!({"kind": "Event", "verb": 1})),
+            SourceKind::Unknown
+        );
+        assert_eq!(
+            kind(json!({"kind": "Pod", "verb": "get"})),
+            SourceKind::Unknown
+        );
+        assert_eq!(kind(json!({"kind": 0})), SourceKind::Unknown);
     }
 
     #[test]
