@@ -14,7 +14,7 @@
 //! fields are direct-mapped on the field's process-wide id: a slot taken by another field is
 //! simply recomputed (never a wrong answer: the slot records whose values it holds).
 
-use ruleatlas_event::{FieldPlan, ResolvedField};
+use ruleatlas_event::{Covered, FieldPlan, ResolvedField};
 use serde_json::Value;
 use smallvec::SmallVec;
 use std::cell::RefCell;
@@ -44,6 +44,9 @@ struct State<'d> {
     /// same positions. Empty until a covered field is first asked for.
     planned_fields: Vec<u32>,
     planned_values: Vec<&'d Value>,
+    /// Fields of the plan some value of which came through an array or a dotted key: their
+    /// exact twins are looked up on their own ([`Covered::ExactTwin`]).
+    detours: Vec<u32>,
     collected: bool,
 }
 
@@ -57,6 +60,7 @@ impl<'d> LookupMemo<'d> {
                 values: Vec::new(),
                 planned_fields: Vec::new(),
                 planned_values: Vec::new(),
+                detours: Vec::new(),
                 collected: false,
             }),
         }
@@ -95,19 +99,26 @@ impl<'d> LookupMemo<'d> {
             values,
             planned_fields,
             planned_values,
+            detours,
             collected,
         } = &mut *state;
-        if let Some((plan, local)) = self.plan.and_then(|p| Some((p, p.local(field)?))) {
+        if let Some((plan, covered)) = self.plan.and_then(|p| Some((p, p.covers(field)?))) {
             if !*collected {
                 let mut pairs = Vec::with_capacity(64);
-                plan.collect(self.doc, &mut pairs);
+                plan.collect_routed(self.doc, &mut pairs, detours);
                 planned_fields.extend(pairs.iter().map(|p| p.0));
                 planned_values.extend(pairs.iter().map(|p| p.1));
                 *collected = true;
             }
-            let from = planned_fields.partition_point(|&l| l < local);
-            let len = planned_fields[from..].partition_point(|&l| l == local);
-            return f(&planned_values[from..from + len]);
+            let local = match covered {
+                Covered::Dotted(l) => Some(l),
+                Covered::ExactTwin(l) => (!detours.contains(&l)).then_some(l),
+            };
+            if let Some(local) = local {
+                let from = planned_fields.partition_point(|&l| l < local);
+                let len = planned_fields[from..].partition_point(|&l| l == local);
+                return f(&planned_values[from..from + len]);
+            }
         }
         let id = field.id();
         let tag = id.wrapping_add(1);
@@ -215,6 +226,25 @@ mod tests {
         }
         let memo = LookupMemo::new(&doc);
         assert!(memo.serves(&doc));
+        // An exact path answered by its dotted twin, and looked up on its own where the twin
+        // has values the exact path does not reach (a dotted key, an array on the way).
+        let exact = ResolvedField::new(FieldPath::exact(vec!["user".into(), "username".into()]));
+        let twin = ResolvedField::new(FieldPath::new("user.username"));
+        let plan = FieldPlan::new([&exact.path]);
+        for doc in [
+            json!({"user": {"username": "u"}}),
+            json!({"user": {"username": "u"}, "user.username": "dotted"}),
+            json!({"user": [{"username": "in an array"}]}),
+            json!({"user": {"username": ["a", "b"]}}),
+            json!({"other": 1}),
+        ] {
+            let memo = LookupMemo::with_plan(&doc, &plan);
+            for f in [&twin, &exact] {
+                let got: Vec<Value> =
+                    memo.with_values(f, |vals| vals.iter().map(|v| (*v).clone()).collect());
+                assert_eq!(got, direct(&doc, f), "{:?} in {doc}", f.path);
+            }
+        }
         let other = doc.clone();
         assert!(!memo.serves(&other));
     }
