@@ -65,17 +65,44 @@ fn parse_str(s: &str) -> Option<i64> {
 
 /// RFC 3339 with milliseconds, UTC.
 pub fn format_timestamp(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|dt| {
-            use chrono::Datelike;
-            // The RFC 3339 writer is the same text for four-digit years, without parsing a
-            // format string per call (alerts print one timestamp each).
-            if (0..=9999).contains(&dt.year()) {
-                dt.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            } else {
-                dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    /// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z.
+    const FOUR_DIGIT_YEARS: std::ops::RangeInclusive<i64> =
+        -62_167_219_200_000..=253_402_300_799_999;
+    if FOUR_DIGIT_YEARS.contains(&ms) {
+        // Written from the civil date computed here (days → year, month, day: H. Hinnant's
+        // algorithm): chrono's writer goes through the formatting machinery, most of an alert
+        // head's cost (a hunt prints one time per alert).
+        let days = ms.div_euclid(86_400_000);
+        let in_day = ms.rem_euclid(86_400_000);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        for (at, n, width) in [
+            (0, year, 4),
+            (5, month, 2),
+            (8, day, 2),
+            (11, in_day / 3_600_000, 2),
+            (14, in_day / 60_000 % 60, 2),
+            (17, in_day / 1000 % 60, 2),
+            (20, in_day % 1000, 3),
+        ] {
+            let mut n = n;
+            for d in text[at..at + width].iter_mut().rev() {
+                *d = b'0' + (n % 10) as u8;
+                n /= 10;
             }
-        })
+        }
+        return String::from_utf8_lossy(&text).into_owned();
+    }
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|dt| dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_else(|| ms.to_string())
 }
 
@@ -109,5 +136,34 @@ mod tests {
         );
         assert_eq!(parse_timestamp(&json!("yesterday")), None);
         assert_eq!(format_timestamp(1741069338819), "2025-03-04T06:22:18.819Z");
+    }
+
+    #[test]
+    fn formatted_times_are_chronos_rfc_3339() {
+        let chrono = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map(|dt| dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        };
+        // Edges (epoch, before it, leap day, the last millisecond of 9999, beyond it), then
+        // times spread over the four-digit years.
+        let mut times = vec![
+            0,
+            -1,
+            951_782_400_000,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            -62_167_219_200_000,
+            -62_167_219_200_001,
+        ];
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            times.push((x % 315_537_897_600_000) as i64 - 62_167_219_200_000);
+        }
+        for ms in times {
+            assert_eq!(Some(format_timestamp(ms)), chrono(ms), "{ms}");
+        }
     }
 }

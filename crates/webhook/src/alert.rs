@@ -46,9 +46,10 @@ fn with_template<R>(
     use std::rc::Rc;
     /// Templates come from the loaded rules: a bound only against the unexpected.
     const MAX_TEMPLATES: usize = 4096;
+    /// (foldhash: the keys are the loaded rules' templates, hashed once per alert.)
+    type Templates = HashMap<String, Rc<OutputTemplate>, foldhash::fast::FixedState>;
     thread_local! {
-        static TEMPLATES: RefCell<HashMap<String, Rc<OutputTemplate>>> =
-            RefCell::new(HashMap::new());
+        static TEMPLATES: RefCell<Templates> = RefCell::new(Templates::default());
     }
     let parsed = TEMPLATES.with_borrow_mut(|cache| {
         if let Some(t) = cache.get(template) {
@@ -103,9 +104,9 @@ pub fn alert_json(a: &Alert) -> String {
         /// Rules come from the loaded sets: a bound only against the unexpected.
         const MAX_RULES: usize = 1 << 16;
         /// Rule address → the rule (kept alive) and its head.
-        type Heads = HashMap<usize, (Arc<Rule>, Rc<RawValue>)>;
+        type Heads = HashMap<usize, (Arc<Rule>, Rc<RawValue>), foldhash::fast::FixedState>;
         thread_local! {
-            static HEADS: RefCell<Heads> = RefCell::new(HashMap::new());
+            static HEADS: RefCell<Heads> = RefCell::new(Heads::default());
         }
         let make = || -> Rc<RawValue> {
             let head = RuleHead {
