@@ -8,7 +8,7 @@ use crate::memo::{with_field_values, LookupMemo};
 use ipnet::IpNet;
 use regex::Regex;
 use ruleatlas_event::ResolvedField;
-use ruleatlas_ir::{func, CmpOp, Diagnostic, Expr, Func, Pred, Scalar, ValueExpr};
+use ruleatlas_ir::{func, CmpOp, Diagnostic, Expr, Func, Pred, Scalar, Test, ValueExpr};
 use serde_json::Value;
 use smallvec::SmallVec;
 use std::borrow::Cow;
@@ -348,11 +348,71 @@ fn compile_value(v: &ValueExpr) -> Result<CValue, Diagnostic> {
     })
 }
 
+/// The operands of an `or`, where tests of the same subject with the same kind of set
+/// predicate (equality, substrings, globs, regexes, CIDR blocks) become one test of the union:
+/// a value satisfies one of several patterns. The subject is then looked up — or computed: Falco
+/// rules test the JSON text of an object six times over — once. (Up to a bound on the
+/// operands: the search for a partner is linear.)
+fn merge_or_tests(xs: &[Expr]) -> Cow<'_, [Expr]> {
+    fn patterns(p: &mut Pred) -> Option<(u8, &mut Vec<String>)> {
+        match p {
+            Pred::Wildcard(v) => Some((0, v)),
+            Pred::Prefix(v) => Some((1, v)),
+            Pred::Suffix(v) => Some((2, v)),
+            Pred::Contains(v) => Some((3, v)),
+            Pred::Regex(v) => Some((4, v)),
+            Pred::Cidr(v) => Some((5, v)),
+            _ => None,
+        }
+    }
+    fn merge_into(into: &mut Test, t: &Test) -> bool {
+        if into.subject != t.subject || into.case_insensitive != t.case_insensitive {
+            return false;
+        }
+        if let (Pred::Eq(a), Pred::Eq(b)) = (&mut into.pred, &t.pred) {
+            a.extend(b.iter().cloned());
+            return true;
+        }
+        let mut other = t.pred.clone();
+        match (patterns(&mut into.pred), patterns(&mut other)) {
+            (Some((ka, a)), Some((kb, b))) if ka == kb => {
+                a.append(b);
+                true
+            }
+            _ => false,
+        }
+    }
+    const MAX_OPERANDS: usize = 256;
+    let tests = xs.iter().filter(|x| matches!(x, Expr::Test(_))).count();
+    if tests < 2 || xs.len() > MAX_OPERANDS {
+        return Cow::Borrowed(xs);
+    }
+    let mut out: Vec<Expr> = Vec::with_capacity(xs.len());
+    for x in xs {
+        if let Expr::Test(t) = x {
+            let merged = out.iter_mut().any(|o| match o {
+                Expr::Test(into) => merge_into(into, t),
+                _ => false,
+            });
+            if merged {
+                continue;
+            }
+        }
+        out.push(x.clone());
+    }
+    Cow::Owned(out)
+}
+
 fn compile_node(e: &Expr) -> Result<Node, Diagnostic> {
     Ok(match e {
         Expr::Const(b) => Node::Const(*b),
         Expr::And(xs) => Node::And(xs.iter().map(compile_node).collect::<Result<_, _>>()?),
-        Expr::Or(xs) => Node::Or(xs.iter().map(compile_node).collect::<Result<_, _>>()?),
+        Expr::Or(xs) => Node::Or(
+            merge_or_tests(xs)
+                .iter()
+                .map(compile_node)
+                .collect::<Result<_, _>>()?,
+        ),
         Expr::Not(x) => Node::Not(Box::new(compile_node(x)?)),
         Expr::Test(t) => Node::Test {
             subject: compile_value(&t.subject)?,
@@ -635,6 +695,68 @@ mod tests {
         CompiledExpr::compile(e)
             .map(|c| c.matches(doc))
             .unwrap_or(false)
+    }
+
+    #[test]
+    fn or_of_tests_on_one_subject_is_one_test_of_the_union() {
+        let json_text =
+            |f: &str| ValueExpr::Call(Func::JsonText, vec![ValueExpr::Field(FieldPath::new(f))]);
+        let contains = |needle: &str| {
+            Expr::Test(Test {
+                subject: json_text("requestObject.data"),
+                pred: Pred::Contains(vec![needle.into()]),
+                case_insensitive: false,
+            })
+        };
+        let or = Expr::or(vec![
+            contains("password"),
+            t("verb", Pred::Eq(vec!["create".into()]), false),
+            contains("aws_access_key_id"),
+            t("verb", Pred::Eq(vec!["patch".into()]), false),
+            // Not merged: another predicate kind, case folding, subject.
+            t("verb", Pred::Prefix(vec!["del".into()]), false),
+            t("verb", Pred::Eq(vec!["UPDATE".into()]), true),
+            t("user", Pred::Eq(vec!["create".into()]), false),
+        ]);
+        let Expr::Or(xs) = &or else { panic!("{or:?}") };
+        let merged = merge_or_tests(xs);
+        assert_eq!(merged.len(), 5, "{merged:?}");
+        assert_eq!(
+            merged[0],
+            Expr::Test(Test {
+                subject: json_text("requestObject.data"),
+                pred: Pred::Contains(vec!["password".into(), "aws_access_key_id".into()]),
+                case_insensitive: false,
+            })
+        );
+        assert_eq!(
+            merged[1],
+            t(
+                "verb",
+                Pred::Eq(vec!["create".into(), "patch".into()]),
+                false
+            )
+        );
+        // The same answers as the operands one by one.
+        let docs = [
+            json!({"verb": "get", "requestObject": {"data": {"k": "aws_access_key_id=x"}}}),
+            json!({"verb": "get", "requestObject": {"data": {"password": "x"}}}),
+            json!({"verb": "patch"}),
+            json!({"verb": "create"}),
+            json!({"verb": "delete"}),
+            json!({"verb": "update"}),
+            json!({"verb": "get", "user": "create"}),
+            json!({"verb": "get", "requestObject": {"data": {"k": "v"}}}),
+        ];
+        for doc in &docs {
+            let one_by_one = xs.iter().any(|x| m(x, doc));
+            assert_eq!(m(&or, doc), one_by_one, "{doc}");
+        }
+        assert_eq!(
+            docs.iter().filter(|d| m(&or, d)).count(),
+            7,
+            "every operand fires somewhere"
+        );
     }
 
     #[test]
