@@ -44,6 +44,9 @@ struct State<'d> {
     /// same positions. Empty until a covered field is first asked for.
     planned_fields: Vec<u32>,
     planned_values: Vec<&'d Value>,
+    /// Where each field number's values start in `planned_values` (one more entry than the plan
+    /// has fields): a covered field is found without a search.
+    starts: Vec<u32>,
     /// Fields of the plan some value of which came through an array or a dotted key: their
     /// exact twins are looked up on their own ([`Covered::ExactTwin`]).
     detours: Vec<u32>,
@@ -60,6 +63,7 @@ impl<'d> LookupMemo<'d> {
                 values: Vec::new(),
                 planned_fields: Vec::new(),
                 planned_values: Vec::new(),
+                starts: Vec::new(),
                 detours: Vec::new(),
                 collected: false,
             }),
@@ -99,6 +103,7 @@ impl<'d> LookupMemo<'d> {
             values,
             planned_fields,
             planned_values,
+            starts,
             detours,
             collected,
         } = &mut *state;
@@ -108,16 +113,27 @@ impl<'d> LookupMemo<'d> {
                 plan.collect_routed(self.doc, &mut pairs, detours);
                 planned_fields.extend(pairs.iter().map(|p| p.0));
                 planned_values.extend(pairs.iter().map(|p| p.1));
+                // Counts per field number, then running sums (the fields come sorted).
+                starts.resize(plan.len() + 1, 0);
+                for &l in planned_fields.iter() {
+                    if let Some(c) = starts.get_mut(l as usize + 1) {
+                        *c += 1;
+                    }
+                }
+                for i in 1..starts.len() {
+                    starts[i] += starts[i - 1];
+                }
                 *collected = true;
             }
             let local = match covered {
                 Covered::Dotted(l) => Some(l),
                 Covered::ExactTwin(l) => (!detours.contains(&l)).then_some(l),
             };
-            if let Some(local) = local {
-                let from = planned_fields.partition_point(|&l| l < local);
-                let len = planned_fields[from..].partition_point(|&l| l == local);
-                return f(&planned_values[from..from + len]);
+            let l = local.map(|l| l as usize);
+            if let Some((&from, &to)) = l.and_then(|l| Some((starts.get(l)?, starts.get(l + 1)?))) {
+                if let Some(vals) = planned_values.get(from as usize..to as usize) {
+                    return f(vals);
+                }
             }
         }
         let id = field.id();
