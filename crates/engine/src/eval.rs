@@ -457,15 +457,48 @@ impl CompiledExpr {
 fn eval_node(node: &Node, doc: &Value, memo: Option<&LookupMemo<'_>>) -> bool {
     match node {
         Node::Const(b) => *b,
-        Node::And(xs) => xs.iter().all(|x| eval_node(x, doc, memo)),
-        Node::Or(xs) => xs.iter().any(|x| eval_node(x, doc, memo)),
-        Node::Not(x) => !eval_node(x, doc, memo),
-        // The common case, a field test, runs without allocating.
+        Node::And(xs) => xs.iter().all(|x| eval_operand(x, doc, memo)),
+        Node::Or(xs) => xs.iter().any(|x| eval_operand(x, doc, memo)),
+        Node::Not(x) => !eval_operand(x, doc, memo),
         Node::Test {
             subject: CValue::Field(f),
             pred,
             ci,
-        } => with_field_values(memo, doc, f, |vals| test_values(pred, *ci, vals)),
+        } => field_test(f, pred, *ci, doc, memo),
+        other => eval_computed(other, doc, memo),
+    }
+}
+
+/// [`eval_node`] for an operand: a field test (most operands) runs here, without the call.
+#[inline(always)]
+fn eval_operand(node: &Node, doc: &Value, memo: Option<&LookupMemo<'_>>) -> bool {
+    match node {
+        Node::Test {
+            subject: CValue::Field(f),
+            pred,
+            ci,
+        } => field_test(f, pred, *ci, doc, memo),
+        other => eval_node(other, doc, memo),
+    }
+}
+
+/// The common case, a field test: runs without allocating.
+#[inline(always)]
+fn field_test(
+    f: &ResolvedField,
+    pred: &CPred,
+    ci: bool,
+    doc: &Value,
+    memo: Option<&LookupMemo<'_>>,
+) -> bool {
+    with_field_values(memo, doc, f, |vals| test_values(pred, ci, vals))
+}
+
+/// Tests of computed values, comparisons and conditions as values: apart, so that the
+/// common path above stays small.
+#[inline(never)]
+fn eval_computed(node: &Node, doc: &Value, memo: Option<&LookupMemo<'_>>) -> bool {
+    match node {
         Node::Test { subject, pred, ci } => {
             let mut vals = Vec::new();
             subject_values(subject, doc, &mut vals);
@@ -495,6 +528,8 @@ fn eval_node(node: &Node, doc: &Value, memo: Option<&LookupMemo<'_>>) -> bool {
             subject_values(v, doc, &mut vals);
             vals.iter().any(|v| v.as_ref() == &Value::Bool(true))
         }
+        // (Handled by `eval_node`, which sends only the others here.)
+        Node::Const(_) | Node::And(_) | Node::Or(_) | Node::Not(_) => eval_node(node, doc, memo),
     }
 }
 
