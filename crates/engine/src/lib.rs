@@ -881,12 +881,16 @@ impl Engine {
             Some(d) => stage.apply(ctx, d, &mut self.scratch),
             None => stage.on_event(ctx, &mut self.scratch),
         }
-        if raw {
-            ecs_raw::restore_fact_names(&mut self.scratch, &r.raw_audit_names);
-        }
         if let Some(t0) = t0 {
             r.cost.0 += 1;
             r.cost.1 += t0.elapsed().as_nanos() as u64;
+        }
+        // (Most evaluations match nothing: no work then.)
+        if self.scratch.is_empty() {
+            return;
+        }
+        if raw {
+            ecs_raw::restore_fact_names(&mut self.scratch, &r.raw_audit_names);
         }
         fired.extend(self.scratch.drain(..).map(|m| (i, m)));
     }
