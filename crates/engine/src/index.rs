@@ -179,11 +179,19 @@ pub struct Index {
 }
 
 impl Index {
-    /// Size of the index, for profiles: anchor fields, keys, rules always candidates.
+    /// Size of the index, for profiles: anchor fields (with their keys), keys, rules always
+    /// candidates.
     pub fn describe(&self) -> String {
+        let fields: Vec<String> = self
+            .fields
+            .iter()
+            .zip(&self.maps)
+            .map(|(f, m)| format!("{} {}", f.path.name, m.len()))
+            .collect();
         format!(
-            "{} fields, {} keys, {} always",
+            "{} fields ({}), {} keys, {} always",
             self.fields.len(),
+            fields.join(", "),
             self.maps.iter().map(HashMap::len).sum::<usize>(),
             self.always.len()
         )
