@@ -310,36 +310,47 @@ mod tests {
         }
     }
 
+    /// Random documents over a few names: objects (3 in `draws` choices), arrays (1) and
+    /// numbers (the rest), keys from `parts` (plain and dotted).
+    struct RandomDocs {
+        seed: u64,
+        parts: &'static [&'static str],
+        draws: usize,
+    }
+
+    impl RandomDocs {
+        fn next(&mut self, n: usize) -> usize {
+            self.seed ^= self.seed << 13;
+            self.seed ^= self.seed >> 7;
+            self.seed ^= self.seed << 17;
+            (self.seed % n as u64) as usize
+        }
+
+        fn build(&mut self, depth: usize) -> Value {
+            match if depth == 0 { 4 } else { self.next(self.draws) } {
+                0..=2 => {
+                    let mut m = serde_json::Map::new();
+                    for _ in 0..1 + self.next(4) {
+                        let k = self.parts[self.next(self.parts.len())];
+                        m.insert(k.to_string(), self.build(depth - 1));
+                    }
+                    Value::Object(m)
+                }
+                3 => Value::Array((0..self.next(3)).map(|_| self.build(depth - 1)).collect()),
+                _ => json!(self.next(100)),
+            }
+        }
+    }
+
     #[test]
     fn random_documents_agree_with_lookups() {
         // Documents built from a few names, nested, dotted, in arrays: every shape the dotted
         // semantics has to get right, many times over.
-        let parts = ["a", "b", "c", "a.b", "b.c", "a.b.c"];
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
+        let mut docs = RandomDocs {
+            seed: 0x2545_F491_4F6C_DD1D,
+            parts: &["a", "b", "c", "a.b", "b.c", "a.b.c"],
+            draws: 5,
         };
-        fn build(depth: usize, next: &mut dyn FnMut(usize) -> usize, parts: &[&str]) -> Value {
-            match if depth == 0 { 4 } else { next(5) } {
-                0..=2 => {
-                    let mut m = serde_json::Map::new();
-                    for _ in 0..1 + next(4) {
-                        let k = parts[next(parts.len())];
-                        m.insert(k.to_string(), build(depth - 1, next, parts));
-                    }
-                    Value::Object(m)
-                }
-                3 => Value::Array(
-                    (0..next(3))
-                        .map(|_| build(depth - 1, next, parts))
-                        .collect(),
-                ),
-                _ => json!(next(100)),
-            }
-        }
         let fields: Vec<ResolvedField> = ["a", "a.b", "a.b.c", "b.c", "c", "a.c", "b.a.b"]
             .iter()
             .map(|n| ResolvedField::new(FieldPath::new(*n)))
@@ -347,7 +358,7 @@ mod tests {
         let plan = FieldPlan::new(fields.iter().map(|f| &f.path));
         let mut several = 0;
         for _ in 0..2000 {
-            let doc = build(4, &mut next, &parts);
+            let doc = docs.build(4);
             for f in &fields {
                 let (planned, direct) = both(&plan, &doc, f);
                 assert_eq!(planned, direct, "{} in {doc}", f.path.name);
@@ -389,32 +400,11 @@ mod tests {
     fn exact_twins_agree_with_exact_lookups_wherever_no_detour_was_taken() {
         // Documents with the twin's values reached in every way: nested objects (the only way
         // an exact path goes), dotted keys, arrays on the way, a leaf array.
-        let parts = ["a", "b", "c", "a.b", "b.c"];
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
+        let mut docs = RandomDocs {
+            seed: 0x9E37_79B9_7F4A_7C15,
+            parts: &["a", "b", "c", "a.b", "b.c"],
+            draws: 6,
         };
-        fn build(depth: usize, next: &mut dyn FnMut(usize) -> usize, parts: &[&str]) -> Value {
-            match if depth == 0 { 4 } else { next(6) } {
-                0..=2 => {
-                    let mut m = serde_json::Map::new();
-                    for _ in 0..1 + next(4) {
-                        let k = parts[next(parts.len())];
-                        m.insert(k.to_string(), build(depth - 1, next, parts));
-                    }
-                    Value::Object(m)
-                }
-                3 => Value::Array(
-                    (0..next(3))
-                        .map(|_| build(depth - 1, next, parts))
-                        .collect(),
-                ),
-                _ => json!(next(100)),
-            }
-        }
         let exact: Vec<ResolvedField> = [vec!["a", "b", "c"], vec!["a", "b"], vec!["b"]]
             .into_iter()
             .map(|segs| {
@@ -426,7 +416,7 @@ mod tests {
         let plan = FieldPlan::new(exact.iter().map(|f| &f.path));
         let (mut answered, mut detoured) = (0, 0);
         for _ in 0..3000 {
-            let doc = build(4, &mut next, &parts);
+            let doc = docs.build(4);
             let (mut pairs, mut detours) = (Vec::new(), Vec::new());
             plan.collect_routed(&doc, &mut pairs, &mut detours);
             for f in &exact {

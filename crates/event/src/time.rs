@@ -69,20 +69,10 @@ pub fn format_timestamp(ms: i64) -> String {
     const FOUR_DIGIT_YEARS: std::ops::RangeInclusive<i64> =
         -62_167_219_200_000..=253_402_300_799_999;
     if FOUR_DIGIT_YEARS.contains(&ms) {
-        // Written from the civil date computed here (days → year, month, day: H. Hinnant's
-        // algorithm): chrono's writer goes through the formatting machinery, most of an alert
-        // head's cost (a hunt prints one time per alert).
-        let days = ms.div_euclid(86_400_000);
+        // Written from the civil date: chrono's writer goes through the formatting machinery,
+        // most of an alert head's cost (a hunt prints one time per alert).
+        let (year, month, day) = ruleatlas_ir::func::civil_from_days(ms.div_euclid(86_400_000));
         let in_day = ms.rem_euclid(86_400_000);
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
         let mut text = *b"0000-00-00T00:00:00.000Z";
         for (at, n, width) in [
             (0, year, 4),
