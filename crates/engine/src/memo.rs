@@ -40,9 +40,8 @@ pub struct LookupMemo<'d> {
 struct State<'d> {
     slots: [Slot; SLOTS],
     values: Vec<&'d Value>,
-    /// What the plan collected, sorted by field number: the numbers, and the values at the
-    /// same positions. Empty until a covered field is first asked for.
-    planned_fields: Vec<u32>,
+    /// What the plan collected, sorted by field number. Empty until a covered field is first
+    /// asked for.
     planned_values: Vec<&'d Value>,
     /// Where each field number's values start in `planned_values` (one more entry than the plan
     /// has fields): a covered field is found without a search.
@@ -61,7 +60,6 @@ impl<'d> LookupMemo<'d> {
             state: RefCell::new(State {
                 slots: [Slot::default(); SLOTS],
                 values: Vec::new(),
-                planned_fields: Vec::new(),
                 planned_values: Vec::new(),
                 starts: Vec::new(),
                 detours: Vec::new(),
@@ -101,7 +99,6 @@ impl<'d> LookupMemo<'d> {
         let State {
             slots,
             values,
-            planned_fields,
             planned_values,
             starts,
             detours,
@@ -111,11 +108,10 @@ impl<'d> LookupMemo<'d> {
             if !*collected {
                 let mut pairs = Vec::with_capacity(64);
                 plan.collect_routed(self.doc, &mut pairs, detours);
-                planned_fields.extend(pairs.iter().map(|p| p.0));
                 planned_values.extend(pairs.iter().map(|p| p.1));
                 // Counts per field number, then running sums (the fields come sorted).
                 starts.resize(plan.len() + 1, 0);
-                for &l in planned_fields.iter() {
+                for &(l, _) in &pairs {
                     if let Some(c) = starts.get_mut(l as usize + 1) {
                         *c += 1;
                     }

@@ -211,6 +211,8 @@ impl EventOptions {
         const READING: &[&str] = &[
             "kind",
             "apiVersion",
+            // (A `verb` tells an audit Event written without `apiVersion`.)
+            "verb",
             "auditID",
             "stage",
             "eventSource",
@@ -227,8 +229,6 @@ impl EventOptions {
         for name in READING {
             projection.add_name(name);
         }
-        // (A `verb` tells an audit Event written without `apiVersion`.)
-        projection.add_name("verb");
         projection.add_presence("kubernetes.audit");
         projection.add_presence("aws.cloudtrail");
         // A batch of CloudTrail records is unwrapped, never projected (see `parse_projected`).
