@@ -37,8 +37,80 @@ fn from_int(i: i64) -> i64 {
     }
 }
 
+/// The common shape, `2025-03-04T06:22:18.819232Z` (UTC, any number of fraction digits), read
+/// without chrono's general parser (every event's time goes through here); `None` for anything
+/// else, which chrono then reads.
+fn parse_utc_fast(s: &[u8]) -> Option<i64> {
+    let num = |at: usize, len: usize| -> Option<i64> {
+        let mut n = 0i64;
+        for &b in s.get(at..at + len)? {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + i64::from(b - b'0');
+        }
+        Some(n)
+    };
+    let sep = |at: usize, c: u8| s.get(at) == Some(&c);
+    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let max_day = *month_days.get(usize::try_from(mo).ok()?.checked_sub(1)?)?;
+    // (A leap second, 60, is left to chrono.)
+    if d < 1 || d > max_day || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let mut at = 19;
+    let mut millis = 0i64;
+    if sep(at, b'.') {
+        at += 1;
+        let digits = s
+            .get(at..)?
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits == 0 {
+            return None;
+        }
+        for i in 0..3 {
+            millis = millis * 10
+                + if i < digits {
+                    i64::from(s[at + i] - b'0')
+                } else {
+                    0
+                };
+        }
+        at += digits;
+    }
+    if at + 1 != s.len() || s[at] != b'Z' {
+        return None;
+    }
+    let days = ruleatlas_ir::func::days_from_civil(y, mo, d);
+    Some(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + millis)
+}
+
 fn parse_str(s: &str) -> Option<i64> {
     let s = s.trim();
+    if let Some(ms) = parse_utc_fast(s.as_bytes()) {
+        return Some(ms);
+    }
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(dt.timestamp_millis());
     }
@@ -126,6 +198,87 @@ mod tests {
         );
         assert_eq!(parse_timestamp(&json!("yesterday")), None);
         assert_eq!(format_timestamp(1741069338819), "2025-03-04T06:22:18.819Z");
+    }
+
+    #[test]
+    fn the_fast_path_reads_what_chrono_reads() {
+        let chrono_ms = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|dt| dt.timestamp_millis())
+        };
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut texts = Vec::new();
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Microseconds over the four-digit years.
+            let us = (x % 315_537_897_600_000_000) as i64 - 62_167_219_200_000_000;
+            let Some(dt) = chrono::DateTime::from_timestamp_micros(us) else {
+                panic!("{us} µs out of range");
+            };
+            for format in [
+                "%Y-%m-%dT%H:%M:%SZ",
+                "%Y-%m-%dT%H:%M:%S%.3fZ",
+                "%Y-%m-%dT%H:%M:%S%.6fZ",
+                "%Y-%m-%dT%H:%M:%S%.9fZ",
+                "%Y-%m-%dT%H:%M:%S%.fZ",
+            ] {
+                texts.push(dt.format(format).to_string());
+            }
+        }
+        // Shapes the fast path leaves to chrono, valid or not.
+        for odd in [
+            "2024-02-29T23:59:59.9Z",
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-00-10T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2016-12-31T23:59:60Z",
+            "2024-01-01T00:00:00.Z",
+            "2024-01-01T00:00:00z",
+            "2024-01-01t00:00:00Z",
+            "2024-01-01T00:00:00+01:00",
+            "2024-01-01T00:00:00.5+01:00",
+            "2024-01-01T00:00:00.123456789123Z",
+            "2024-01-01T00:00:00ZZ",
+            "+2024-01-01T00:00:00Z",
+            "2024-1-01T00:00:00Z",
+            "٢٠٢٤-01-01T00:00:00Z",
+            "2024-01-01T00:00:00.1٢Z",
+            "",
+        ] {
+            texts.push(odd.to_string());
+        }
+        let mut fast = 0;
+        for t in &texts {
+            if let Some(ms) = parse_utc_fast(t.as_bytes()) {
+                fast += 1;
+                assert_eq!(Some(ms), chrono_ms(t), "{t}");
+            }
+            assert_eq!(parse_str(t), parse_str_with_chrono(t), "{t}");
+        }
+        assert!(fast >= 100_000, "{fast}");
+    }
+
+    /// `parse_str` as it was before the fast path: the reference.
+    fn parse_str_with_chrono(s: &str) -> Option<i64> {
+        let s = s.trim();
+        if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
+            return Some(dt.timestamp_millis());
+        }
+        let fixed = s.replacen(' ', "T", 1);
+        if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(&fixed) {
+            return Some(dt.timestamp_millis());
+        }
+        for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S"] {
+            if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(&fixed, fmt) {
+                return Some(dt.and_utc().timestamp_millis());
+            }
+        }
+        None
     }
 
     #[test]
