@@ -8,7 +8,7 @@
 //! once per view and each hit names its rules.
 
 use crate::memo::{with_field_values, LookupMemo};
-use ruleatlas_event::ResolvedField;
+use ruleatlas_event::{dotted_twin, ResolvedField};
 use ruleatlas_ir::{Expr, FieldPath, Pred, Query, Scalar, ValueExpr};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -203,10 +203,14 @@ impl Index {
             return;
         };
         for a in anchors {
-            let fi = match self.fields.iter().position(|f| f.path == a.field) {
+            // An exact path of plain names shares its dotted twin's lookup (and hash map): the
+            // twin reaches every value the path does, so no candidate is lost, and a raw audit
+            // Event with Falco's and Sigma's rules is looked up once per field, not twice.
+            let field = dotted_twin(&a.field).unwrap_or(a.field);
+            let fi = match self.fields.iter().position(|f| f.path == field) {
                 Some(i) => i,
                 None => {
-                    self.fields.push(ResolvedField::new(a.field.clone()));
+                    self.fields.push(ResolvedField::new(field));
                     self.maps.push(HashMap::default());
                     self.fields.len() - 1
                 }
@@ -455,6 +459,51 @@ mod tests {
                 vec![2, 3],
             ),
             (serde_json::json!({"flag": false, "user": "other"}), vec![]),
+        ];
+        for (doc, want) in cases {
+            let mut out = Vec::new();
+            idx.candidates(&doc, None, &mut out);
+            out.sort();
+            assert_eq!(out, want, "{doc}");
+        }
+    }
+
+    #[test]
+    fn exact_paths_share_their_dotted_twins_lookup_and_lose_no_candidate() {
+        let exact = |segs: &[&str], v: &str| Anchor {
+            field: FieldPath::exact(segs.iter().map(|s| s.to_string()).collect()),
+            values: vec![v.to_string()],
+        };
+        let mut idx = Index::default();
+        idx.add(0, Some(vec![exact(&["user", "username"], "alice")]));
+        idx.add(
+            1,
+            Some(vec![
+                anchor(&eq("user.username", &["bob"])).unwrap_or_else(|| unreachable!())
+            ]),
+        );
+        // Not plain names: kept as they are.
+        idx.add(2, Some(vec![exact(&["annotations", "a.b/c"], "allow")]));
+        idx.add(3, Some(vec![exact(&["items", "0"], "x")]));
+        assert_eq!(idx.fields.len(), 3, "{}", idx.describe());
+        let cases = [
+            (serde_json::json!({"user": {"username": "alice"}}), vec![0]),
+            (serde_json::json!({"user": {"username": "bob"}}), vec![1]),
+            // Reached by the twin only: a candidate still (the rule itself decides).
+            (serde_json::json!({"user.username": "alice"}), vec![0]),
+            (
+                serde_json::json!({"user": [{"username": "alice"}]}),
+                vec![0],
+            ),
+            (
+                serde_json::json!({"annotations": {"a.b/c": "allow"}}),
+                vec![2],
+            ),
+            (
+                serde_json::json!({"annotations": {"a": {"b/c": "allow"}}}),
+                vec![],
+            ),
+            (serde_json::json!({"items": ["x"]}), vec![3]),
         ];
         for (doc, want) in cases {
             let mut out = Vec::new();

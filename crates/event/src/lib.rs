@@ -32,7 +32,7 @@ pub mod wrappers;
 
 pub use linefilter::LineFilter;
 pub use lookup::{glob_match, lookup, lookup_raw, ResolvedField};
-pub use plan::{Covered, FieldPlan};
+pub use plan::{dotted_twin, Covered, FieldPlan};
 pub use projection::Projection;
 pub use reader::{
     read_events, read_events_parallel, read_reader, read_reader_parallel, BadEvent, EventStream,

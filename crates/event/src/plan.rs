@@ -46,6 +46,18 @@ pub enum Covered {
 
 const EXACT: u32 = 1 << 31;
 
+/// The dotted name that reaches at least every value an exact path reaches: for a path of
+/// plain names (`["user", "username"]` → `user.username`), whose dotted lookup walks the same
+/// keys and also reaches what dotted keys and arrays on the way hold. `None` for a dotted
+/// name, or an exact path with an empty, dotted, wildcard or positional segment (no dotted name
+/// reaches it the same way).
+pub fn dotted_twin(path: &FieldPath) -> Option<FieldPath> {
+    path.segments
+        .as_deref()
+        .and_then(twin_name)
+        .map(FieldPath::new)
+}
+
 /// The dotted twin of an exact path, when it has one: plain names (not empty, no dots, no
 /// wildcards, not array positions).
 fn twin_name(segs: &[String]) -> Option<String> {
