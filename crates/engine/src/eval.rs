@@ -22,6 +22,13 @@ pub struct CompiledExpr {
     node: Node,
 }
 
+impl CompiledExpr {
+    /// The expression is false for every event (a step of another log source, translated).
+    pub fn never_matches(&self) -> bool {
+        matches!(self.node, Node::Const(false))
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Node {
     Const(bool),

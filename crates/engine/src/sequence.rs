@@ -94,6 +94,9 @@ struct StepSet {
     /// `gaps[i]`: missing-event steps before positive step `i`; `gaps[n]` trails the last.
     gaps: Vec<Vec<CStep>>,
     until: Option<CStep>,
+    /// No event of these steps' source can start a sequence (the first step never matches and
+    /// no missing step leads): such an event only acts on sequences already under way.
+    starts_never: bool,
 }
 
 impl StepSet {
@@ -122,7 +125,14 @@ impl StepSet {
             Some(u) => Some(CStep::new(&s.by, u)?),
             None => None,
         };
-        Ok(StepSet { steps, gaps, until })
+        let starts_never = steps.first().is_some_and(|s| s.filter.never_matches())
+            && gaps.first().is_none_or(Vec::is_empty);
+        Ok(StepSet {
+            steps,
+            gaps,
+            until,
+            starts_never,
+        })
     }
 }
 
@@ -240,6 +250,14 @@ impl Stage for SequenceStage {
         };
         let now = ctx.event.ts_ms;
         self.seen += 1;
+        // An event that cannot start a sequence, with none under way: nothing to do (the
+        // cross-source sequences whose first step is a process event meet every audit Event).
+        // Nothing is pending or trailing and no leading missing step keeps times, so the sweep
+        // below would find nothing either.
+        if set.starts_never && self.trailing.is_empty() && self.pending.iter().all(|p| p.is_empty())
+        {
+            return;
+        }
         // Sweep expired partials now and then, and sooner when the cap is near (but not on
         // every event: a sweep walks all partials).
         if self.maxspan.is_some()
@@ -911,5 +929,71 @@ mod tests {
         s.until = Some(step("stop"));
         let got = run(s, &[("a", "x", T), ("stop", "x", T + 1), ("b", "x", T + 2)]);
         assert!(got.is_empty());
+    }
+
+    /// A cross-source sequence (an endpoint step, then an audit step): raw audit Events read
+    /// it through its translation, whose first step never matches. With nothing under way they
+    /// pass without effect; after an endpoint event they complete the sequence.
+    #[test]
+    fn raw_audit_events_only_continue_a_cross_source_sequence() {
+        let test = |f: &str, v: &str| {
+            Expr::field(FieldPath::new(f), Pred::Eq(vec![Scalar::from(v)]), false)
+        };
+        let step_of = |filter: Expr, key: &str| {
+            let mut s = Step::new(filter);
+            s.by = vec![ValueExpr::field(key)];
+            s
+        };
+        let ecs = seq(
+            vec![
+                step_of(
+                    test("process.name", "kubectl"),
+                    "orchestrator.resource.name",
+                ),
+                step_of(
+                    test("kubernetes.audit.verb", "get"),
+                    "kubernetes.audit.objectRef.name",
+                ),
+            ],
+            Some(10_000),
+        );
+        let translated = seq(
+            vec![
+                step_of(Expr::Const(false), "objectRef.name"),
+                step_of(test("verb", "get"), "objectRef.name"),
+            ],
+            Some(10_000),
+        );
+        let mut st = compile_sequence_with_raw_audit(&ecs, &translated, &EngineOptions::default())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let audit = |name: &str, t: i64| {
+            json!({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "verb": "get",
+                   "objectRef": {"name": name}, "stageTimestamp": ruleatlas_event::format_timestamp(t)})
+        };
+        let process = |name: &str, t: i64| {
+            json!({"@timestamp": t, "event": {"category": "process"}, "process": {"name": "kubectl"},
+                   "orchestrator": {"resource": {"name": name}}})
+        };
+        let docs = [
+            audit("web", T),
+            audit("db", T + 1),
+            process("web", T + 2),
+            audit("db", T + 3),
+            audit("web", T + 4),
+            audit("web", T + 5),
+        ];
+        let mut out = Vec::new();
+        let mut fired_at = Vec::new();
+        for (i, doc) in docs.into_iter().enumerate() {
+            let ev = Event::new(doc, &EventOptions::default());
+            let before = out.len();
+            st.on_event(&EventCtx::new(Arc::new(ev)), &mut out);
+            if out.len() > before {
+                fired_at.push(i);
+            }
+        }
+        assert_eq!(fired_at, vec![4]);
+        assert_eq!(out[0].events.len(), 2);
+        assert_eq!(out[0].events[1].kind, SourceKind::KubernetesAudit);
     }
 }
