@@ -396,6 +396,12 @@ impl Event {
 
     pub fn new(doc: Value, opts: &EventOptions) -> Event {
         let kind = SourceKind::detect(&doc);
+        Event::of_kind(doc, kind, opts)
+    }
+
+    /// [`Event::new`] for a document whose kind the caller has just detected
+    /// ([`SourceKind::detect`]).
+    pub(crate) fn of_kind(doc: Value, kind: SourceKind, opts: &EventOptions) -> Event {
         let ts_ms = event_time(&doc, kind, opts.timestamp_field.as_deref());
         Event {
             doc,

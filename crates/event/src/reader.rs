@@ -242,7 +242,7 @@ fn parse_projected(
         crate::projection::spare::give(doc);
         return None;
     }
-    let mut ev = Event::new(doc, opts);
+    let mut ev = Event::of_kind(doc, kind, opts);
     ev.origin = Origin {
         file: name.clone(),
         line,
