@@ -25,23 +25,39 @@ impl<T> Default for NameTable<T> {
     }
 }
 
-/// `key.split('.')`, without the substring-search set-up `split` pays for every component (the
-/// keys walked through a trie are short: a few bytes between dots).
-pub(crate) fn dot_components(key: &str) -> impl Iterator<Item = &str> {
-    let mut rest = Some(key);
-    std::iter::from_fn(move || {
-        let r = rest?;
-        match r.bytes().position(|b| b == b'.') {
-            Some(i) => {
-                rest = Some(&r[i + 1..]);
-                Some(&r[..i])
-            }
-            None => {
-                rest = None;
-                Some(r)
-            }
+/// The node a dotted document key leads to from `node`: the key split at its dots, one trie
+/// level per component (names in a trie hold no dots), `child` naming a node's child and `stop`
+/// ending the walk at a node that keeps everything below it. `None` for a key without a dot (the
+/// caller has looked it up whole) and for a component that names no child.
+///
+/// Each byte is looked at once: the components are found as the walk goes, and a key whose
+/// first component is no child is given up at its first dot.
+#[inline]
+pub(crate) fn walk_dotted_key<'n, N>(
+    node: &'n N,
+    key: &str,
+    child: impl Fn(&'n N, &str) -> Option<&'n N>,
+    stop: impl Fn(&N) -> bool,
+) -> Option<&'n N> {
+    // A plain loop: trie keys are short, a SIMD search costs more to set up.
+    let dot = |s: &str| s.bytes().position(|b| b == b'.');
+    let first = dot(key)?;
+    let mut n = node;
+    let mut rest = key;
+    let mut at = Some(first);
+    loop {
+        if stop(n) {
+            return Some(n);
         }
-    })
+        match at {
+            Some(i) => {
+                n = child(n, &rest[..i])?;
+                rest = &rest[i + 1..];
+                at = dot(rest);
+            }
+            None => return child(n, rest),
+        }
+    }
 }
 
 /// A cheap hash of a name (length and three bytes): names in a trie differ early or in length.
@@ -155,22 +171,72 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dot_components_split_as_split_does() {
+    fn dotted_keys_walk_as_their_split_components() {
+        // A uniform node type for the walk: each level a table of the next, names as paths.
+        #[derive(Default)]
+        struct N {
+            children: NameTable<N>,
+            path: String,
+        }
+        let mut root = N::default();
+        let names = [
+            "a.b.c",
+            "a.b.dd",
+            "authorization.k8s.io/decision",
+            "a.x",
+            "b.c",
+        ];
+        for name in names {
+            let mut n = &mut root;
+            let mut path = String::new();
+            for c in name.split('.') {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(c);
+                n = n.children.get_or_insert(c);
+                n.path = path.clone();
+            }
+        }
+        let split_walk = |key: &str| -> Option<String> {
+            let comps: Vec<&str> = key.split('.').collect();
+            if comps.len() < 2 {
+                return None;
+            }
+            let mut n = &root;
+            for c in comps {
+                n = n.children.get(c)?;
+            }
+            Some(n.path.clone())
+        };
         for key in [
             "",
             ".",
             "a",
             "a.b",
+            "a.b.c",
+            "a.b.c.",
+            "a.b.dd",
             "a..b",
             ".a",
             "a.",
+            "a.b.c.d",
             "authorization.k8s.io/decision",
+            "authorization.k8s.io/reason",
+            "b.c",
+            "b.cc",
+            "x.b.c",
             "ü.東.x",
+            "a.x",
         ] {
-            let ours: Vec<&str> = dot_components(key).collect();
-            let std: Vec<&str> = key.split('.').collect();
-            assert_eq!(ours, std, "{key:?}");
+            let got = walk_dotted_key(&root, key, |n, c| n.children.get(c), |_| false)
+                .map(|n| n.path.clone());
+            assert_eq!(got, split_walk(key), "{key:?}");
         }
+        // A stopping node ends the walk there, whatever the rest of the key.
+        let stop_at_ab = |n: &N| n.path == "a.b";
+        let got = walk_dotted_key(&root, "a.b.zz.y", |n, c| n.children.get(c), stop_at_ab);
+        assert_eq!(got.map(|n| n.path.as_str()), Some("a.b"));
     }
 
     #[test]

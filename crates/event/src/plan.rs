@@ -245,15 +245,7 @@ fn descend<'d>(
 /// The node a document key that names no child of `node` leads to: the key split at its dots,
 /// one trie level per component (names in the trie hold no dots).
 fn walk_dotted<'n>(node: &'n PlanNode, key: &str) -> Option<&'n PlanNode> {
-    // A plain loop: most keys are short and dotless, `contains` costs more to set up.
-    if !key.bytes().any(|b| b == b'.') {
-        return None;
-    }
-    let mut n = node;
-    for c in crate::names::dot_components(key) {
-        n = n.children.get(c)?;
-    }
-    Some(n)
+    crate::names::walk_dotted_key(node, key, |n, c| n.children.get(c), |_| false)
 }
 
 fn emit_leaf<'d>(local: u32, v: &'d Value, out: &mut Vec<(u32, &'d Value)>) {

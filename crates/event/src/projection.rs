@@ -227,18 +227,7 @@ fn walk<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
 
 /// [`walk`] for a key that names no child of `node` exactly.
 fn walk_dotted<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
-    // A plain loop: most keys are short and dotless, `contains` costs more to set up.
-    if !key.bytes().any(|b| b == b'.') {
-        return None;
-    }
-    let mut n = node;
-    for c in crate::names::dot_components(key) {
-        if n.whole {
-            return Some(n);
-        }
-        n = n.child(c)?;
-    }
-    Some(n)
+    crate::names::walk_dotted_key(node, key, |n, c| n.child(c), |n| n.whole)
 }
 
 /// One kept entry of an object: its key, its value, the trie node below it (`None`: kept whole)
