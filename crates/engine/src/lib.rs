@@ -80,15 +80,15 @@ pub struct Alert {
 }
 
 /// An event with its lazily built views.
-pub struct EventCtx<'m> {
+pub struct EventCtx<'m, 'd> {
     pub event: Arc<Event>,
     ecs: OnceLock<Option<Value>>,
     /// Lookups on `event.doc` shared by the rules this event meets (see [`memo`]).
-    memo: Option<&'m LookupMemo<'m>>,
+    memo: Option<&'m LookupMemo<'d>>,
 }
 
-impl<'m> EventCtx<'m> {
-    pub fn new(event: Arc<Event>) -> EventCtx<'m> {
+impl<'m, 'd> EventCtx<'m, 'd> {
+    pub fn new(event: Arc<Event>) -> EventCtx<'m, 'd> {
         EventCtx {
             event,
             ecs: OnceLock::new(),
@@ -97,7 +97,7 @@ impl<'m> EventCtx<'m> {
     }
 
     /// An event whose document's lookups go through `memo` (a memo of `event.doc`).
-    pub fn with_memo(event: Arc<Event>, memo: &'m LookupMemo<'m>) -> EventCtx<'m> {
+    pub fn with_memo(event: Arc<Event>, memo: &'m LookupMemo<'d>) -> EventCtx<'m, 'd> {
         let memo = memo.serves(&event.doc).then_some(memo);
         EventCtx {
             event,
@@ -107,7 +107,7 @@ impl<'m> EventCtx<'m> {
     }
 
     /// The memo to use for lookups on `doc`, if `doc` is the one it serves.
-    pub fn memo_for(&self, doc: &Value) -> Option<&LookupMemo<'m>> {
+    pub fn memo_for(&self, doc: &Value) -> Option<&LookupMemo<'d>> {
         self.memo.filter(|m| m.serves(doc))
     }
 
@@ -440,6 +440,8 @@ pub struct Engine {
     /// rules, whose few lookups cost less than the walk.
     plans: Vec<Option<Arc<FieldPlan>>>,
     candidates: Vec<u32>,
+    /// The last event's memo buffers, for the next event's memo.
+    memo_buffers: memo::MemoBuffers,
     /// What the deferred rules' stages prepared for the last event processed.
     prepared: Vec<(u32, Prepared)>,
     correlations: Vec<CompiledCorrelation>,
@@ -668,6 +670,7 @@ impl Engine {
             indexes,
             plans,
             candidates: Vec::new(),
+            memo_buffers: memo::MemoBuffers::default(),
             prepared: Vec::new(),
             correlations,
             skipped,
@@ -774,7 +777,11 @@ impl Engine {
         let shared = event.clone();
         // (The plan is held here, not borrowed from `self`: the rules run with `self` mutable.)
         let plan = self.plans[kind].clone();
-        let memo = LookupMemo::with_plan_if_any(&shared.doc, plan.as_deref());
+        let memo = LookupMemo::recycled(
+            &shared.doc,
+            plan.as_deref(),
+            std::mem::take(&mut self.memo_buffers),
+        );
         let ctx = EventCtx::with_memo(event, &memo);
         let mut fired: Vec<(usize, Match)> = Vec::new();
         let mut candidates = std::mem::take(&mut self.candidates);
@@ -826,6 +833,8 @@ impl Engine {
             self.run_rule(i as usize, kind, &ctx, None, &mut fired);
         }
         self.candidates = candidates;
+        drop(ctx);
+        self.memo_buffers = memo.into_buffers();
         self.emit(fired, out);
     }
 
@@ -843,7 +852,11 @@ impl Engine {
         let shared = event.clone();
         // (The plan is held here, not borrowed from `self`: the rules run with `self` mutable.)
         let plan = self.plans[kind].clone();
-        let memo = LookupMemo::with_plan_if_any(&shared.doc, plan.as_deref());
+        let memo = LookupMemo::recycled(
+            &shared.doc,
+            plan.as_deref(),
+            std::mem::take(&mut self.memo_buffers),
+        );
         let ctx = EventCtx::with_memo(event, &memo);
         let mut fired: Vec<(usize, Match)> = Vec::new();
         // Rule order, as `process` goes.
@@ -859,6 +872,8 @@ impl Engine {
                 Prepared::Data(d) => self.run_rule(i, kind, &ctx, Some(d), &mut fired),
             }
         }
+        drop(ctx);
+        self.memo_buffers = memo.into_buffers();
         self.emit(fired, out);
     }
 

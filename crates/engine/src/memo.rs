@@ -43,43 +43,88 @@ struct State<'d> {
     /// What the plan collected, sorted by field number. Empty until a covered field is first
     /// asked for.
     planned_values: Vec<&'d Value>,
-    /// Where each field number's values start in `planned_values` (one more entry than the plan
-    /// has fields): a covered field is found without a search.
-    starts: Vec<u32>,
+    /// The plan's walk, before its values move to `planned_values`.
+    pairs: Vec<(u32, &'d Value)>,
+    /// Where each field number's values are in `planned_values` (`from..to`; `0..0`: none): a
+    /// covered field is found without a search.
+    ranges: Vec<(u32, u32)>,
     /// Fields of the plan some value of which came through an array or a dotted key: their
     /// exact twins are looked up on their own ([`Covered::ExactTwin`]).
     detours: Vec<u32>,
     collected: bool,
 }
 
+/// The buffers of a memo that is done, for the memo of the next event ([`LookupMemo::recycled`]):
+/// a memo per event would otherwise allocate and free them per event.
+#[derive(Default)]
+pub struct MemoBuffers {
+    values: Vec<&'static Value>,
+    planned_values: Vec<&'static Value>,
+    pairs: Vec<(u32, &'static Value)>,
+    ranges: Vec<(u32, u32)>,
+    detours: Vec<u32>,
+}
+
+/// An emptied vector of references as one of references of another lifetime, in the same
+/// allocation (the standard library collects an iterator over a vector's own buffer in place
+/// when the items have the same size and alignment; no item exists to convert).
+fn recycle<'a, 'b, T: ?Sized, U: Copy>(mut v: Vec<(U, &'a T)>) -> Vec<(U, &'b T)> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+/// [`recycle`] for plain references.
+fn recycle_refs<'a, 'b, T: ?Sized>(mut v: Vec<&'a T>) -> Vec<&'b T> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
 impl<'d> LookupMemo<'d> {
     pub fn new(doc: &'d Value) -> LookupMemo<'d> {
+        LookupMemo::recycled(doc, None, MemoBuffers::default())
+    }
+
+    /// A memo that answers the fields `plan` covers from one walk of `doc`.
+    pub fn with_plan(doc: &'d Value, plan: &'d FieldPlan) -> LookupMemo<'d> {
+        LookupMemo::recycled(doc, Some(plan), MemoBuffers::default())
+    }
+
+    /// A memo of `doc` (answering what `plan` covers from one walk, when there is a plan)
+    /// built in the buffers an earlier memo left ([`LookupMemo::into_buffers`]).
+    pub fn recycled(doc: &'d Value, plan: Option<&'d FieldPlan>, bufs: MemoBuffers) -> Self {
         LookupMemo {
             doc,
-            plan: None,
+            plan,
             state: RefCell::new(State {
                 slots: [Slot::default(); SLOTS],
-                values: Vec::new(),
-                planned_values: Vec::new(),
-                starts: Vec::new(),
-                detours: Vec::new(),
+                values: recycle_refs(bufs.values),
+                planned_values: recycle_refs(bufs.planned_values),
+                pairs: recycle(bufs.pairs),
+                ranges: bufs.ranges,
+                detours: bufs.detours,
                 collected: false,
             }),
         }
     }
 
-    /// A memo that answers the fields `plan` covers from one walk of `doc`.
-    pub fn with_plan(doc: &'d Value, plan: &'d FieldPlan) -> LookupMemo<'d> {
-        let mut memo = LookupMemo::new(doc);
-        memo.plan = Some(plan);
-        memo
-    }
-
-    /// [`LookupMemo::with_plan`] when there is a plan, else [`LookupMemo::new`].
-    pub fn with_plan_if_any(doc: &'d Value, plan: Option<&'d FieldPlan>) -> LookupMemo<'d> {
-        match plan {
-            Some(plan) => LookupMemo::with_plan(doc, plan),
-            None => LookupMemo::new(doc),
+    /// The memo's buffers, emptied, for the next memo.
+    pub fn into_buffers(self) -> MemoBuffers {
+        let State {
+            values,
+            planned_values,
+            pairs,
+            mut ranges,
+            mut detours,
+            ..
+        } = self.state.into_inner();
+        ranges.clear();
+        detours.clear();
+        MemoBuffers {
+            values: recycle_refs(values),
+            planned_values: recycle_refs(planned_values),
+            pairs: recycle(pairs),
+            ranges,
+            detours,
         }
     }
 
@@ -100,24 +145,30 @@ impl<'d> LookupMemo<'d> {
             slots,
             values,
             planned_values,
-            starts,
+            pairs,
+            ranges,
             detours,
             collected,
         } = &mut *state;
         if let Some((plan, covered)) = self.plan.and_then(|p| Some((p, p.covers(field)?))) {
             if !*collected {
-                let mut pairs = Vec::with_capacity(64);
-                plan.collect_routed(self.doc, &mut pairs, detours);
+                plan.collect_routed(self.doc, pairs, detours);
+                planned_values.clear();
                 planned_values.extend(pairs.iter().map(|p| p.1));
-                // Counts per field number, then running sums (the fields come sorted).
-                starts.resize(plan.len() + 1, 0);
-                for &(l, _) in &pairs {
-                    if let Some(c) = starts.get_mut(l as usize + 1) {
-                        *c += 1;
+                // Each field's run of values (the fields come sorted).
+                ranges.clear();
+                ranges.resize(plan.len(), (0, 0));
+                let mut from = 0usize;
+                while let Some(&(l, _)) = pairs.get(from) {
+                    let to = from + pairs[from..].iter().take_while(|p| p.0 == l).count();
+                    if let (Some(r), Ok(f), Ok(t)) = (
+                        ranges.get_mut(l as usize),
+                        u32::try_from(from),
+                        u32::try_from(to),
+                    ) {
+                        *r = (f, t);
                     }
-                }
-                for i in 1..starts.len() {
-                    starts[i] += starts[i - 1];
+                    from = to;
                 }
                 *collected = true;
             }
@@ -125,8 +176,7 @@ impl<'d> LookupMemo<'d> {
                 Covered::Dotted(l) => Some(l),
                 Covered::ExactTwin(l) => (!detours.contains(&l)).then_some(l),
             };
-            let l = local.map(|l| l as usize);
-            if let Some((&from, &to)) = l.and_then(|l| Some((starts.get(l)?, starts.get(l + 1)?))) {
+            if let Some(&(from, to)) = local.and_then(|l| ranges.get(l as usize)) {
                 if let Some(vals) = planned_values.get(from as usize..to as usize) {
                     return f(vals);
                 }
@@ -259,5 +309,61 @@ mod tests {
         }
         let other = doc.clone();
         assert!(!memo.serves(&other));
+    }
+
+    /// Memos built in the buffers of the memo before answer as fresh ones do, across
+    /// documents of other shapes, and keep the buffers' memory.
+    #[test]
+    fn recycled_memos_answer_as_fresh_ones() {
+        let docs = [
+            json!({"verb": "create", "objectRef": {"resource": "pods"}, "user": {"username": "u"}}),
+            json!({"verb": ["get", "list"], "objectRef.resource": "secrets"}),
+            json!({"user": [{"username": "a"}, {"username": "b"}], "items": [{"x": 1}]}),
+            json!({}),
+            json!({"objectRef": {"resource": "pods", "namespace": "kube-system"}, "verb": "patch"}),
+        ];
+        let fields: Vec<ResolvedField> = [
+            "verb",
+            "objectRef.resource",
+            "objectRef.namespace",
+            "user.username",
+            "items.x",
+            "absent",
+        ]
+        .iter()
+        .map(|n| ResolvedField::new(FieldPath::new(*n)))
+        .chain([ResolvedField::new(FieldPath::exact(vec![
+            "user".into(),
+            "username".into(),
+        ]))])
+        .collect();
+        let plan = FieldPlan::new(fields.iter().take(4).map(|f| &f.path));
+        let mut bufs = MemoBuffers::default();
+        for round in 0..3 {
+            for doc in &docs {
+                let memo = LookupMemo::recycled(doc, Some(&plan), bufs);
+                for f in &fields {
+                    let got: Vec<Value> =
+                        memo.with_values(f, |vals| vals.iter().map(|v| (*v).clone()).collect());
+                    assert_eq!(
+                        got,
+                        direct(doc, f),
+                        "round {round}, {} in {doc}",
+                        f.path.name
+                    );
+                }
+                bufs = memo.into_buffers();
+            }
+        }
+        assert!(bufs.planned_values.capacity() > 0 && bufs.pairs.capacity() > 0);
+        assert!(bufs.ranges.capacity() >= plan.len());
+        let kept = bufs.pairs.capacity();
+        let memo = LookupMemo::recycled(&docs[0], Some(&plan), bufs);
+        let again = memo.into_buffers();
+        assert_eq!(
+            again.pairs.capacity(),
+            kept,
+            "the same allocation, not a new one"
+        );
     }
 }
