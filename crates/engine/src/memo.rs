@@ -67,14 +67,17 @@ pub struct MemoBuffers {
 
 /// An emptied vector of references as one of references of another lifetime, in the same
 /// allocation (the standard library collects an iterator over a vector's own buffer in place
-/// when the items have the same size and alignment; no item exists to convert).
-fn recycle<'a, 'b, T: ?Sized, U: Copy>(mut v: Vec<(U, &'a T)>) -> Vec<(U, &'b T)> {
+/// when the items have the same size and alignment; no item exists to convert, so the
+/// `filter_map` never calls its closure: it is there to give the items their new type).
+#[allow(clippy::unnecessary_filter_map)]
+fn recycle<'b, T: ?Sized, U: Copy>(mut v: Vec<(U, &T)>) -> Vec<(U, &'b T)> {
     v.clear();
     v.into_iter().filter_map(|_| None).collect()
 }
 
 /// [`recycle`] for plain references.
-fn recycle_refs<'a, 'b, T: ?Sized>(mut v: Vec<&'a T>) -> Vec<&'b T> {
+#[allow(clippy::unnecessary_filter_map)]
+fn recycle_refs<'b, T: ?Sized>(mut v: Vec<&T>) -> Vec<&'b T> {
     v.clear();
     v.into_iter().filter_map(|_| None).collect()
 }
