@@ -38,7 +38,11 @@ pub struct LookupMemo<'d> {
 }
 
 struct State<'d> {
-    slots: [Slot; SLOTS],
+    /// Direct-mapped on field ids ([`SLOTS`] of them once a field is looked up this way; kept
+    /// from memo to memo with only the slots used emptied: most events use one or none).
+    slots: Vec<Slot>,
+    /// The slots this memo filled.
+    used: Vec<u16>,
     values: Vec<&'d Value>,
     /// What the plan collected, sorted by field number. Empty until a covered field is first
     /// asked for.
@@ -58,6 +62,8 @@ struct State<'d> {
 /// a memo per event would otherwise allocate and free them per event.
 #[derive(Default)]
 pub struct MemoBuffers {
+    slots: Vec<Slot>,
+    used: Vec<u16>,
     values: Vec<&'static Value>,
     planned_values: Vec<&'static Value>,
     pairs: Vec<(u32, &'static Value)>,
@@ -99,7 +105,8 @@ impl<'d> LookupMemo<'d> {
             doc,
             plan,
             state: RefCell::new(State {
-                slots: [Slot::default(); SLOTS],
+                slots: bufs.slots,
+                used: bufs.used,
                 values: recycle_refs(bufs.values),
                 planned_values: recycle_refs(bufs.planned_values),
                 pairs: recycle(bufs.pairs),
@@ -113,6 +120,8 @@ impl<'d> LookupMemo<'d> {
     /// The memo's buffers, emptied, for the next memo.
     pub fn into_buffers(self) -> MemoBuffers {
         let State {
+            mut slots,
+            mut used,
             values,
             planned_values,
             pairs,
@@ -120,9 +129,17 @@ impl<'d> LookupMemo<'d> {
             mut detours,
             ..
         } = self.state.into_inner();
+        for &i in &used {
+            if let Some(slot) = slots.get_mut(usize::from(i)) {
+                *slot = Slot::default();
+            }
+        }
+        used.clear();
         ranges.clear();
         detours.clear();
         MemoBuffers {
+            slots,
+            used,
             values: recycle_refs(values),
             planned_values: recycle_refs(planned_values),
             pairs: recycle(pairs),
@@ -146,6 +163,7 @@ impl<'d> LookupMemo<'d> {
         };
         let State {
             slots,
+            used,
             values,
             planned_values,
             pairs,
@@ -188,6 +206,10 @@ impl<'d> LookupMemo<'d> {
         let id = field.id();
         let tag = id.wrapping_add(1);
         let i = id as usize & (SLOTS - 1);
+        if slots.len() != SLOTS {
+            slots.clear();
+            slots.resize(SLOTS, Slot::default());
+        }
         let slot = slots[i];
         if slot.tag == tag && tag != 0 {
             let (start, len) = (slot.start as usize, slot.len as usize);
@@ -198,6 +220,10 @@ impl<'d> LookupMemo<'d> {
         if let (Ok(start32), Ok(len32)) =
             (u32::try_from(start), u32::try_from(values.len() - start))
         {
+            if slots[i].tag == 0 {
+                // (`i` < SLOTS, a small power of two.)
+                used.extend(u16::try_from(i).ok());
+            }
             slots[i] = Slot {
                 tag,
                 start: start32,
