@@ -37,6 +37,7 @@ pub struct LookupMemo<'d> {
     state: RefCell<State<'d>>,
 }
 
+#[derive(Default)]
 struct State<'d> {
     /// Direct-mapped on field ids ([`SLOTS`] of them once a field is looked up this way; kept
     /// from memo to memo with only the slots used emptied: most events use one or none).
@@ -61,31 +62,48 @@ struct State<'d> {
 /// The buffers of a memo that is done, for the memo of the next event ([`LookupMemo::recycled`]):
 /// a memo per event would otherwise allocate and free them per event.
 #[derive(Default)]
-pub struct MemoBuffers {
-    slots: Vec<Slot>,
-    used: Vec<u16>,
-    values: Vec<&'static Value>,
-    planned_values: Vec<&'static Value>,
-    pairs: Vec<(u32, &'static Value)>,
-    ranges: Vec<(u32, u32)>,
-    detours: Vec<u32>,
-}
+pub struct MemoBuffers(State<'static>);
 
-/// An emptied vector of references as one of references of another lifetime, in the same
-/// allocation (the standard library collects an iterator over a vector's own buffer in place
-/// when the items have the same size and alignment; no item exists to convert, so the
-/// `filter_map` never calls its closure: it is there to give the items their new type).
-#[allow(clippy::unnecessary_filter_map)]
-fn recycle<'b, T: ?Sized, U: Copy>(mut v: Vec<(U, &T)>) -> Vec<(U, &'b T)> {
-    v.clear();
-    v.into_iter().filter_map(|_| None).collect()
-}
-
-/// [`recycle`] for plain references.
-#[allow(clippy::unnecessary_filter_map)]
-fn recycle_refs<'b, T: ?Sized>(mut v: Vec<&T>) -> Vec<&'b T> {
-    v.clear();
-    v.into_iter().filter_map(|_| None).collect()
+impl State<'_> {
+    /// The same buffers, emptied, holding references of another lifetime: each vector of
+    /// references is collected into its own allocation (the standard library collects an
+    /// iterator over a vector's buffer in place when the items have the same size and
+    /// alignment; no item is left, so `filter_map` never calls its closure: it only gives the
+    /// items their new type).
+    #[allow(clippy::unnecessary_filter_map)]
+    fn emptied<'b>(self) -> State<'b> {
+        let State {
+            mut slots,
+            mut used,
+            mut values,
+            mut planned_values,
+            mut pairs,
+            mut ranges,
+            mut detours,
+            ..
+        } = self;
+        for &i in &used {
+            if let Some(slot) = slots.get_mut(usize::from(i)) {
+                *slot = Slot::default();
+            }
+        }
+        used.clear();
+        values.clear();
+        planned_values.clear();
+        pairs.clear();
+        ranges.clear();
+        detours.clear();
+        State {
+            slots,
+            used,
+            values: values.into_iter().filter_map(|_| None).collect(),
+            planned_values: planned_values.into_iter().filter_map(|_| None).collect(),
+            pairs: pairs.into_iter().filter_map(|_| None).collect(),
+            ranges,
+            detours,
+            collected: false,
+        }
+    }
 }
 
 impl<'d> LookupMemo<'d> {
@@ -104,48 +122,15 @@ impl<'d> LookupMemo<'d> {
         LookupMemo {
             doc,
             plan,
-            state: RefCell::new(State {
-                slots: bufs.slots,
-                used: bufs.used,
-                values: recycle_refs(bufs.values),
-                planned_values: recycle_refs(bufs.planned_values),
-                pairs: recycle(bufs.pairs),
-                ranges: bufs.ranges,
-                detours: bufs.detours,
-                collected: false,
-            }),
+            // (Emptied when they were handed back; references of a longer lifetime stand for
+            // shorter ones.)
+            state: RefCell::new(bufs.0),
         }
     }
 
     /// The memo's buffers, emptied, for the next memo.
     pub fn into_buffers(self) -> MemoBuffers {
-        let State {
-            mut slots,
-            mut used,
-            values,
-            planned_values,
-            pairs,
-            mut ranges,
-            mut detours,
-            ..
-        } = self.state.into_inner();
-        for &i in &used {
-            if let Some(slot) = slots.get_mut(usize::from(i)) {
-                *slot = Slot::default();
-            }
-        }
-        used.clear();
-        ranges.clear();
-        detours.clear();
-        MemoBuffers {
-            slots,
-            used,
-            values: recycle_refs(values),
-            planned_values: recycle_refs(planned_values),
-            pairs: recycle(pairs),
-            ranges,
-            detours,
-        }
+        MemoBuffers(self.state.into_inner().emptied())
     }
 
     /// Is this the memo of `doc` (the same value in memory)?
@@ -384,13 +369,13 @@ mod tests {
                 bufs = memo.into_buffers();
             }
         }
-        assert!(bufs.planned_values.capacity() > 0 && bufs.pairs.capacity() > 0);
-        assert!(bufs.ranges.capacity() >= plan.len());
-        let kept = bufs.pairs.capacity();
+        assert!(bufs.0.planned_values.capacity() > 0 && bufs.0.pairs.capacity() > 0);
+        assert!(bufs.0.ranges.capacity() >= plan.len());
+        let kept = bufs.0.pairs.capacity();
         let memo = LookupMemo::recycled(&docs[0], Some(&plan), bufs);
         let again = memo.into_buffers();
         assert_eq!(
-            again.pairs.capacity(),
+            again.0.pairs.capacity(),
             kept,
             "the same allocation, not a new one"
         );
