@@ -239,7 +239,7 @@ impl Index {
             with_field_values(memo, doc, f, |vals| {
                 for v in vals {
                     let key: &str = match v {
-                        Value::String(s) if !needs_folding(s.as_bytes()) => s,
+                        Value::String(s) if !crate::eval::needs_folding(s.as_bytes()) => s,
                         Value::String(s) if s.is_ascii() => {
                             folded.clear();
                             folded.push_str(s);
@@ -278,33 +278,6 @@ impl Index {
             });
         }
     }
-}
-
-/// Whether `text` may differ from its lower case (an anchor key is lower case): it has an ASCII
-/// capital or a byte beyond ASCII. Eight bytes at a time: every event's anchor values (user
-/// names of 50 bytes and more) go through here.
-fn needs_folding(text: &[u8]) -> bool {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut words = text.chunks_exact(8);
-    for word in &mut words {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let w = u64::from_le_bytes(w);
-        if w & HIGH != 0 {
-            return true;
-        }
-        // Every byte is below 0x80, so adding to each cannot carry into the next: the high bit
-        // of a byte of `w + 0x3f…` is set from b'A' (0x41) up, of `w + 0x25…` from b'[' (0x5b).
-        let from_a = w.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
-        let past_z = w.wrapping_add(0x2525_2525_2525_2525);
-        if from_a & !past_z & HIGH != 0 {
-            return true;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| !b.is_ascii() || b.is_ascii_uppercase())
 }
 
 #[cfg(test)]
@@ -534,32 +507,6 @@ mod tests {
             idx.candidates(&doc, None, &mut out);
             out.sort();
             assert_eq!(out, want, "{doc}");
-        }
-    }
-
-    #[test]
-    fn folding_is_needed_exactly_for_capitals_and_non_ascii() {
-        let naive = |t: &[u8]| t.iter().any(|&b| !b.is_ascii() || b.is_ascii_uppercase());
-        // Every byte at every position of texts around the word boundaries, on a lower-case
-        // ground, and the bytes next to the ranges' ends.
-        for len in 0..20usize {
-            for at in 0..len {
-                for b in 0u8..=255 {
-                    let mut t = vec![b'a'; len];
-                    t[at] = b;
-                    assert_eq!(needs_folding(&t), naive(&t), "{t:?}");
-                }
-            }
-        }
-        for t in [
-            &b"system:serviceaccount:kube-system:replicaset-controller"[..],
-            b"System:serviceaccount:kube-system:replicaset-controller",
-            b"system:serviceaccount:kube-system:replicaset-controlleR",
-            b"@[`{AZaz",
-            b"@@@@@@@@[[[[[[[[````````{{{{{{{{",
-            "ärger-über-alles".as_bytes(),
-        ] {
-            assert_eq!(needs_folding(t), naive(t), "{t:?}");
         }
     }
 }
