@@ -163,7 +163,9 @@ pub fn format_timestamp(ms: i64) -> String {
                 n /= 10;
             }
         }
-        return String::from_utf8_lossy(&text).into_owned();
+        // (ASCII digits and separators: `from_utf8` never fails here, and is a word-at-a-time
+        // check where `from_utf8_lossy` walks chunks.)
+        return String::from_utf8(text.to_vec()).unwrap_or_default();
     }
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|dt| dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
