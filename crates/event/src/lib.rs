@@ -403,6 +403,11 @@ impl Event {
     /// ([`SourceKind::detect`]).
     pub(crate) fn of_kind(doc: Value, kind: SourceKind, opts: &EventOptions) -> Event {
         let ts_ms = event_time(&doc, kind, opts.timestamp_field.as_deref());
+        Event::at(doc, kind, ts_ms)
+    }
+
+    /// An event whose kind and time the caller has read ([`raw_audit_kind_and_time`]).
+    pub(crate) fn at(doc: Value, kind: SourceKind, ts_ms: Option<i64>) -> Event {
         Event {
             doc,
             ts_ms,
@@ -431,6 +436,51 @@ impl Event {
 }
 
 /// The event time: the given field, else the source's own time field.
+/// For a raw audit Event, its time as [`event_time`] reads it without a timestamp field
+/// (`Some(time)`, the time itself possibly `None`), found in one pass over the top-level keys —
+/// a projected Event has a dozen, and a key lookup in its map costs as much as the pass. `None`
+/// when [`SourceKind::detect`] would not say [`SourceKind::KubernetesAudit`], or when a time is
+/// an array (then [`event_time`] reads it).
+pub(crate) fn raw_audit_time(doc: &Value) -> Option<Option<i64>> {
+    let Value::Object(map) = doc else {
+        return None;
+    };
+    let (mut kind, mut api, mut audit_id, mut stage, mut verb) = (None, None, false, false, false);
+    // requestReceivedTimestamp, stageTimestamp, @timestamp: `event_time`'s order for the kind.
+    let mut times: [Option<&Value>; 3] = [None; 3];
+    for (key, v) in map {
+        match key.as_str() {
+            "kind" => kind = v.as_str(),
+            "apiVersion" => api = v.as_str(),
+            "auditID" => audit_id = true,
+            "stage" => stage = true,
+            "verb" => verb = v.is_string(),
+            "requestReceivedTimestamp" => times[0] = Some(v),
+            "stageTimestamp" => times[1] = Some(v),
+            "@timestamp" => times[2] = Some(v),
+            _ => {}
+        }
+    }
+    // `SourceKind::detect`'s first test, on the same keys.
+    let audit = kind == Some("Event")
+        && match api {
+            Some(v) => v.starts_with("audit.k8s.io/"),
+            None => (audit_id && stage) || verb,
+        };
+    if !audit {
+        return None;
+    }
+    for v in times.into_iter().flatten() {
+        if v.is_array() {
+            return None;
+        }
+        if let Some(ts) = parse_timestamp(v) {
+            return Some(Some(ts));
+        }
+    }
+    Some(None)
+}
+
 pub fn event_time(doc: &Value, kind: SourceKind, field: Option<&str>) -> Option<i64> {
     let candidates: &[&str] = match (field, kind) {
         (Some(f), _) => return first_time(doc, &[f]),
@@ -472,6 +522,94 @@ fn first_time(doc: &Value, fields: &[&str]) -> Option<i64> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The one-pass reading of a raw audit Event gives what `detect` and `event_time` give, on
+    /// every combination of the keys both read (present or not, of every type that matters).
+    #[test]
+    fn raw_audit_time_reads_what_detect_and_event_time_read() {
+        let time = "2025-03-04T06:22:18.819Z";
+        let kinds = [
+            None,
+            Some(json!("Event")),
+            Some(json!("Other")),
+            Some(json!(1)),
+        ];
+        let apis = [
+            None,
+            Some(json!("audit.k8s.io/v1")),
+            Some(json!("v1")),
+            Some(json!(5)),
+        ];
+        let flags = [None, Some(json!("x"))];
+        let verbs = [None, Some(json!("get")), Some(json!(3))];
+        let times = [
+            None,
+            Some(json!(time)),
+            Some(json!("not a time")),
+            Some(json!(1741069338)),
+            Some(json!([time])),
+        ];
+        let (mut fast, mut audit) = (0, 0);
+        for kind in &kinds {
+            for api in &apis {
+                for audit_id in &flags {
+                    for stage in &flags {
+                        for verb in &verbs {
+                            for t0 in &times {
+                                for t1 in &times {
+                                    for t2 in &times {
+                                        let mut doc = serde_json::Map::new();
+                                        for (key, v) in [
+                                            ("kind", kind),
+                                            ("apiVersion", api),
+                                            ("auditID", audit_id),
+                                            ("stage", stage),
+                                            ("verb", verb),
+                                            ("requestReceivedTimestamp", t0),
+                                            ("stageTimestamp", t1),
+                                            ("@timestamp", t2),
+                                        ] {
+                                            if let Some(v) = v {
+                                                doc.insert(key.to_string(), v.clone());
+                                            }
+                                        }
+                                        let doc = Value::Object(doc);
+                                        let kind = SourceKind::detect(&doc);
+                                        audit += usize::from(kind == SourceKind::KubernetesAudit);
+                                        match raw_audit_time(&doc) {
+                                            Some(ts) => {
+                                                fast += 1;
+                                                assert_eq!(
+                                                    kind,
+                                                    SourceKind::KubernetesAudit,
+                                                    "{doc}"
+                                                );
+                                                assert_eq!(
+                                                    ts,
+                                                    event_time(&doc, kind, None),
+                                                    "{doc}"
+                                                );
+                                            }
+                                            None => assert!(
+                                                kind != SourceKind::KubernetesAudit
+                                                    || [t0, t1, t2].iter().any(|t| {
+                                                        t.as_ref().is_some_and(Value::is_array)
+                                                    }),
+                                                "{doc}"
+                                            ),
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Both branches taken many times.
+        assert!(fast > 1000 && audit > fast, "{fast} {audit}");
+        assert!(raw_audit_time(&json!([1])).is_none());
+    }
 
     #[test]
     fn event_times_come_from_the_first_field_that_holds_one() {

@@ -223,8 +223,16 @@ fn parse_projected(
     }
     let doc = projection.parse_reusing(text).ok()?;
     // The kind is decided by top-level keys the projection always keeps, so this is the
-    // answer the whole document would give.
-    let kind = SourceKind::detect(&doc);
+    // answer the whole document would give. A raw audit Event's kind and time come from one
+    // pass over its keys.
+    let time = match opts.timestamp_field {
+        None => crate::raw_audit_time(&doc),
+        Some(_) => None,
+    };
+    let kind = match time {
+        Some(_) => SourceKind::KubernetesAudit,
+        None => SourceKind::detect(&doc),
+    };
     let served = match opts.projection_scope {
         ProjectionScope::RawAudit => kind == SourceKind::KubernetesAudit,
         // These kinds are never unwrapped (see `wrappers::is_wrapper`); a `Records` batch is.
@@ -242,7 +250,10 @@ fn parse_projected(
         crate::projection::spare::give(doc);
         return None;
     }
-    let mut ev = Event::of_kind(doc, kind, opts);
+    let mut ev = match time {
+        Some(ts_ms) => Event::at(doc, kind, ts_ms),
+        None => Event::of_kind(doc, kind, opts),
+    };
     ev.origin = Origin {
         file: name.clone(),
         line,
