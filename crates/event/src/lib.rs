@@ -90,15 +90,12 @@ impl SourceKind {
         // traces, the minimal events of rule tests) still carry the audit Event's own keys: an
         // audit ID and stage, or a verb (no other `Event` has one: a core Event names its
         // version anyway, and has a reason and an involved object instead).
-        if s("kind") == Some("Event")
-            && match s("apiVersion") {
-                Some(v) => v.starts_with("audit.k8s.io/"),
-                None => {
-                    (obj.contains_key("auditID") && obj.contains_key("stage"))
-                        || s("verb").is_some()
-                }
-            }
-        {
+        if is_raw_audit(
+            s("kind"),
+            s("apiVersion"),
+            obj.contains_key("auditID") && obj.contains_key("stage"),
+            s("verb").is_some(),
+        ) {
             return SourceKind::KubernetesAudit;
         }
         if obj.contains_key("eventSource") && obj.contains_key("eventName") {
@@ -135,6 +132,21 @@ impl SourceKind {
         SourceKind::Unknown
     }
 }
+
+/// [`SourceKind::detect`]'s test for a raw audit Event, on what its top-level keys hold: `kind`
+/// and `apiVersion` as strings, whether both `auditID` and `stage` are there, whether `verb` is
+/// a string.
+fn is_raw_audit(kind: Option<&str>, api: Option<&str>, id_and_stage: bool, verb: bool) -> bool {
+    kind == Some("Event")
+        && match api {
+            Some(v) => v.starts_with("audit.k8s.io/"),
+            None => id_and_stage || verb,
+        }
+}
+
+/// Where a raw audit Event's time is, in [`event_time`]'s order.
+const RAW_AUDIT_TIME_FIELDS: [&str; 3] =
+    ["requestReceivedTimestamp", "stageTimestamp", "@timestamp"];
 
 /// Where an event was read from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -406,7 +418,7 @@ impl Event {
         Event::at(doc, kind, ts_ms)
     }
 
-    /// An event whose kind and time the caller has read ([`raw_audit_kind_and_time`]).
+    /// An event whose kind and time the caller has read ([`raw_audit_time`]).
     pub(crate) fn at(doc: Value, kind: SourceKind, ts_ms: Option<i64>) -> Event {
         Event {
             doc,
@@ -446,8 +458,7 @@ pub(crate) fn raw_audit_time(doc: &Value) -> Option<Option<i64>> {
         return None;
     };
     let (mut kind, mut api, mut audit_id, mut stage, mut verb) = (None, None, false, false, false);
-    // requestReceivedTimestamp, stageTimestamp, @timestamp: `event_time`'s order for the kind.
-    let mut times: [Option<&Value>; 3] = [None; 3];
+    let mut times: [Option<&Value>; RAW_AUDIT_TIME_FIELDS.len()] = Default::default();
     for (key, v) in map {
         match key.as_str() {
             "kind" => kind = v.as_str(),
@@ -455,19 +466,14 @@ pub(crate) fn raw_audit_time(doc: &Value) -> Option<Option<i64>> {
             "auditID" => audit_id = true,
             "stage" => stage = true,
             "verb" => verb = v.is_string(),
-            "requestReceivedTimestamp" => times[0] = Some(v),
-            "stageTimestamp" => times[1] = Some(v),
-            "@timestamp" => times[2] = Some(v),
-            _ => {}
+            other => {
+                if let Some(at) = RAW_AUDIT_TIME_FIELDS.iter().position(|f| *f == other) {
+                    times[at] = Some(v);
+                }
+            }
         }
     }
-    // `SourceKind::detect`'s first test, on the same keys.
-    let audit = kind == Some("Event")
-        && match api {
-            Some(v) => v.starts_with("audit.k8s.io/"),
-            None => (audit_id && stage) || verb,
-        };
-    if !audit {
+    if !is_raw_audit(kind, api, audit_id && stage, verb) {
         return None;
     }
     for v in times.into_iter().flatten() {
@@ -484,9 +490,7 @@ pub(crate) fn raw_audit_time(doc: &Value) -> Option<Option<i64>> {
 pub fn event_time(doc: &Value, kind: SourceKind, field: Option<&str>) -> Option<i64> {
     let candidates: &[&str] = match (field, kind) {
         (Some(f), _) => return first_time(doc, &[f]),
-        (None, SourceKind::KubernetesAudit) => {
-            &["requestReceivedTimestamp", "stageTimestamp", "@timestamp"]
-        }
+        (None, SourceKind::KubernetesAudit) => &RAW_AUDIT_TIME_FIELDS,
         (None, SourceKind::CloudTrail) => &["eventTime", "@timestamp"],
         (None, _) => &["@timestamp", "timestamp", "time", "eventTime"],
     };
