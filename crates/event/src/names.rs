@@ -30,18 +30,24 @@ impl<T> Default for NameTable<T> {
 /// ending the walk at a node that keeps everything below it. `None` for a key without a dot (the
 /// caller has looked it up whole) and for a component that names no child.
 ///
-/// Each byte is looked at once: the components are found as the walk goes, and a key whose
-/// first component is no child is given up at its first dot.
+/// A key that `dotted` (the node's [`DottedKeys`]) knows is answered by one lookup; any other is
+/// walked. Each byte is looked at once: the components are found as the walk goes, and a key
+/// whose first component is no child is given up at its first dot.
 #[inline]
 pub(crate) fn walk_dotted_key<'n, N>(
     node: &'n N,
     key: &str,
+    dotted: Option<&DottedKeys>,
     child: impl Fn(&'n N, &str) -> Option<&'n N>,
     stop: impl Fn(&N) -> bool,
+    children: impl Fn(&'n N) -> &'n NameTable<N>,
 ) -> Option<&'n N> {
     // A plain loop: trie keys are short, a SIMD search costs more to set up.
     let dot = |s: &str| s.bytes().position(|b| b == b'.');
     let first = dot(key)?;
+    if let Some(n) = dotted.and_then(|d| d.follow(node, key, &children)) {
+        return Some(n);
+    }
     let mut n = node;
     let mut rest = key;
     let mut at = Some(first);
@@ -57,6 +63,86 @@ pub(crate) fn walk_dotted_key<'n, N>(
             }
             None => return child(n, rest),
         }
+    }
+}
+
+/// The dotted keys that lead from a trie node to one of its descendants through nodes that do
+/// not stop a walk (`authorization.k8s.io/decision` for the path `authorization` → `k8s` →
+/// `io/decision`), each with the positions of the names on the way: what
+/// [`walk_dotted_key`] finds for such a key, found by one lookup instead of one per component
+/// (audit Events carry their annotations under such keys). Names hold no dots, so the joined
+/// names are distinct.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DottedKeys(NameTable<Box<[u32]>>);
+
+/// Components a dotted key of a [`DottedKeys`] has at most (deeper keys are walked).
+const DOTTED_DEPTH: usize = 6;
+/// Dotted keys a node holds at most (a bound against a trie of thousands of fields).
+const DOTTED_MAX: usize = 1024;
+
+impl DottedKeys {
+    /// The dotted keys below `node` (see [`DottedKeys`]).
+    pub(crate) fn of<N>(
+        node: &N,
+        children: &impl Fn(&N) -> &NameTable<N>,
+        stop: &impl Fn(&N) -> bool,
+    ) -> DottedKeys {
+        fn collect<N>(
+            node: &N,
+            name: &mut String,
+            path: &mut Vec<u32>,
+            children: &impl Fn(&N) -> &NameTable<N>,
+            stop: &impl Fn(&N) -> bool,
+            out: &mut Vec<(Box<str>, Box<[u32]>)>,
+        ) {
+            for (at, (child_name, child)) in (0u32..).zip(children(node).iter()) {
+                if out.len() >= DOTTED_MAX {
+                    return;
+                }
+                let len = name.len();
+                if !path.is_empty() {
+                    name.push('.');
+                }
+                name.push_str(child_name);
+                path.push(at);
+                if path.len() >= 2 {
+                    out.push((name.as_str().into(), path.as_slice().into()));
+                }
+                if path.len() < DOTTED_DEPTH && !stop(child) {
+                    collect(child, name, path, children, stop, out);
+                }
+                path.pop();
+                name.truncate(len);
+            }
+        }
+        let mut out = Vec::new();
+        if !stop(node) {
+            collect(
+                node,
+                &mut String::new(),
+                &mut Vec::new(),
+                children,
+                stop,
+                &mut out,
+            );
+        }
+        DottedKeys(NameTable::from_entries(out))
+    }
+
+    /// The descendant of `node` (the node these keys were made for) that `key` names, if `key`
+    /// is one of them.
+    fn follow<'n, N>(
+        &self,
+        node: &'n N,
+        key: &str,
+        children: &impl Fn(&'n N) -> &'n NameTable<N>,
+    ) -> Option<&'n N> {
+        let path = self.0.get(key)?;
+        let mut n = node;
+        for &at in path.iter() {
+            n = children(n).at(at)?;
+        }
+        Some(n)
     }
 }
 
@@ -138,6 +224,23 @@ impl<T> NameTable<T> {
         &mut self.entries[i].1
     }
 
+    /// A table of `entries` (distinct names), indexed once.
+    pub(crate) fn from_entries(entries: Vec<(Box<str>, T)>) -> NameTable<T> {
+        let mut t = NameTable {
+            entries,
+            table: Box::default(),
+        };
+        if !t.entries.is_empty() {
+            t.reindex();
+        }
+        t
+    }
+
+    /// The value of the name at position `at` in insertion order.
+    pub(crate) fn at(&self, at: u32) -> Option<&T> {
+        self.entries.get(at as usize).map(|(_, v)| v)
+    }
+
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
         self.table = Box::default();
@@ -149,6 +252,10 @@ impl<T> NameTable<T> {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &T)> {
         self.entries.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.entries.iter_mut().map(|(_, v)| v)
     }
 
     fn reindex(&mut self) {
@@ -198,6 +305,10 @@ mod tests {
                 n.path = path.clone();
             }
         }
+        fn children(n: &N) -> &NameTable<N> {
+            &n.children
+        }
+        let dotted = DottedKeys::of(&root, &children, &|_: &N| false);
         let split_walk = |key: &str| -> Option<String> {
             let comps: Vec<&str> = key.split('.').collect();
             if comps.len() < 2 {
@@ -229,14 +340,57 @@ mod tests {
             "ü.東.x",
             "a.x",
         ] {
-            let got = walk_dotted_key(&root, key, |n, c| n.children.get(c), |_| false)
+            for dotted in [None, Some(&dotted)] {
+                let got = walk_dotted_key(
+                    &root,
+                    key,
+                    dotted,
+                    |n, c| n.children.get(c),
+                    |_| false,
+                    children,
+                )
                 .map(|n| n.path.clone());
-            assert_eq!(got, split_walk(key), "{key:?}");
+                assert_eq!(
+                    got,
+                    split_walk(key),
+                    "{key:?}, shortcut {}",
+                    dotted.is_some()
+                );
+            }
         }
-        // A stopping node ends the walk there, whatever the rest of the key.
+        // The shortcut knows the paths of two names and more, not the rest.
+        for known in [
+            "a.b",
+            "a.b.c",
+            "a.b.dd",
+            "authorization.k8s.io/decision",
+            "k8s.io",
+        ] {
+            let found = dotted
+                .follow(&root, known, &children)
+                .map(|n| n.path.clone());
+            assert_eq!(found.is_some(), known != "k8s.io", "{known}");
+            assert!(found.is_none() || found == split_walk(known), "{known}");
+        }
+        // A stopping node ends the walk there, whatever the rest of the key; the shortcut
+        // stops there too.
         let stop_at_ab = |n: &N| n.path == "a.b";
-        let got = walk_dotted_key(&root, "a.b.zz.y", |n, c| n.children.get(c), stop_at_ab);
-        assert_eq!(got.map(|n| n.path.as_str()), Some("a.b"));
+        let stopping = DottedKeys::of(&root, &children, &stop_at_ab);
+        assert!(stopping.0.get("a.b").is_some());
+        assert!(stopping.0.get("a.b.c").is_none());
+        for dotted in [None, Some(&stopping)] {
+            for key in ["a.b.zz.y", "a.b.c"] {
+                let got = walk_dotted_key(
+                    &root,
+                    key,
+                    dotted,
+                    |n, c| n.children.get(c),
+                    stop_at_ab,
+                    children,
+                );
+                assert_eq!(got.map(|n| n.path.as_str()), Some("a.b"), "{key}");
+            }
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! the next — which is also their order in a `serde_json::Map` (sorted keys).
 
 use crate::lookup::field_id;
-use crate::names::NameTable;
+use crate::names::{DottedKeys, NameTable};
 use crate::ResolvedField;
 use ruleatlas_ir::FieldPath;
 use serde_json::Value;
@@ -70,11 +70,21 @@ fn twin_name(segs: &[String]) -> Option<String> {
 #[derive(Debug, Clone, Default)]
 struct PlanNode {
     children: NameTable<PlanNode>,
+    /// The dotted keys that name a descendant at once.
+    dotted: DottedKeys,
     /// Number of the field whose name ends here (names are distinct: one at most).
     end: Option<u32>,
 }
 
 const NONE: u32 = u32::MAX;
+
+impl PlanNode {
+    /// Builds the [`DottedKeys`] of this node and all below.
+    fn index_dotted(&mut self) {
+        self.dotted = DottedKeys::of(self, &|n: &PlanNode| &n.children, &|_: &PlanNode| false);
+        self.children.values_mut().for_each(PlanNode::index_dotted);
+    }
+}
 
 impl FieldPlan {
     /// The plan of `fields` (repeats, exact paths and wildcard names are fine: the last two are
@@ -135,6 +145,7 @@ impl FieldPlan {
             }
             plan.local_of[at] = local | EXACT;
         }
+        plan.root.index_dotted();
         plan
     }
 
@@ -245,7 +256,14 @@ fn descend<'d>(
 /// The node a document key that names no child of `node` leads to: the key split at its dots,
 /// one trie level per component (names in the trie hold no dots).
 fn walk_dotted<'n>(node: &'n PlanNode, key: &str) -> Option<&'n PlanNode> {
-    crate::names::walk_dotted_key(node, key, |n, c| n.children.get(c), |_| false)
+    crate::names::walk_dotted_key(
+        node,
+        key,
+        Some(&node.dotted),
+        |n, c| n.children.get(c),
+        |_| false,
+        |n| &n.children,
+    )
 }
 
 fn emit_leaf<'d>(local: u32, v: &'d Value, out: &mut Vec<(u32, &'d Value)>) {

@@ -18,7 +18,7 @@
 //! all their readers: the hunt's engine and alert writer. Alerts echo the input line, not the
 //! projected document.
 
-use crate::names::NameTable;
+use crate::names::{DottedKeys, NameTable};
 use ruleatlas_ir::FieldPath;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -42,6 +42,9 @@ struct Node {
     rank: u32,
     /// Some child is named by an array position ([`Node::indexes_arrays`]).
     positions: bool,
+    /// The dotted keys that name a descendant at once ([`DottedKeys`]): made when a walk first
+    /// needs them, forgotten when a field is added below.
+    dotted: std::sync::OnceLock<DottedKeys>,
 }
 
 impl Projection {
@@ -86,7 +89,7 @@ impl Projection {
         let mut node = &mut self.root;
         for c in name.split('.') {
             if node.whole {
-                return;
+                break;
             }
             node = node.child_mut(c);
         }
@@ -104,6 +107,7 @@ impl Projection {
         // Everything below is kept anyway.
         node.children.clear();
         node.positions = false;
+        node.dotted = Default::default();
     }
 
     /// Number of fields kept (paths ending in a whole value).
@@ -188,6 +192,12 @@ impl Projection {
 }
 
 impl Node {
+    /// The [`DottedKeys`] of this node.
+    fn dotted(&self) -> &DottedKeys {
+        self.dotted
+            .get_or_init(|| DottedKeys::of(self, &|n: &Node| &n.children, &|n: &Node| n.whole))
+    }
+
     /// Some field names an array element by position here (`/ephemeralContainers/0/name`, an
     /// exact path): arrays met at this node are kept whole (a superset, so lookups agree).
     fn indexes_arrays(&self) -> bool {
@@ -199,6 +209,8 @@ impl Node {
     }
 
     fn child_mut(&mut self, name: &str) -> &mut Node {
+        // Something is added below: the dotted keys are made again when next needed.
+        self.dotted = Default::default();
         if self.children.get(name).is_none() {
             self.children.get_or_insert(name);
             if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
@@ -227,7 +239,14 @@ fn walk<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
 
 /// [`walk`] for a key that names no child of `node` exactly.
 fn walk_dotted<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
-    crate::names::walk_dotted_key(node, key, |n, c| n.child(c), |n| n.whole)
+    crate::names::walk_dotted_key(
+        node,
+        key,
+        Some(node.dotted()),
+        |n, c| n.child(c),
+        |n| n.whole,
+        |n| &n.children,
+    )
 }
 
 /// One kept entry of an object: its key, its value, the trie node below it (`None`: kept whole)
