@@ -452,6 +452,29 @@ impl EventStream {
         }
     }
 
+    /// Parses the next line where it lies in the reader's buffer, without copying it out,
+    /// when the buffer holds all of it and it is UTF-8 (nearly every line: the buffer holds a
+    /// few hundred). False, having consumed nothing, when it cannot: [`Self::read_line`] then
+    /// reads the line (across buffer refills) and reports what is wrong with it.
+    fn parse_buffered_line(&mut self) -> bool {
+        let Ok(available) = self.reader.fill_buf() else {
+            return false;
+        };
+        let Some(end) = memchr::memchr(b'\n', available) else {
+            return false;
+        };
+        let Ok(text) = std::str::from_utf8(&available[..=end]) else {
+            return false;
+        };
+        self.line += 1;
+        if !text.trim().is_empty() {
+            parse_line(text, self.line, &self.name, &self.opts, &mut self.pending);
+            crate::wrappers::unwrap_items(&mut self.pending, 0, &self.opts);
+        }
+        self.reader.consume(end + 1);
+        true
+    }
+
     fn read_line(&mut self) -> Option<io::Result<()>> {
         self.buf.clear();
         match read_line_into(&mut *self.reader, &mut self.buf) {
@@ -522,6 +545,9 @@ impl Iterator for EventStream {
             }
             if self.mode == Mode::Done || self.failed {
                 return None;
+            }
+            if self.mode == Mode::Lines && self.parse_buffered_line() {
+                continue;
             }
             if let Err(e) = self.read_line()? {
                 let line = self.line + 1;
@@ -898,6 +924,47 @@ mod tests {
             items[2].as_ref().map(|e| (e.seq, e.origin.line)).ok(),
             Some((1, 4))
         );
+    }
+
+    #[test]
+    fn lines_in_the_buffer_and_across_refills_read_alike() {
+        // Lines shorter and longer than the reader's buffer (64 bytes: most lines cross a
+        // refill), blank lines, a line that is not UTF-8, bad JSON and a last line without
+        // its newline: each line's outcome at its own number, whatever the buffer size.
+        let mut text: Vec<u8> = Vec::new();
+        let mut expect: Vec<(u64, Option<u64>)> = Vec::new(); // (line, value of "n" or bad)
+        for i in 1..=60u64 {
+            match i % 7 {
+                0 => text.extend_from_slice(b"\n"),
+                3 => {
+                    text.extend_from_slice(b"{\"n\":\"\xff\"}\n");
+                    expect.push((i, None));
+                }
+                5 => {
+                    text.extend_from_slice(b"not json\n");
+                    expect.push((i, None));
+                }
+                _ => {
+                    let pad = "x".repeat((i as usize * 13) % 150);
+                    text.extend_from_slice(format!("{{\"n\":{i},\"pad\":\"{pad}\"}}\n").as_bytes());
+                    expect.push((i, Some(i)));
+                }
+            }
+        }
+        text.extend_from_slice(b"{\"n\":61}");
+        expect.push((61, Some(61)));
+        for cap in [64, 1 << 16] {
+            let reader = io::BufReader::with_capacity(cap, io::Cursor::new(text.clone()));
+            let stream =
+                EventStream::new("t.json".into(), Box::new(reader), EventOptions::default());
+            let got: Vec<(u64, Option<u64>)> = stream
+                .map(|item| match item {
+                    Ok(ev) => (ev.origin.line, ev.doc.get("n").and_then(Value::as_u64)),
+                    Err(bad) => (bad.line, None),
+                })
+                .collect();
+            assert_eq!(got, expect, "buffer of {cap} bytes");
+        }
     }
 
     #[test]
