@@ -89,7 +89,7 @@ impl Projection {
         let mut node = &mut self.root;
         for c in name.split('.') {
             if node.whole {
-                break;
+                return;
             }
             node = node.child_mut(c);
         }
