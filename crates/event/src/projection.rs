@@ -26,6 +26,8 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
 
+mod direct;
+
 /// The fields to keep, as a trie over dot-separated name components.
 #[derive(Debug, Clone, Default)]
 pub struct Projection {
@@ -161,7 +163,35 @@ impl Projection {
     /// longer needs ([`spare`]), when there is one: the same value, built with far fewer
     /// allocations (successive audit Events have mostly the same keys, so most strings are
     /// overwritten in place and most maps keep their nodes).
+    ///
+    /// Most texts are read in one pass straight from the text ([`direct`]); the others (control
+    /// bytes, exponents, escaped keys, errors…) through sonic-rs's document, whose answer counts.
     pub fn parse_reusing(&self, text: &str) -> Result<Value, sonic_rs::Error> {
+        let mut doc = spare::take().unwrap_or(Value::Null);
+        if direct::refill(self.kept_root(), text, &mut doc).is_ok() {
+            return Ok(doc);
+        }
+        let dom: sonic_rs::Value = match sonic_rs::from_str(text) {
+            Ok(dom) => dom,
+            Err(e) => {
+                spare::give(doc);
+                return Err(e);
+            }
+        };
+        refill(self.kept_root(), &dom, &mut doc);
+        Ok(doc)
+    }
+
+    /// The one-pass parse of [`Projection::parse_reusing`] alone, into a new document: `None`
+    /// where it declines the text (see [`direct`]'s contract). For tests and comparison.
+    pub fn parse_direct(&self, text: &str) -> Option<Value> {
+        let mut doc = Value::Null;
+        direct::refill(self.kept_root(), text, &mut doc).ok()?;
+        Some(doc)
+    }
+
+    /// [`Projection::parse_reusing`] through sonic-rs's document only (for comparison).
+    pub fn parse_reusing_via_sonic(&self, text: &str) -> Result<Value, sonic_rs::Error> {
         let dom: sonic_rs::Value = sonic_rs::from_str(text)?;
         let mut doc = spare::take().unwrap_or(Value::Null);
         refill(self.kept_root(), &dom, &mut doc);
