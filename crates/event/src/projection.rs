@@ -190,14 +190,6 @@ impl Projection {
         Some(doc)
     }
 
-    /// [`Projection::parse_reusing`] through sonic-rs's document only (for comparison).
-    pub fn parse_reusing_via_sonic(&self, text: &str) -> Result<Value, sonic_rs::Error> {
-        let dom: sonic_rs::Value = sonic_rs::from_str(text)?;
-        let mut doc = spare::take().unwrap_or(Value::Null);
-        refill(self.kept_root(), &dom, &mut doc);
-        Ok(doc)
-    }
-
     /// The trie to walk a document with; `None` when everything is kept.
     fn kept_root(&self) -> Option<&Node> {
         (!self.root.whole).then_some(&self.root)
