@@ -622,7 +622,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn projection(fields: &[&str]) -> Projection {
+    pub(super) fn projection(fields: &[&str]) -> Projection {
         let mut p = Projection::new();
         for f in fields {
             assert!(p.add_name(f));

@@ -5,8 +5,8 @@
 //! Why: through sonic-rs a kept value is handled three times — parsed into sonic-rs's document,
 //! found again by the walk that copies it out, copied. Building sonic-rs's document of a whole
 //! audit Event (request and response objects included) costs about as much as the copy. Here a
-//! skipped value is only validated (strings by memchr's SIMD search for their closing quote) and
-//! a kept one is written once.
+//! skipped value is only validated (a string's end found by a bit search in the marks one sweep
+//! of vector compares made of the line's quotes and backslashes) and a kept one is written once.
 //!
 //! Contract (tested against sonic-rs on awkward documents, on every sample line of the corpora and
 //! on random mutations of them): when [`refill`] returns `Ok`, the text is valid JSON — sonic-rs
@@ -36,9 +36,9 @@ const MAX_DEPTH: u32 = 128;
 pub(super) fn refill(node: Option<&Node>, text: &str, out: &mut Value) -> Step {
     let bytes = text.as_bytes();
     // JSON allows no byte below 0x20 in a string and only tab, line feed and carriage return
-    // between tokens: a text without any (nearly every line) needs no check of them anywhere else,
-    // so a string's scan looks for its quote and backslashes only.
-    // Lines of up to 2 KB (nearly all) mark their strings on the stack.
+    // between tokens: a text without any (nearly every line; the marking checks) needs no check
+    // of them anywhere else, so a string's end is its next quote or backslash. Lines of up to
+    // 2 KB (nearly all) keep their marks on the stack.
     let mut small = [0u64; 32];
     let mut large = Vec::new();
     let words = bytes.len().div_ceil(64);
@@ -152,6 +152,23 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// After an item of a container: steps over the comma before the next item (false) or over
+    /// the container's `close` (true).
+    fn closes(&mut self, close: u8) -> Step<bool> {
+        self.spaces();
+        match self.peek() {
+            Some(b',') => {
+                self.at += 1;
+                Ok(false)
+            }
+            Some(b) if b == close => {
+                self.at += 1;
+                Ok(true)
+            }
+            _ => Err(Declined),
+        }
+    }
+
     fn enter(&mut self) -> Step {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -251,14 +268,8 @@ impl<'a> Cursor<'a> {
                         },
                     },
                 }
-                self.spaces();
-                match self.peek() {
-                    Some(b',') => self.at += 1,
-                    Some(b'}') => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return Err(Declined),
+                if self.closes(b'}')? {
+                    break;
                 }
             }
         }
@@ -307,14 +318,8 @@ impl<'a> Cursor<'a> {
                     }
                 }
                 len += 1;
-                self.spaces();
-                match self.peek() {
-                    Some(b',') => self.at += 1,
-                    Some(b']') => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return Err(Declined),
+                if self.closes(b']')? {
+                    break;
                 }
             }
         }
@@ -343,14 +348,8 @@ impl<'a> Cursor<'a> {
                         self.skip_string()?;
                         self.expect(b':')?;
                         self.skip_value()?;
-                        self.spaces();
-                        match self.peek() {
-                            Some(b',') => self.at += 1,
-                            Some(b'}') => {
-                                self.at += 1;
-                                break;
-                            }
-                            _ => return Err(Declined),
+                        if self.closes(b'}')? {
+                            break;
                         }
                     }
                 }
@@ -366,14 +365,8 @@ impl<'a> Cursor<'a> {
                 } else {
                     loop {
                         self.skip_value()?;
-                        self.spaces();
-                        match self.peek() {
-                            Some(b',') => self.at += 1,
-                            Some(b']') => {
-                                self.at += 1;
-                                break;
-                            }
-                            _ => return Err(Declined),
+                        if self.closes(b']')? {
+                            break;
                         }
                     }
                 }
@@ -550,16 +543,9 @@ fn number_value(text: &str, integer: bool) -> Step<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::projection::tests::projection;
     use crate::projection::Projection;
     use ruleatlas_ir::FieldPath;
-
-    fn projection(fields: &[&str]) -> Projection {
-        let mut p = Projection::new();
-        for f in fields {
-            assert!(p.add_field(&FieldPath::new(*f)));
-        }
-        p
-    }
 
     /// The sonic-rs path's answer for `text` refilled into `before`.
     fn sonic(p: &Projection, text: &str, before: &Value) -> Option<Value> {
