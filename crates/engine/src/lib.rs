@@ -188,7 +188,7 @@ fn insert_dotted(map: &mut Map<String, Value>, path: &str, value: Value) {
 }
 
 /// A compiled rule query. Implementations keep bounded state and see events in time order.
-pub trait Stage: Send {
+pub trait Stage: Send + Sync {
     /// Called for each event of the rule's log sources; pushes the matches it completes.
     fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>);
     /// The part of [`Stage::on_event`] that reads the event alone, for a thread other than the
@@ -210,6 +210,15 @@ pub trait Stage: Send {
     fn overflowed(&self) -> u64 {
         0
     }
+    /// Whether the stage keeps nothing between events and runs through a shared reference
+    /// ([`Stage::on_event_shared`]): engines forked from one engine then share it
+    /// ([`Engine::fork`]) instead of each compiling its own.
+    fn runs_shared(&self) -> bool {
+        false
+    }
+    /// [`Stage::on_event`] through a shared reference, for a stage that [`Stage::runs_shared`]
+    /// (the others do nothing here).
+    fn on_event_shared(&self, _ctx: &EventCtx, _out: &mut Vec<Match>) {}
 }
 
 /// What [`Stage::prepare`] found for an event.
@@ -239,17 +248,25 @@ impl FilterStage {
 
 impl Stage for FilterStage {
     fn on_event(&mut self, ctx: &EventCtx, out: &mut Vec<Match>) {
-        if let Some(doc) = ctx.doc(self.dialect) {
-            if self.expr.matches_memo(doc, ctx.memo_for(doc)) {
-                out.push(Match::single(ctx.event.clone()));
-            }
-        }
+        self.on_event_shared(ctx, out);
     }
 
     fn prepare(&self, ctx: &EventCtx) -> Prepared {
         match ctx.doc(self.dialect) {
             Some(doc) if self.expr.matches_memo(doc, ctx.memo_for(doc)) => Prepared::Run,
             _ => Prepared::Skip,
+        }
+    }
+
+    fn runs_shared(&self) -> bool {
+        true
+    }
+
+    fn on_event_shared(&self, ctx: &EventCtx, out: &mut Vec<Match>) {
+        if let Some(doc) = ctx.doc(self.dialect) {
+            if self.expr.matches_memo(doc, ctx.memo_for(doc)) {
+                out.push(Match::single(ctx.event.clone()));
+            }
         }
     }
 }
@@ -299,15 +316,18 @@ pub fn compile_pipeline(
     }
 }
 
+#[derive(Clone)]
 struct CompiledRule {
     rule: Arc<Rule>,
-    stage: Box<dyn Stage>,
+    /// Owned by this engine, except in engines made by [`Engine::fork`], which share the
+    /// stages that keep no state and the deferred rules' (only prepared there).
+    stage: Arc<dyn Stage>,
     /// An ECS-dialect rule compiled against raw audit Events' own fields ([`ecs_raw`]): used
     /// for those events instead of `stage`, so they need no ECS view. Filters, thresholds and
     /// new-terms rules (one source each: their state is kept per format, raw audit Events vs
     /// ECS documents); not sequences, whose steps may join raw audit Events with ECS events
     /// of other sources in one state.
-    raw_audit: Option<Box<dyn Stage>>,
+    raw_audit: Option<Arc<dyn Stage>>,
     /// Translated field name → the rule's own, for the facts a `raw_audit` stage reports
     /// (threshold group-by and new-terms field names).
     raw_audit_names: Vec<(String, String)>,
@@ -327,7 +347,7 @@ struct CompiledRule {
     /// which says nothing about an event of another source: the rule's log source cannot be
     /// told from the event, its fields can. `None`: the rule reads every field (keyword
     /// searches, wildcard names) or none, and meets every such event.
-    unknown_needs_one_of: Option<Vec<ResolvedField>>,
+    unknown_needs_one_of: Option<Arc<[ResolvedField]>>,
 }
 
 /// See [`CompiledRule::unknown_needs_one_of`].
@@ -346,11 +366,12 @@ fn fields_read(rule: &Rule) -> Option<Vec<ResolvedField>> {
 }
 
 /// How a rule reads a raw audit Event.
+#[derive(Clone)]
 enum RawAuditReads {
     /// Its own fields (a native-dialect rule).
     Own,
     /// This pipeline's: the rule's ECS fields translated ([`ecs_raw`]).
-    Translated(Pipeline),
+    Translated(Arc<Pipeline>),
     /// The ECS view built from the Event.
     View,
 }
@@ -428,13 +449,63 @@ pub fn rule_profile_enabled() -> bool {
     std::env::var_os("RULEATLAS_RULE_PROFILE").is_some()
 }
 
+/// An engine kept to make others from ([`EngineTemplate::fork`]): engines over the same rules
+/// that share its compiled stages instead of each compiling its own — each parser thread of a
+/// hunt runs one, and compiling every rule per thread cost ~0.1 s and ~35 MB a thread. Only for
+/// an engine whose rules keep no state where they run — stateless filters, and deferred rules
+/// ([`Engine::with_deferred`]), which it only prepares — and without correlations. The template
+/// itself runs no event: its stages are no longer its own.
+pub struct EngineTemplate(Engine);
+
+impl EngineTemplate {
+    /// The engine back when some rule of it keeps state where it runs, or it has correlations.
+    pub fn new(engine: Engine) -> Result<EngineTemplate, Box<Engine>> {
+        let shareable = |r: &CompiledRule| {
+            r.deferred
+                || (r.stage.runs_shared() && r.raw_audit.as_ref().is_none_or(|s| s.runs_shared()))
+        };
+        if engine.correlations.is_empty() && engine.rules.iter().all(shareable) {
+            Ok(EngineTemplate(engine))
+        } else {
+            Err(Box::new(engine))
+        }
+    }
+
+    /// An engine over the template's rules, sharing its stages, with empty buffers. It runs
+    /// events with [`Engine::process`] (stateless rules run, deferred ones prepared), not
+    /// [`Engine::process_prepared`] (which runs deferred rules, whose state is not its own).
+    pub fn fork(&self) -> Engine {
+        let e = &self.0;
+        Engine {
+            rules: e
+                .rules
+                .iter()
+                .map(|r| CompiledRule {
+                    cost: (0, 0),
+                    ..r.clone()
+                })
+                .collect(),
+            indexes: e.indexes.clone(),
+            plans: e.plans.clone(),
+            candidates: Vec::new(),
+            memo_buffers: memo::MemoBuffers::default(),
+            prepared: Vec::new(),
+            correlations: Vec::new(),
+            skipped: e.skipped.clone(),
+            scratch: Vec::new(),
+            profile: e.profile,
+            tally: (0, 0, 0),
+        }
+    }
+}
+
 /// Runs a set of rules over events.
 pub struct Engine {
     rules: Vec<CompiledRule>,
     /// Candidate indexes per event kind ([`routing::kind_index`]), one per field dialect in use
     /// (each reads its own view of the event). A rule is only in the indexes of the kinds it
     /// applies to, so an event never meets — nor pays a view for — rules of other log sources.
-    indexes: Vec<Vec<(FieldDialect, index::Index)>>,
+    indexes: Arc<Vec<Vec<(FieldDialect, index::Index)>>>,
     /// Per event kind, the fields its rules read, collected in one walk of an event's document
     /// the first time a rule asks for one of them ([`LookupMemo`]); `None` for kinds with few
     /// rules, whose few lookups cost less than the walk.
@@ -492,8 +563,8 @@ impl Engine {
                     };
                     let raw_audit = translated.and_then(|p| {
                         let stage = compile_pipeline(&p, FieldDialect::Native, &opts).ok()?;
-                        raw_audit_reads = RawAuditReads::Translated(p);
-                        Some(stage)
+                        raw_audit_reads = RawAuditReads::Translated(Arc::new(p));
+                        Some(Arc::from(stage))
                     });
                     let stage = match &pipeline.query {
                         // A sequence keeps one state for all sources, so its translated steps
@@ -507,10 +578,11 @@ impl Engine {
                                         sequence::compile_sequence_with_raw_audit(seq, &t, &opts);
                                     // Pipes read the matched events through the ECS view.
                                     if pipeline.pipes.is_empty() {
-                                        raw_audit_reads = RawAuditReads::Translated(Pipeline {
-                                            query: Query::Sequence(t),
-                                            pipes: Vec::new(),
-                                        });
+                                        raw_audit_reads =
+                                            RawAuditReads::Translated(Arc::new(Pipeline {
+                                                query: Query::Sequence(t),
+                                                pipes: Vec::new(),
+                                            }));
                                         stage
                                     } else {
                                         stage.and_then(|st| {
@@ -531,7 +603,7 @@ impl Engine {
                     match stage {
                         Ok(stage) => compiled.push(CompiledRule {
                             rule: rule.clone(),
-                            stage,
+                            stage: Arc::from(stage),
                             raw_audit,
                             raw_audit_names,
                             raw_audit_reads,
@@ -540,7 +612,7 @@ impl Engine {
                             deferred: false,
                             cost: (0, 0),
                             unknown_needs_one_of: if applies[UNKNOWN] {
-                                fields_read(rule)
+                                fields_read(rule).map(Arc::from)
                             } else {
                                 None
                             },
@@ -667,7 +739,7 @@ impl Engine {
             .collect();
         Engine {
             rules: compiled,
-            indexes,
+            indexes: Arc::new(indexes),
             plans,
             candidates: Vec::new(),
             memo_buffers: memo::MemoBuffers::default(),
@@ -892,9 +964,15 @@ impl Engine {
             Some(raw) if kind == RAW_AUDIT => (raw, true),
             _ => (&mut r.stage, false),
         };
-        match data {
-            Some(d) => stage.apply(ctx, d, &mut self.scratch),
-            None => stage.on_event(ctx, &mut self.scratch),
+        match (Arc::get_mut(stage), data) {
+            (Some(stage), Some(d)) => stage.apply(ctx, d, &mut self.scratch),
+            (Some(stage), None) => stage.on_event(ctx, &mut self.scratch),
+            // Shared with other engines ([`EngineTemplate::fork`]): a stage that keeps no
+            // state (a deferred rule's is only prepared, never run, in a fork).
+            (None, _) => {
+                debug_assert!(stage.runs_shared(), "a shared stage that keeps state ran");
+                stage.on_event_shared(ctx, &mut self.scratch)
+            }
         }
         if let Some(t0) = t0 {
             r.cost.0 += 1;
@@ -986,8 +1064,11 @@ impl Engine {
         }
         let mut fired = Vec::new();
         for (i, r) in self.rules.iter_mut().enumerate() {
-            r.stage.finish(&mut self.scratch);
-            if let Some(raw) = &mut r.raw_audit {
+            // (A stage shared with other engines keeps nothing to flush: see `EngineTemplate`.)
+            if let Some(stage) = Arc::get_mut(&mut r.stage) {
+                stage.finish(&mut self.scratch);
+            }
+            if let Some(raw) = r.raw_audit.as_mut().and_then(Arc::get_mut) {
                 let from = self.scratch.len();
                 raw.finish(&mut self.scratch);
                 ecs_raw::restore_fact_names(&mut self.scratch[from..], &r.raw_audit_names);

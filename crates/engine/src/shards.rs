@@ -11,7 +11,7 @@
 //! correlations), with one shard or many. A correlation and the rules it reads (by id or name,
 //! chained) stay in one shard.
 
-use crate::{index, routing, Alert, Engine, EngineOptions, Prepared};
+use crate::{index, routing, Alert, Engine, EngineOptions, EngineTemplate, Prepared};
 use ruleatlas_event::{Event, OrderedHook, ParserHook, Projection};
 use ruleatlas_ir::{Query, Requirement, Rule};
 use serde_json::{Map, Value};
@@ -392,12 +392,33 @@ impl ShardedEngine {
         // free of ~50 allocations per event, the collecting thread's largest cost).
         let drop_docs = format.is_some();
         let stateful_kinds = self.stateful_kinds;
+        // Compiled by the first parser thread; the others fork it, sharing its stages
+        // ([`EngineTemplate`]). `Err`: its rules cannot be shared, each thread compiles them.
+        let template: Arc<Mutex<Option<Result<EngineTemplate, ()>>>> = Arc::new(Mutex::new(None));
         Some(ParserHook(Arc::new(move || {
-            let mut engine = match &deferred {
+            let compile = || match &deferred {
                 Some(stateful) => {
                     Engine::with_deferred((*rules).clone(), (*stateful.rules).clone(), opts.clone())
                 }
                 None => Engine::new((*rules).clone(), opts.clone()),
+            };
+            let mut engine = {
+                let mut slot = template.lock().unwrap_or_else(PoisonError::into_inner);
+                match &*slot {
+                    Some(Ok(t)) => t.fork(),
+                    Some(Err(())) => compile(),
+                    None => match EngineTemplate::new(compile()) {
+                        Ok(t) => {
+                            let engine = t.fork();
+                            *slot = Some(Ok(t));
+                            engine
+                        }
+                        Err(engine) => {
+                            *slot = Some(Err(()));
+                            *engine
+                        }
+                    },
+                }
             };
             // This engine's position of each deferred rule → (shard, position there).
             let route: Option<Vec<Option<(u16, u32)>>> = deferred.as_ref().map(|stateful| {
@@ -886,6 +907,70 @@ mod tests {
             .map(|a| a.text.as_deref().cloned().unwrap_or_else(|| format(a)))
             .collect();
         (texts, docs_kept)
+    }
+
+    /// What an engine makes of one event: its alerts' rules and the positions of the rules it
+    /// prepared, with what they prepared (`run`, `skip` or `data`).
+    type Answer = (Vec<String>, Vec<(u32, &'static str)>);
+
+    /// The [`Answer`] of `engine` for each test event.
+    fn answers(engine: &mut Engine) -> Vec<Answer> {
+        (0..40)
+            .map(|i| {
+                let mut out = Vec::new();
+                engine.process(Arc::new(event(i)), &mut out);
+                let prepared = engine
+                    .take_prepared()
+                    .map(|(at, p)| {
+                        let what = match p {
+                            Prepared::Skip => "skip",
+                            Prepared::Run => "run",
+                            Prepared::Data(_) => "data",
+                        };
+                        (at, what)
+                    })
+                    .collect();
+                (out.iter().map(|a| a.rule.id.clone()).collect(), prepared)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn forks_of_a_template_answer_as_an_engine_compiled_on_its_own() {
+        let stateless: Vec<Arc<Rule>> = (0..5)
+            .map(|i| rule(&format!("r{i}"), ["create", "get", "delete"][i % 3]))
+            .collect();
+        let stateful = vec![threshold_rule()];
+        let opts = EngineOptions::default();
+        let own = || Engine::with_deferred(stateless.clone(), stateful.clone(), opts.clone());
+        let expected = answers(&mut own());
+        assert!(expected.iter().any(|(alerts, _)| !alerts.is_empty()));
+        assert!(expected.iter().any(|(_, prepared)| !prepared.is_empty()));
+        let Ok(template) = EngineTemplate::new(own()) else {
+            panic!("stateless and deferred rules are shareable");
+        };
+        // Forks run side by side, interleaved, and on other threads.
+        let (mut a, mut b) = (template.fork(), template.fork());
+        assert_eq!(answers(&mut a), expected);
+        assert_eq!(answers(&mut b), expected);
+        assert_eq!(answers(&mut a), expected);
+        let template = Arc::new(Mutex::new(template));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let t = template.clone();
+                std::thread::spawn(move || {
+                    let fork = t.lock().map(|t| t.fork());
+                    fork.map(|mut e| answers(&mut e)).ok()
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().ok().flatten(), Some(expected.clone()));
+        }
+        // A stateful rule that runs (not deferred) keeps its own state: no template.
+        let mut rules = stateless.clone();
+        rules.push(threshold_rule());
+        assert!(EngineTemplate::new(Engine::new(rules, opts.clone())).is_err());
     }
 
     #[test]
