@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 /// A document that could not be read as an event.
@@ -650,11 +650,79 @@ pub fn read_reader_parallel(
 struct Chunk {
     index: u64,
     first_line: u64,
-    /// The lines' bytes, one after the other (one buffer per chunk: the reading thread
-    /// allocates once, not once per line, and the parser thread that frees it frees one block).
+    /// The lines' bytes, one after the other (one buffer per parser thread, reused chunk
+    /// after chunk: not one allocation per line or per chunk).
     text: Vec<u8>,
     /// Each line's bytes in `text`, newline included.
     lines: Vec<std::ops::Range<usize>>,
+}
+
+/// The input of [`ParallelLines`], read a chunk at a time by whichever parser thread is free.
+struct Source {
+    reader: Box<dyn BufRead + Send>,
+    /// Number of the next chunk.
+    index: u64,
+    /// Lines read so far.
+    line_no: u64,
+    /// The end (or a read error) was met: nothing more to read.
+    done: bool,
+}
+
+impl Source {
+    /// Reads the next chunk into `chunk` (its buffers emptied and reused); false when there is
+    /// none. The reader that meets the end of the input also tells the consumer where it is
+    /// (an empty terminal chunk, or a bad item for a read error, then the end marker).
+    fn next_chunk(
+        &mut self,
+        chunk: &mut Chunk,
+        name: &Arc<str>,
+        results: &SyncSender<(u64, VecDeque<Item>)>,
+    ) -> bool {
+        if self.done {
+            return false;
+        }
+        chunk.text.clear();
+        chunk.lines.clear();
+        chunk.first_line = self.line_no + 1;
+        let mut failure = None;
+        while chunk.lines.len() < CHUNK_LINES {
+            let start = chunk.text.len();
+            // UTF-8 is checked by the parser threads, line by line.
+            match read_line_bytes(&mut *self.reader, &mut chunk.text) {
+                Ok(0) => break,
+                Ok(_) => {
+                    self.line_no += 1;
+                    chunk.lines.push(start..chunk.text.len());
+                }
+                Err(e) => {
+                    chunk.text.truncate(start);
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        chunk.index = self.index;
+        let read_any = !chunk.lines.is_empty();
+        if read_any {
+            self.index += 1;
+        }
+        if chunk.lines.len() < CHUNK_LINES {
+            self.done = true;
+            let end = match failure {
+                Some(e) => VecDeque::from([Err(bad(
+                    name,
+                    self.line_no + 1,
+                    1,
+                    format!("cannot read input: {e}"),
+                ))]),
+                // An empty terminal chunk tells the consumer where the input ends.
+                None => VecDeque::new(),
+            };
+            let _ = results.send((self.index, end));
+            let _ = results.send((u64::MAX, VecDeque::new()));
+        }
+        read_any
+    }
 }
 
 /// Whose turn it is to run the [`crate::OrderedHook`]: the index of the next chunk.
@@ -714,74 +782,24 @@ const CHUNK_BYTES: usize = CHUNK_LINES * 1024;
 impl ParallelLines {
     fn start(
         name: Arc<str>,
-        mut reader: Box<dyn BufRead + Send>,
+        reader: Box<dyn BufRead + Send>,
         opts: EventOptions,
         threads: usize,
     ) -> ParallelLines {
-        let (work_tx, work_rx) = sync_channel::<Chunk>(threads * 2);
         let (res_tx, res_rx) = sync_channel::<(u64, VecDeque<Item>)>(threads * 2);
-        let producer_name = name.clone();
-        let producer_res = res_tx.clone();
-        std::thread::spawn(move || {
-            let mut index = 0u64;
-            let mut line_no = 0u64;
-            loop {
-                let mut text = Vec::with_capacity(CHUNK_BYTES);
-                let mut lines = Vec::with_capacity(CHUNK_LINES);
-                let first_line = line_no + 1;
-                let mut failure = None;
-                while lines.len() < CHUNK_LINES {
-                    let start = text.len();
-                    // UTF-8 is checked by the parser threads, line by line.
-                    match read_line_bytes(&mut *reader, &mut text) {
-                        Ok(0) => break,
-                        Ok(_) => {
-                            line_no += 1;
-                            lines.push(start..text.len());
-                        }
-                        Err(e) => {
-                            text.truncate(start);
-                            failure = Some(e);
-                            break;
-                        }
-                    }
-                }
-                let done = lines.len() < CHUNK_LINES;
-                if !lines.is_empty()
-                    && work_tx
-                        .send(Chunk {
-                            index,
-                            first_line,
-                            text,
-                            lines,
-                        })
-                        .is_err()
-                {
-                    return;
-                }
-                index += 1;
-                if done {
-                    if let Some(e) = failure {
-                        let b = bad(
-                            &producer_name,
-                            line_no + 1,
-                            1,
-                            format!("cannot read input: {e}"),
-                        );
-                        let _ = producer_res.send((index, VecDeque::from([Err(b)])));
-                    } else {
-                        // An empty terminal chunk tells the consumer where the input ends.
-                        let _ = producer_res.send((index, VecDeque::new()));
-                    }
-                    let _ = producer_res.send((u64::MAX, VecDeque::new()));
-                    return;
-                }
-            }
-        });
-        let work_rx = Arc::new(Mutex::new(work_rx));
+        // Each parser thread reads its next chunk itself, in turn, into its own buffer: the
+        // lines are then in the cache of the core that parses them (read by another thread
+        // and handed over, every line crossed cores, and every chunk's buffer was freed on
+        // another thread than the one that made it).
+        let source = Arc::new(Mutex::new(Source {
+            reader,
+            index: 0,
+            line_no: 0,
+            done: false,
+        }));
         let turnstile = Arc::new(Turnstile::default());
         for _ in 0..threads {
-            let work_rx = work_rx.clone();
+            let source = source.clone();
             let turnstile = turnstile.clone();
             let res_tx = res_tx.clone();
             let name = name.clone();
@@ -790,12 +808,21 @@ impl ParallelLines {
                 let mut hook = opts.parser_hook.as_ref().map(|h| (h.0)());
                 // Events come back here to be freed (see `Event::home`).
                 let home = crate::Home::new();
+                let mut chunk = Chunk {
+                    index: 0,
+                    first_line: 0,
+                    text: Vec::with_capacity(CHUNK_BYTES),
+                    lines: Vec::with_capacity(CHUNK_LINES),
+                };
                 loop {
-                    let chunk = match work_rx.lock() {
-                        Ok(rx) => rx.recv(),
+                    match source.lock() {
+                        Ok(mut source) => {
+                            if !source.next_chunk(&mut chunk, &name, &res_tx) {
+                                return;
+                            }
+                        }
                         Err(_) => return,
-                    };
-                    let Ok(chunk) = chunk else { return };
+                    }
                     // What came back while this thread parsed the last chunk or waited.
                     home.free_returned();
                     let mut out = VecDeque::with_capacity(chunk.lines.len());
@@ -804,7 +831,6 @@ impl ParallelLines {
                         parse_line_bytes(&chunk.text[range.clone()], line, &name, &opts, &mut out);
                     }
                     let index = chunk.index;
-                    drop(chunk);
                     crate::wrappers::unwrap_items(&mut out, 0, &opts);
                     for ev in out.iter_mut().flatten() {
                         if let Some(hook) = &mut hook {
@@ -1067,6 +1093,61 @@ mod tests {
         assert_eq!(seen, good, "in input order");
         assert!(good.windows(2).all(|w| w[0] < w[1]));
         assert!(!overlapped.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    /// Lines of text, then a read error.
+    struct FailingReader {
+        text: io::Cursor<Vec<u8>>,
+    }
+
+    impl io::Read for FailingReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.text.read(buf)? {
+                0 => Err(io::Error::other("disk on fire")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_reading_ends_at_whole_chunks_and_at_read_errors() {
+        let lines = |n: usize| -> Vec<u8> {
+            (0..n)
+                .flat_map(|i| format!("{{\"i\":{i}}}\n").into_bytes())
+                .collect()
+        };
+        let opts = EventOptions::default();
+        for threads in [2, 3] {
+            // Exactly three chunks: the end is met by the reader of a fourth, empty one.
+            let whole: Vec<Item> = read_reader_parallel(
+                "t",
+                Box::new(io::Cursor::new(lines(CHUNK_LINES * 3))),
+                &opts,
+                threads,
+            )
+            .map(|s| s.collect())
+            .unwrap_or_default();
+            let numbers: Vec<u64> = whole.iter().flatten().map(|e| e.origin.line).collect();
+            assert_eq!(numbers, (1..=CHUNK_LINES as u64 * 3).collect::<Vec<_>>());
+            assert_eq!(whole.len(), numbers.len());
+            // A read error after two chunks and a half: what was read, then the error.
+            let failing = FailingReader {
+                text: io::Cursor::new(lines(CHUNK_LINES * 5 / 2)),
+            };
+            let read: Vec<Item> =
+                read_reader_parallel("t", Box::new(io::BufReader::new(failing)), &opts, threads)
+                    .map(|s| s.collect())
+                    .unwrap_or_default();
+            let (good, bad): (Vec<_>, Vec<_>) = read.iter().partition(|i| i.is_ok());
+            assert_eq!(good.len(), CHUNK_LINES * 5 / 2, "{threads} threads");
+            assert_eq!(bad.len(), 1);
+            let last = read.last().and_then(|i| i.as_ref().err());
+            assert!(
+                last.is_some_and(|b| b.message.contains("disk on fire")
+                    && b.line == CHUNK_LINES as u64 * 5 / 2 + 1),
+                "{last:?}"
+            );
+        }
     }
 
     #[test]
