@@ -18,7 +18,7 @@ use ruleatlas_event::{
     Projection, ScanCounters,
 };
 use ruleatlas_ir::Rule;
-use ruleatlas_webhook::{alert_json_as, AlertFormat};
+use ruleatlas_webhook::{alert_json_as, write_alert_json_as, AlertFormat};
 use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -315,6 +315,8 @@ struct Hunt {
     batch: Vec<Arc<Event>>,
     batch_size: usize,
     out: std::io::BufWriter<Box<dyn Write>>,
+    /// The alert being written (one buffer for all).
+    line: Vec<u8>,
     alerts: Vec<Alert>,
     /// Alerts per rule, keyed by the rule's address (no string copies per alert).
     per_rule: HashMap<usize, (Arc<Rule>, u64)>,
@@ -389,10 +391,18 @@ impl Hunt {
                 .1 += 1;
             self.alerts_written += 1;
             match self.format {
-                Format::Ndjson => match &a.text {
-                    Some(text) => writeln!(self.out, "{text}")?,
-                    None => writeln!(self.out, "{}", alert_json_as(&a, self.alert_format))?,
-                },
+                Format::Ndjson => {
+                    match &a.text {
+                        Some(text) => self.out.write_all(text.as_bytes())?,
+                        None => {
+                            // Into one buffer reused alert after alert, not a string each.
+                            self.line.clear();
+                            write_alert_json_as(&a, self.alert_format, &mut self.line);
+                            self.out.write_all(&self.line)?;
+                        }
+                    }
+                    self.out.write_all(b"\n")?;
+                }
                 Format::Table => {
                     let ts = a
                         .events
@@ -595,6 +605,7 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         batch: Vec::with_capacity(batch_size),
         batch_size,
         out: std::io::BufWriter::new(sink),
+        line: Vec::new(),
         alerts: Vec::new(),
         per_rule: HashMap::new(),
         alerts_written: 0,

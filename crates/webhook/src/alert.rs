@@ -10,6 +10,7 @@ use ruleatlas_ir::{Attack, Rule, Severity};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -73,9 +74,26 @@ pub fn alert_json_as(a: &Alert, format: AlertFormat) -> String {
     }
 }
 
+/// [`alert_json_as`], appended to `out` (a buffer reused alert after alert: no allocation per
+/// alert).
+pub fn write_alert_json_as(a: &Alert, format: AlertFormat, out: &mut Vec<u8>) {
+    match format {
+        AlertFormat::Default => write_alert_json(a, out),
+        AlertFormat::Ecs => out.extend_from_slice(alert_ecs_json(a).as_bytes()),
+    }
+}
+
 /// The alert document of the `hunt` contract, as one line of JSON (no newline). Events are
 /// embedded as they were read (their input line when known), not re-serialised.
 pub fn alert_json(a: &Alert) -> String {
+    let mut line = Vec::new();
+    write_alert_json(a, &mut line);
+    // serde_json writes UTF-8 only, and the events' texts are strings.
+    String::from_utf8(line).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// [`alert_json`], appended to `out`.
+pub fn write_alert_json(a: &Alert, out: &mut Vec<u8>) {
     // Written through borrowed structs, not a `json!` tree: a hunt writes hundreds of thousands
     // of these. Keys in the order a JSON object map sorts them (the documented shape).
     #[derive(serde::Serialize)]
@@ -154,31 +172,29 @@ pub fn alert_json(a: &Alert) -> String {
         },
         rule: &rule,
     };
-    // One buffer sized for the events' text (about a kilobyte each) and the head: written once,
-    // not grown a few times over per alert.
-    let texts: Vec<std::borrow::Cow<'_, str>> = a.events.iter().map(|e| e.to_json_text()).collect();
-    let size = texts.iter().map(|t| t.len() + 1).sum::<usize>() + 512;
-    let mut buf = Vec::with_capacity(size);
+    // Room for the events' text (about a kilobyte each) and the head: written once, not grown a
+    // few times over per alert.
+    let texts: SmallVec<[std::borrow::Cow<'_, str>; 2]> =
+        a.events.iter().map(|e| e.to_json_text()).collect();
+    out.reserve(texts.iter().map(|t| t.len() + 1).sum::<usize>() + 512);
+    let start = out.len();
     // The head without its closing brace; the events array goes last.
-    if serde_json::to_writer(&mut buf, &head).is_ok() && buf.last() == Some(&b'}') {
-        buf.pop();
-        buf.push(b',');
+    if serde_json::to_writer(&mut *out, &head).is_ok() && out.last() == Some(&b'}') {
+        out.pop();
+        out.push(b',');
     } else {
         // Not reachable with these types; still a valid document if it were.
-        buf.clear();
-        buf.push(b'{');
+        out.truncate(start);
+        out.push(b'{');
     }
-    // serde_json writes UTF-8 only.
-    let mut line = String::from_utf8(buf).unwrap_or_else(|_| "{".to_string());
-    line.push_str("\"events\":[");
+    out.extend_from_slice(b"\"events\":[");
     for (i, t) in texts.iter().enumerate() {
         if i > 0 {
-            line.push(',');
+            out.push(b',');
         }
-        line.push_str(t);
+        out.extend_from_slice(t.as_bytes());
     }
-    line.push_str("]}");
-    line
+    out.extend_from_slice(b"]}");
 }
 
 /// A tactic as Elastic's `threat.tactic` writes it; unknown spellings keep their text as name.

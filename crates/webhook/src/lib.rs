@@ -21,7 +21,9 @@ pub mod process;
 pub mod server;
 pub mod spool;
 
-pub use alert::{alert_ecs_json, alert_json, alert_json_as, AlertFormat};
+pub use alert::{
+    alert_ecs_json, alert_json, alert_json_as, write_alert_json, write_alert_json_as, AlertFormat,
+};
 
 use anyhow::{bail, Context};
 use hyper_util::rt::{TokioExecutor, TokioIo};
