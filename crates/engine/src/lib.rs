@@ -212,7 +212,7 @@ pub trait Stage: Send + Sync {
     }
     /// Whether the stage keeps nothing between events and runs through a shared reference
     /// ([`Stage::on_event_shared`]): engines forked from one engine then share it
-    /// ([`Engine::fork`]) instead of each compiling its own.
+    /// ([`EngineTemplate::fork`]) instead of each compiling its own.
     fn runs_shared(&self) -> bool {
         false
     }
@@ -319,7 +319,7 @@ pub fn compile_pipeline(
 #[derive(Clone)]
 struct CompiledRule {
     rule: Arc<Rule>,
-    /// Owned by this engine, except in engines made by [`Engine::fork`], which share the
+    /// Owned by this engine, except in engines made by [`EngineTemplate::fork`], which share the
     /// stages that keep no state and the deferred rules' (only prepared there).
     stage: Arc<dyn Stage>,
     /// An ECS-dialect rule compiled against raw audit Events' own fields ([`ecs_raw`]): used

@@ -164,8 +164,9 @@ impl Projection {
     /// allocations (successive audit Events have mostly the same keys, so most strings are
     /// overwritten in place and most maps keep their nodes).
     ///
-    /// Most texts are read in one pass straight from the text ([`direct`]); the others (control
-    /// bytes, exponents, escaped keys, errors…) through sonic-rs's document, whose answer counts.
+    /// Most texts are read in one pass straight from the text (`projection/direct.rs`); the
+    /// others (control bytes, exponents, escaped keys, errors…) through sonic-rs's document,
+    /// whose answer counts.
     pub fn parse_reusing(&self, text: &str) -> Result<Value, sonic_rs::Error> {
         let mut doc = spare::take().unwrap_or(Value::Null);
         if direct::refill(self.kept_root(), text, &mut doc).is_ok() {
@@ -183,7 +184,8 @@ impl Projection {
     }
 
     /// The one-pass parse of [`Projection::parse_reusing`] alone, into a new document: `None`
-    /// where it declines the text (see [`direct`]'s contract). For tests and comparison.
+    /// where it declines the text (see the contract of `projection/direct.rs`). For tests and
+    /// comparison.
     pub fn parse_direct(&self, text: &str) -> Option<Value> {
         let mut doc = Value::Null;
         direct::refill(self.kept_root(), text, &mut doc).ok()?;
