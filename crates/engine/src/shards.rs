@@ -16,6 +16,9 @@ use ruleatlas_event::{Event, OrderedHook, ParserHook, Projection};
 use ruleatlas_ir::{Query, Requirement, Rule};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+
+/// Maps keyed by a rule's address, looked up per alert (SipHash cost more than the lookup).
+type AddressMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 use std::collections::VecDeque;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -47,7 +50,7 @@ type Fired<R> = (R, Map<String, Value>, Option<Arc<String>>);
 #[derive(Clone, Default)]
 struct StatefulRules {
     rules: Arc<Vec<Arc<Rule>>>,
-    at: Arc<HashMap<usize, (u16, u32)>>,
+    at: Arc<AddressMap<usize, (u16, u32)>>,
 }
 
 /// What the parser thread that parsed an event computed for it (see
@@ -109,7 +112,7 @@ pub struct ShardedEngine {
     /// flight, so the caller parses the next batch while the shards run this one.
     in_flight: usize,
     /// Sort key of each rule's alerts: (is a correlation, load position).
-    order: HashMap<*const Rule, (bool, usize)>,
+    order: AddressMap<*const Rule, (bool, usize)>,
     skipped: Vec<(Arc<Rule>, String)>,
     active: usize,
     /// The fields of raw audit Events the rules read; `None` when some rule needs them all.
@@ -292,7 +295,7 @@ impl ShardedEngine {
         let mut workers = Vec::new();
         let engine_id = id;
         let stateful_rules: Vec<Arc<Rule>> = parts.iter().flatten().cloned().collect();
-        let mut positions = HashMap::new();
+        let mut positions = AddressMap::default();
         for (id, part) in parts.into_iter().enumerate() {
             let engine = Engine::new(part, opts.clone());
             for (rule, at) in engine.positions() {
@@ -428,7 +431,7 @@ impl ShardedEngine {
                     .collect()
             });
             // Keyed by address (as a number: the map moves to the parser thread).
-            let position: HashMap<usize, u32> = rules
+            let position: AddressMap<usize, u32> = rules
                 .iter()
                 .enumerate()
                 .map(|(i, r)| (Arc::as_ptr(r) as usize, i as u32))
