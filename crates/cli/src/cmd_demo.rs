@@ -27,7 +27,7 @@ pub struct Args {
     /// Build and hunt, then exit instead of serving.
     #[arg(long)]
     no_serve: bool,
-    /// Build and hunt with the rules `ruleatlas sync` put in the cache instead of <examples>/rules.
+    /// Build and hunt with the rules `ruleatlas sync` put in the cache instead of `<examples>/rules`.
     #[arg(long)]
     synced: bool,
 }
