@@ -16,13 +16,13 @@ use ruleatlas_event::{Event, OrderedHook, ParserHook, Projection};
 use ruleatlas_ir::{Query, Requirement, Rule};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-
-/// Maps keyed by a rule's address, looked up per alert (SipHash cost more than the lookup).
-type AddressMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 use std::collections::VecDeque;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+
+/// Maps keyed by a rule's address, looked up per alert (SipHash cost more than the lookup).
+type AddressMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 enum Request {
     Batch(Arc<Vec<Arc<Event>>>),
