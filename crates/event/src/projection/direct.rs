@@ -183,17 +183,14 @@ impl<'a> Cursor<'a> {
         match self.peek() {
             Some(b'{') => self.object(node, out),
             Some(b'[') => self.array(node, out),
-            Some(b'"') => {
-                let s = self.string()?;
-                match out {
-                    Value::String(old) => {
-                        old.clear();
-                        old.push_str(&s);
-                    }
-                    _ => *out = Value::String(s.into_owned()),
+            Some(b'"') => match out {
+                // Written over the old string: no string of its own for one with escapes.
+                Value::String(old) => self.string_into(old),
+                _ => {
+                    *out = Value::String(self.string()?.into_owned());
+                    Ok(())
                 }
-                Ok(())
-            }
+            },
             Some(b't') => self.literal(b"true").map(|()| *out = Value::Bool(true)),
             Some(b'f') => self.literal(b"false").map(|()| *out = Value::Bool(false)),
             Some(b'n') => self.literal(b"null").map(|()| *out = Value::Null),
@@ -453,6 +450,22 @@ impl<'a> Cursor<'a> {
             }
             at = end;
         }
+    }
+
+    /// [`Self::string`] written over `out` (whatever it held).
+    fn string_into(&mut self, out: &mut String) -> Step {
+        out.clear();
+        let start = self.at + 1;
+        let mut end = self.string_end(start)?;
+        out.push_str(self.text.get(start..end).ok_or(Declined)?);
+        while self.bytes.get(end) == Some(&b'\\') {
+            let (ch, next) = self.escape(end)?;
+            out.push(ch);
+            end = self.string_end(next)?;
+            out.push_str(self.text.get(next..end).ok_or(Declined)?);
+        }
+        self.at = end + 1;
+        Ok(())
     }
 
     /// The string at the cursor, which must have no escapes.
