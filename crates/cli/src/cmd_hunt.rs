@@ -18,7 +18,7 @@ use ruleatlas_event::{
     Projection, ScanCounters,
 };
 use ruleatlas_ir::Rule;
-use ruleatlas_webhook::{alert_json_as, write_alert_json_as, AlertFormat};
+use ruleatlas_webhook::{write_alert_json_as, AlertFormat};
 use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -399,7 +399,7 @@ impl Hunt {
             match self.format {
                 Format::Ndjson => {
                     match &a.text {
-                        Some(text) => self.out.write_all(text.as_bytes())?,
+                        Some(text) => self.out.write_all(text)?,
                         None => {
                             // Into one buffer reused alert after alert, not a string each.
                             self.line.clear();
@@ -519,7 +519,11 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     let formatter: Option<AlertFormatter> = match args.format {
         Format::Ndjson => {
             let shape = alert_format(args.alert_format);
-            Some(Arc::new(move |a: &Alert| alert_json_as(a, shape)))
+            Some(Arc::new(move |a: &Alert| {
+                let mut text = Vec::new();
+                write_alert_json_as(a, shape, &mut text);
+                text
+            }))
         }
         Format::Table => None,
     };

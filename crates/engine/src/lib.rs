@@ -75,8 +75,9 @@ pub struct Alert {
     pub extra: Map<String, Value>,
     /// The alert already written out by the parser thread that found it (see
     /// [`shards::AlertFormatter`]); `None`: the caller writes it. Shared, not copied: the
-    /// thread that collects alerts only writes it out.
-    pub text: Option<Arc<String>>,
+    /// thread that collects alerts only writes it out. Bytes, not a `String`: they are only
+    /// written out, and a `String` would check the kilobyte or more of each alert as UTF-8 again.
+    pub text: Option<Arc<Vec<u8>>>,
 }
 
 /// An event with its lazily built views.

@@ -43,7 +43,7 @@ struct Shard {
 }
 
 /// An alert made on a parser thread: its rule, its facts and its text (as the formatter wrote it).
-type Fired<R> = (R, Map<String, Value>, Option<Arc<String>>);
+type Fired<R> = (R, Map<String, Value>, Option<Arc<Vec<u8>>>);
 
 /// The shards' rules (correlations included), and the shard and position of each one that
 /// runs, by address (see [`ShardedEngine::ordered_hooks`]).
@@ -86,7 +86,7 @@ fn lock(engine: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
 
 /// Writes an alert out (one JSON line, say) on the parser thread that found it, so the thread
 /// collecting alerts only copies text.
-pub type AlertFormatter = Arc<dyn Fn(&Alert) -> String + Send + Sync>;
+pub type AlertFormatter = Arc<dyn Fn(&Alert) -> Vec<u8> + Send + Sync>;
 
 /// Rules whose answer for an event depends on that event alone, run where the event is parsed.
 struct StatelessRules {
@@ -885,7 +885,7 @@ mod tests {
         }
         let format: AlertFormatter = Arc::new(|a: &Alert| {
             let verb = a.events[0].doc.get("verb").cloned().unwrap_or_default();
-            format!("{} {} {verb}", a.rule.id, a.events[0].seq)
+            format!("{} {} {verb}", a.rule.id, a.events[0].seq).into_bytes()
         });
         let mut engine = ShardedEngine::new(rules, EngineOptions::default(), 2);
         let mut hook = engine.parser_hook(Some(format.clone())).map(|h| (h.0)());
@@ -908,6 +908,7 @@ mod tests {
         let texts = out
             .iter()
             .map(|a| a.text.as_deref().cloned().unwrap_or_else(|| format(a)))
+            .map(|t| String::from_utf8_lossy(&t).into_owned())
             .collect();
         (texts, docs_kept)
     }
@@ -1108,7 +1109,7 @@ mod tests {
                 threads,
                 shards,
             );
-            let format: AlertFormatter = Arc::new(describe);
+            let format: AlertFormatter = Arc::new(|a: &Alert| describe(a).into_bytes());
             let (parser, ordered) = engine.ordered_hooks(format).expect("threads: hooks");
             // Two parser threads' hooks, taking chunks in turn.
             let mut hooks = [(parser.0)(), (parser.0)()];
@@ -1128,7 +1129,10 @@ mod tests {
             engine.finish(&mut out);
             let got: Vec<String> = out
                 .iter()
-                .map(|a| a.text.as_deref().cloned().unwrap_or_else(|| describe(a)))
+                .map(|a| match a.text.as_deref() {
+                    Some(t) => String::from_utf8_lossy(t).into_owned(),
+                    None => describe(a),
+                })
                 .collect();
             assert_eq!(got, expected, "{threads} threads, {shards} shards");
             assert_eq!(docs_left, 0, "documents stay on the parser threads");

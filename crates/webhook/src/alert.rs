@@ -548,11 +548,11 @@ mod tests {
         for len in 0..48 {
             for at in 0..len {
                 for b in 0u8..0x80 {
-                    let mut text: Vec<char> = std::iter::repeat('a').take(len).collect();
+                    let mut text: Vec<char> = vec!['a'; len];
                     text[at] = char::from(b);
                     check(&text.iter().collect::<String>());
                 }
-                let mut text: Vec<char> = std::iter::repeat('x').take(len).collect();
+                let mut text: Vec<char> = vec!['x'; len];
                 text[at] = 'é';
                 if at + 1 < len {
                     text[at + 1] = '"';
