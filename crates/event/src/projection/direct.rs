@@ -435,21 +435,10 @@ impl<'a> Cursor<'a> {
             self.at = end + 1;
             return self.text.get(start..end).map(Cow::Borrowed).ok_or(Declined);
         }
-        // Escapes: unescaped into a new string.
-        let mut s = String::from(self.text.get(start..end).ok_or(Declined)?);
-        let mut at = end;
-        loop {
-            // At a backslash.
-            let (ch, next) = self.escape(at)?;
-            s.push(ch);
-            let end = self.string_end(next)?;
-            s.push_str(self.text.get(next..end).ok_or(Declined)?);
-            if self.bytes.get(end) == Some(&b'"') {
-                self.at = end + 1;
-                return Ok(Cow::Owned(s));
-            }
-            at = end;
-        }
+        // Escapes: unescaped into a new string (the cursor has not moved).
+        let mut s = String::new();
+        self.string_into(&mut s)?;
+        Ok(Cow::Owned(s))
     }
 
     /// [`Self::string`] written over `out` (whatever it held).
