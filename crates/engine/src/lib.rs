@@ -833,6 +833,12 @@ impl Engine {
         self.rules.len() + self.correlations.len()
     }
 
+    /// Number of rules that run here, not counting those only prepared for other engines
+    /// ([`Engine::with_deferred`]).
+    pub fn active_undeferred_rules(&self) -> usize {
+        self.rules.iter().filter(|r| !r.deferred).count() + self.correlations.len()
+    }
+
     /// Partial states dropped at caps, per rule (only rules that dropped some).
     pub fn overflows(&self) -> Vec<(Arc<Rule>, u64)> {
         let plain = self.rules.iter().map(|r| {
