@@ -767,19 +767,26 @@ impl Engine {
             let Some(pipeline) = r.rule.pipeline() else {
                 continue;
             };
+            // The rule's own requirement is the same for every kind that reads its fields as
+            // they are: worked out once (a rule of unknown source applies to several kinds).
+            let mut own: Option<Option<Requirement>> = None;
             for (k, kind) in routing::ALL_KINDS.iter().enumerate() {
                 if !r.applies[k] {
                     continue;
                 }
+                let mut own_requirement = || {
+                    own.get_or_insert_with(|| Requirement::of_pipeline(pipeline))
+                        .clone()
+                };
                 out.push(match (r.rule.field_dialect, kind) {
                     (FieldDialect::Ecs, SourceKind::KubernetesAudit) => match &r.raw_audit_reads {
                         RawAuditReads::Translated(t) => Requirement::of_pipeline(t),
-                        RawAuditReads::Own => Requirement::of_pipeline(pipeline),
+                        RawAuditReads::Own => own_requirement(),
                         RawAuditReads::View => None,
                     },
                     (FieldDialect::Ecs, SourceKind::CloudTrail)
                     | (FieldDialect::Native, SourceKind::CloudTrailEcs) => None,
-                    _ => Requirement::of_pipeline(pipeline),
+                    _ => own_requirement(),
                 });
             }
         }

@@ -73,7 +73,7 @@ fn rule_files(path: &Path, errors: &mut Vec<PathError>) -> Vec<PathBuf> {
     let mut files = Vec::new();
     // Symlinks are followed (a rules folder assembled from links is common); walkdir reports
     // link loops as errors instead of looping.
-    for entry in WalkDir::new(path).follow_links(true).sort_by_file_name() {
+    for entry in WalkDir::new(path).follow_links(true) {
         match entry {
             Ok(e) if e.file_type().is_file() => {
                 let p = e.path();
@@ -89,7 +89,25 @@ fn rule_files(path: &Path, errors: &mut Vec<PathError>) -> Vec<PathBuf> {
             }),
         }
     }
+    // The order of a walk sorted by file name in each folder (what `sort_by_file_name` gives),
+    // sorted once at the end on keys made once: walkdir's sort compares names it finds again
+    // in each path for every comparison, ~90 M instructions for SigmaHQ and Elastic's trees.
+    files.sort_by_cached_key(|p| walk_order_key(p));
     files
+}
+
+/// A key whose byte order is the order of a depth-first walk that visits each folder's entries
+/// sorted by name: the path's bytes with each separator made the lowest byte, so that a
+/// folder's contents (`a/b`) come right after it, before any sibling that only starts like it
+/// (`a.c`, `a-c`).
+fn walk_order_key(p: &Path) -> Vec<u8> {
+    let mut key = p.as_os_str().as_encoded_bytes().to_vec();
+    for b in &mut key {
+        if std::path::is_separator(char::from(*b)) {
+            *b = 0;
+        }
+    }
+    key
 }
 
 /// Loads every rule under `paths` (files or folders). Returns the report, plus the paths that
@@ -174,5 +192,44 @@ mod tests {
         assert!(is_falco_yaml("- required_engine_version: 15\n"));
         assert!(!is_falco_yaml("title: x\ndetection:\n  sel:\n    - a\n"));
         assert!(!is_falco_yaml("---\ntitle: x\n"));
+    }
+
+    #[test]
+    fn rule_files_come_in_the_order_of_a_walk_sorted_by_name() {
+        let root = std::env::temp_dir().join(format!("ruleatlas-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for f in [
+            "a/b.yml",
+            "a/z/y.yml",
+            "a.c.yml",
+            "a-c/d.yml",
+            "a0.toml",
+            "B.yaml",
+            "b/a.yml",
+            "ab/x.toml",
+            "é/e.yml",
+            "z.yml",
+            "skip.txt",
+        ] {
+            let p = root.join(f);
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir).expect("temp folder");
+            }
+            std::fs::write(&p, "x").expect("temp file");
+        }
+        let walked: Vec<PathBuf> = WalkDir::new(&root)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .filter(|p| !p.ends_with("skip.txt"))
+            .collect();
+        let mut errors = Vec::new();
+        let got = rule_files(&root, &mut errors);
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(errors.is_empty());
+        assert_eq!(walked.len(), 10);
+        assert_eq!(got, walked);
     }
 }
