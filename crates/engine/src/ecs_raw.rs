@@ -160,6 +160,18 @@ pub fn translate_anchor(a: &Anchor) -> Option<Option<Anchor>> {
         Some(RawField::Field(field)) => Some(Some(Anchor {
             field,
             values: a.values.clone(),
+            // A guard whose field has no raw twin is dropped: a candidate more, never one less.
+            guard: a
+                .guard
+                .as_ref()
+                .and_then(|g| match translate_field(&g.field) {
+                    Some(RawField::Field(field)) => Some(Box::new(Anchor {
+                        field,
+                        values: g.values.clone(),
+                        guard: None,
+                    })),
+                    _ => None,
+                }),
         })),
         Some(RawField::Const(c)) => a.values.iter().any(|v| v == c).then_some(None),
         None if view_may_have(&a.field) => Some(None),
@@ -470,6 +482,7 @@ mod tests {
         let anchor = |f: &str, v: &str| Anchor {
             field: FieldPath::new(f),
             values: vec![v.to_string()],
+            guard: None,
         };
         // A field the view never has: the stage cannot match a raw audit Event.
         assert_eq!(translate_anchor(&anchor("process.name", "curl")), None);

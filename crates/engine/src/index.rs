@@ -5,7 +5,10 @@
 //! that every match of a stage must satisfy (a top-level conjunct, or the same field in every
 //! branch of a disjunction) — one anchor per stage; a rule with a stage that has no anchor is a
 //! candidate for every event. At run time the event's values of the anchor fields are looked up
-//! once per view and each hit names its rules.
+//! once per view and each hit names its rules. An anchor may carry a *guard*, a second equality
+//! every match satisfies (another conjunct): a hit on a guarded rule counts only when the
+//! event's value of the guard's field is one of the guard's values, so the rules anchored on a
+//! resource are not run on the reads of it that their verb rules out.
 
 use crate::memo::{with_field_values, LookupMemo};
 use ruleatlas_event::{dotted_twin, ResolvedField};
@@ -36,6 +39,12 @@ const LOW_SELECTIVITY: &[&str] = &[
 pub struct Anchor {
     pub field: FieldPath,
     pub values: Vec<String>,
+    /// Another equality every match satisfies, on another field (its own `guard` is `None`):
+    /// checked for the rules the anchor names before they count as candidates. The pod rules
+    /// are anchored on `objectRef.resource: pods`, and most pod events are reads (`get`,
+    /// `list`, `watch`) that a guard on `verb: create` turns away for a lookup the memo
+    /// already answers, not a run of each rule.
+    pub guard: Option<Box<Anchor>>,
 }
 
 fn anchor_of_test(e: &Expr) -> Option<Anchor> {
@@ -67,6 +76,7 @@ fn anchor_of_test(e: &Expr) -> Option<Anchor> {
     (!values.is_empty()).then(|| Anchor {
         field: f.clone(),
         values,
+        guard: None,
     })
 }
 
@@ -120,11 +130,30 @@ fn score(a: &Anchor) -> (u8, usize) {
 pub fn anchor(e: &Expr) -> Option<Anchor> {
     match e {
         Expr::Test(_) => anchor_of_test(e),
-        Expr::And(xs) => xs.iter().filter_map(anchor).min_by_key(score),
+        Expr::And(xs) => {
+            let mut anchors: Vec<Anchor> = xs.iter().filter_map(anchor).collect();
+            let best = (0..anchors.len()).min_by_key(|&i| score(&anchors[i]))?;
+            let mut primary = anchors.swap_remove(best);
+            // The guard: the best of the other conjuncts on another field, if it can turn
+            // events away (not one on a field that is the same on every event of a source).
+            let guard = anchors
+                .into_iter()
+                .filter(|a| dotted_twin_name(&a.field) != dotted_twin_name(&primary.field))
+                .filter(|a| score(a).0 < 2)
+                .min_by_key(score)
+                .map(|mut g| {
+                    g.guard = None;
+                    Box::new(g)
+                });
+            primary.guard = guard;
+            Some(primary)
+        }
         Expr::Or(xs) => {
-            // Every branch must be anchored on the same field; the union of values anchors the OR.
+            // Every branch must be anchored on the same field; the union of values anchors the OR
+            // (with no guard: the branches' guards need not agree).
             let mut it = xs.iter().map(anchor);
             let mut acc = it.next()??;
+            acc.guard = None;
             for a in it {
                 let a = a?;
                 if a.field != acc.field {
@@ -140,6 +169,12 @@ pub fn anchor(e: &Expr) -> Option<Anchor> {
         }
         _ => None,
     }
+}
+
+/// The name lookups of `field` go by (an exact path of plain names is looked up as its dotted
+/// twin, see [`Index::add`]).
+fn dotted_twin_name(field: &FieldPath) -> String {
+    dotted_twin(field).unwrap_or_else(|| field.clone()).name
 }
 
 /// Anchors of every stage of a query; `None` when some stage is unanchored (or the query kind
@@ -174,8 +209,25 @@ pub struct Index {
     /// value of every event, but only rules insert into it, so an event's content cannot
     /// degrade it. Keyed by text so that an event's value already in folded form (most are)
     /// is looked up as it is, without a copy.
-    maps: Vec<HashMap<Box<str>, Vec<u32>, foldhash::fast::FixedState>>,
+    maps: Vec<AnchorMap>,
     always: Vec<u32>,
+    /// The anchors' guards ([`Anchor::guard`]), numbered from 0 (`NO_GUARD`: none); the maps
+    /// name each rule with its guard.
+    guards: Vec<Guard>,
+    /// The fields the guards test (looked up only when a guarded rule is hit).
+    guard_fields: Vec<ResolvedField>,
+}
+
+/// Folded value of one anchor field → (rule, its guard's number or `NO_GUARD`).
+type AnchorMap = HashMap<Box<str>, Vec<(u32, u32)>, foldhash::fast::FixedState>;
+
+const NO_GUARD: u32 = u32::MAX;
+
+/// One guard: the field (a position in `guard_fields`) has one of the folded values.
+#[derive(Debug)]
+struct Guard {
+    field: usize,
+    values: Box<[Box<str>]>,
 }
 
 impl Index {
@@ -215,10 +267,35 @@ impl Index {
                     self.fields.len() - 1
                 }
             };
+            let guard = match a.guard {
+                Some(g) => {
+                    let field = dotted_twin(&g.field).unwrap_or(g.field);
+                    let gf = match self.guard_fields.iter().position(|f| f.path == field) {
+                        Some(i) => i,
+                        None => {
+                            self.guard_fields.push(ResolvedField::new(field));
+                            self.guard_fields.len() - 1
+                        }
+                    };
+                    self.guards.push(Guard {
+                        field: gf,
+                        values: g.values.into_iter().map(String::into_boxed_str).collect(),
+                    });
+                    u32::try_from(self.guards.len() - 1).unwrap_or(NO_GUARD)
+                }
+                None => NO_GUARD,
+            };
             for v in a.values {
                 let list = self.maps[fi].entry(v.into_boxed_str()).or_default();
-                if list.last() != Some(&rule) {
-                    list.push(rule);
+                match list.iter_mut().find(|(r, _)| *r == rule) {
+                    // Another stage of the rule on the same value: a candidate if either
+                    // stage's guard passes, so only with no guard at all.
+                    Some(entry) => {
+                        if entry.1 != guard {
+                            entry.1 = NO_GUARD;
+                        }
+                    }
+                    None => list.push((rule, guard)),
                 }
             }
         }
@@ -235,49 +312,84 @@ impl Index {
         // One reused buffer for values that need folding: this runs for every anchor field of
         // every event.
         let mut folded = String::new();
+        // Guarded hits, checked once the anchors' lookups are done (a lookup inside another's
+        // callback would find the memo busy).
+        let mut guarded: smallvec::SmallVec<[(u32, u32); 16]> = smallvec::SmallVec::new();
         for (f, map) in self.fields.iter().zip(&self.maps) {
             with_field_values(memo, doc, f, |vals| {
                 for v in vals {
-                    let key: &str = match v {
-                        Value::String(s) if !crate::eval::needs_folding(s.as_bytes()) => s,
-                        Value::String(s) if s.is_ascii() => {
-                            folded.clear();
-                            folded.push_str(s);
-                            folded.make_ascii_lowercase();
-                            &folded
-                        }
-                        Value::String(s) => {
-                            folded = s.to_lowercase();
-                            &folded
-                        }
-                        Value::Number(n) => {
-                            use std::fmt::Write;
-                            folded.clear();
-                            // Canonical integer text, as numeric anchors are stored.
-                            match n.as_f64().and_then(integer_text) {
-                                Some(t) => folded.push_str(&t),
-                                None => {
-                                    let _ = write!(folded, "{n}");
-                                }
-                            }
-                            &folded
-                        }
-                        Value::Bool(b) => {
-                            if *b {
-                                "true"
-                            } else {
-                                "false"
-                            }
-                        }
-                        _ => continue,
+                    let Some(key) = anchor_key(v, &mut folded) else {
+                        continue;
                     };
                     if let Some(rules) = map.get(key) {
-                        out.extend_from_slice(rules);
+                        for &(rule, guard) in rules {
+                            if guard == NO_GUARD {
+                                out.push(rule);
+                            } else {
+                                guarded.push((rule, guard));
+                            }
+                        }
                     }
                 }
             });
         }
+        for (rule, guard) in guarded {
+            let Some(g) = self.guards.get(guard as usize) else {
+                out.push(rule);
+                continue;
+            };
+            let Some(field) = self.guard_fields.get(g.field) else {
+                out.push(rule);
+                continue;
+            };
+            let passes = with_field_values(memo, doc, field, |vals| {
+                vals.iter().any(|v| {
+                    anchor_key(v, &mut folded).is_some_and(|k| g.values.iter().any(|x| **x == *k))
+                })
+            });
+            if passes {
+                out.push(rule);
+            }
+        }
     }
+}
+
+/// The text an event's value is looked up by among anchor values (folded as they are), in
+/// `folded` when it has to be made; `None` for values no anchor names (objects, arrays, null).
+fn anchor_key<'v>(v: &'v Value, folded: &'v mut String) -> Option<&'v str> {
+    Some(match v {
+        Value::String(s) if !crate::eval::needs_folding(s.as_bytes()) => s,
+        Value::String(s) if s.is_ascii() => {
+            folded.clear();
+            folded.push_str(s);
+            folded.make_ascii_lowercase();
+            folded
+        }
+        Value::String(s) => {
+            *folded = s.to_lowercase();
+            folded
+        }
+        Value::Number(n) => {
+            use std::fmt::Write;
+            folded.clear();
+            // Canonical integer text, as numeric anchors are stored.
+            match n.as_f64().and_then(integer_text) {
+                Some(t) => folded.push_str(&t),
+                None => {
+                    let _ = write!(folded, "{n}");
+                }
+            }
+            folded
+        }
+        Value::Bool(b) => {
+            if *b {
+                "true"
+            } else {
+                "false"
+            }
+        }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -430,6 +542,89 @@ mod tests {
     }
 
     #[test]
+    fn guards_turn_away_events_a_second_conjunct_rules_out_and_lose_no_candidate() {
+        let created_pods = Expr::and(vec![
+            eq("verb", &["create", "Update"]),
+            eq("objectRef.resource", &["pods"]),
+            eq("stage", &["ResponseComplete"]),
+        ]);
+        let a = anchor(&created_pods).expect("anchored");
+        assert_eq!(a.field.name, "objectRef.resource");
+        let g = a.guard.as_deref().expect("guarded");
+        // Not the stage, which every event of a source has alike.
+        assert_eq!(g.field.name, "verb");
+        assert_eq!(g.values, vec!["create".to_string(), "update".to_string()]);
+        // Branches' guards need not agree: an OR has none.
+        let either = Expr::or(vec![
+            created_pods.clone(),
+            eq("objectRef.resource", &["pods"]),
+        ]);
+        assert_eq!(anchor(&either).and_then(|a| a.guard), None);
+        // A second test of the anchor's own field is no guard.
+        let same = Expr::and(vec![
+            eq("verb", &["create"]),
+            eq("verb", &["create", "get"]),
+        ]);
+        assert_eq!(anchor(&same).and_then(|a| a.guard), None);
+        // A numeric guard.
+        let denied = Expr::and(vec![
+            eq("objectRef.resource", &["secrets"]),
+            Expr::field(
+                FieldPath::new("responseStatus.code"),
+                Pred::Eq(vec![Scalar::Int(403)]),
+                false,
+            ),
+        ]);
+
+        let mut idx = Index::default();
+        idx.add(0, query_anchors(&Query::Filter(created_pods.clone())));
+        idx.add(1, query_anchors(&Query::Filter(denied)));
+        // Two stages on the same value, one guarded and one not: a candidate for both.
+        let seq = Query::Filter(Expr::or(vec![
+            eq("objectRef.resource", &["pods"]),
+            eq("objectRef.resource", &["pods"]),
+        ]));
+        idx.add(2, query_anchors(&seq));
+        idx.add(
+            3,
+            Some(vec![
+                a.clone(),
+                anchor(&eq("objectRef.resource", &["pods"])).expect("a"),
+            ]),
+        );
+        let cands = |doc: serde_json::Value| {
+            let mut out = Vec::new();
+            idx.candidates(&doc, None, &mut out);
+            out.sort();
+            out.dedup();
+            out
+        };
+        let pods = |verb: serde_json::Value| serde_json::json!({"verb": verb, "objectRef": {"resource": "pods"}});
+        assert_eq!(cands(pods("get".into())), vec![2, 3]);
+        assert_eq!(cands(pods("CREATE".into())), vec![0, 2, 3]);
+        assert_eq!(
+            cands(pods(serde_json::json!(["get", "update"]))),
+            vec![0, 2, 3]
+        );
+        assert_eq!(
+            cands(serde_json::json!({"objectRef": {"resource": "pods"}})),
+            vec![2, 3]
+        );
+        let secrets = |code: serde_json::Value| serde_json::json!({"objectRef": {"resource": "secrets"}, "responseStatus": {"code": code}});
+        assert_eq!(cands(secrets(403.into())), vec![1]);
+        assert_eq!(cands(secrets(serde_json::json!(403.0))), vec![1]);
+        assert_eq!(cands(secrets(200.into())), Vec::<u32>::new());
+        // Through the memo, the same answers.
+        let doc = pods("create".into());
+        let memo = LookupMemo::new(&doc);
+        let mut out = Vec::new();
+        idx.candidates(&doc, Some(&memo), &mut out);
+        out.sort();
+        out.dedup();
+        assert_eq!(out, vec![0, 2, 3]);
+    }
+
+    #[test]
     fn event_values_are_folded_as_anchors_are() {
         let mut idx = Index::default();
         let mut add = |rule, field, value| {
@@ -470,6 +665,7 @@ mod tests {
         let exact = |segs: &[&str], v: &str| Anchor {
             field: FieldPath::exact(segs.iter().map(|s| s.to_string()).collect()),
             values: vec![v.to_string()],
+            guard: None,
         };
         let mut idx = Index::default();
         idx.add(0, Some(vec![exact(&["user", "username"], "alice")]));
