@@ -14,6 +14,8 @@ use crate::memo::{with_field_values, LookupMemo};
 use ruleatlas_event::{dotted_twin, ResolvedField};
 use ruleatlas_ir::{Expr, FieldPath, Pred, Query, Scalar, ValueExpr};
 use serde_json::Value;
+use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Fields that hold the same value for a whole log source: poor anchors.
@@ -314,7 +316,7 @@ impl Index {
         let mut folded = String::new();
         // Guarded hits, checked once the anchors' lookups are done (a lookup inside another's
         // callback would find the memo busy).
-        let mut guarded: smallvec::SmallVec<[(u32, u32); 16]> = smallvec::SmallVec::new();
+        let mut guarded: SmallVec<[(u32, u32); 16]> = SmallVec::new();
         for (f, map) in self.fields.iter().zip(&self.maps) {
             with_field_values(memo, doc, f, |vals| {
                 for v in vals {
@@ -333,29 +335,52 @@ impl Index {
                 }
             });
         }
+        if guarded.is_empty() {
+            return;
+        }
+        // Each guard field's keys, looked up and folded once per event (a resource's rules
+        // mostly share their guard's field: `verb`).
+        let mut keys: SmallVec<[Option<SmallVec<[Cow<str>; 2]>>; 4]> =
+            smallvec::smallvec![None; self.guard_fields.len()];
         for (rule, guard) in guarded {
             let Some(g) = self.guards.get(guard as usize) else {
                 out.push(rule);
                 continue;
             };
-            let Some(field) = self.guard_fields.get(g.field) else {
+            let (Some(field), Some(slot)) = (self.guard_fields.get(g.field), keys.get_mut(g.field))
+            else {
                 out.push(rule);
                 continue;
             };
-            let passes = with_field_values(memo, doc, field, |vals| {
-                vals.iter().any(|v| {
-                    anchor_key(v, &mut folded).is_some_and(|k| g.values.iter().any(|x| **x == *k))
+            let event_keys = slot.get_or_insert_with(|| {
+                with_field_values(memo, doc, field, |vals| {
+                    vals.iter().filter_map(|v| anchor_key_cow(v)).collect()
                 })
             });
-            if passes {
+            if event_keys
+                .iter()
+                .any(|k| g.values.iter().any(|x| **x == **k))
+            {
                 out.push(rule);
             }
         }
     }
 }
 
+/// [`anchor_key`], borrowed from `v` or made.
+fn anchor_key_cow(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) if !crate::eval::needs_folding(s.as_bytes()) => Some(Cow::Borrowed(s)),
+        other => {
+            let mut folded = String::new();
+            anchor_key(other, &mut folded).map(|k| Cow::Owned(k.to_string()))
+        }
+    }
+}
+
 /// The text an event's value is looked up by among anchor values (folded as they are), in
 /// `folded` when it has to be made; `None` for values no anchor names (objects, arrays, null).
+#[inline]
 fn anchor_key<'v>(v: &'v Value, folded: &'v mut String) -> Option<&'v str> {
     Some(match v {
         Value::String(s) if !crate::eval::needs_folding(s.as_bytes()) => s,
