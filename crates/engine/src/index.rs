@@ -340,7 +340,7 @@ impl Index {
         }
         // Each guard field's keys, looked up and folded once per event (a resource's rules
         // mostly share their guard's field: `verb`).
-        let mut keys: SmallVec<[Option<SmallVec<[Cow<str>; 2]>>; 4]> =
+        let mut keys: SmallVec<[Option<Keys>; 4]> =
             smallvec::smallvec![None; self.guard_fields.len()];
         for (rule, guard) in guarded {
             let Some(g) = self.guards.get(guard as usize) else {
@@ -366,6 +366,9 @@ impl Index {
         }
     }
 }
+
+/// An event's keys of one field (see [`anchor_key_cow`]).
+type Keys<'v> = SmallVec<[Cow<'v, str>; 2]>;
 
 /// [`anchor_key`], borrowed from `v` or made.
 fn anchor_key_cow(v: &Value) -> Option<Cow<'_, str>> {
