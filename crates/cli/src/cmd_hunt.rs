@@ -672,42 +672,56 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     }
     let (events, bad) = (hunt.events, hunt.bad);
     let secs = started.elapsed().as_secs_f64().max(1e-9);
-    eprintln!(
-        "hunt: {events} events read, {bad} bad, {} alerts, {:.1} s, {:.0} events/s, {:.1} MB/s",
-        hunt.alerts_written,
-        secs,
-        events as f64 / secs,
-        bytes.load(Ordering::Relaxed) as f64 / secs / 1e6
-    );
-    if bad > 20 {
-        eprintln!("hunt: ({} more bad lines not shown)", bad - 20);
-    }
-    if let Some(gate) = &gate {
-        eprintln!(
-            "hunt: prefilter: {} lines skipped unparsed (a malformed one among them is not \
-             reported; --no-prefilter parses every line)",
-            gate.skipped()
+    // The summary goes to stderr in one write (stderr is unbuffered: a line per rule was a
+    // system call per rule).
+    let mut summary = String::new();
+    {
+        use std::fmt::Write as _;
+        // (Writing to a String cannot fail.)
+        let _ = writeln!(
+            summary,
+            "hunt: {events} events read, {bad} bad, {} alerts, {:.1} s, {:.0} events/s, {:.1} MB/s",
+            hunt.alerts_written,
+            secs,
+            events as f64 / secs,
+            bytes.load(Ordering::Relaxed) as f64 / secs / 1e6
         );
+        if bad > 20 {
+            let _ = writeln!(summary, "hunt: ({} more bad lines not shown)", bad - 20);
+        }
+        if let Some(gate) = &gate {
+            let _ = writeln!(
+                summary,
+                "hunt: prefilter: {} lines skipped unparsed (a malformed one among them is not \
+                 reported; --no-prefilter parses every line)",
+                gate.skipped()
+            );
+        }
+        // Rules with the same vendor and title count together, listed by vendor and title.
+        let mut per_title: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for (rule, n) in hunt.per_rule.values() {
+            *per_title
+                .entry((rule.vendor.as_str(), rule.title.as_str()))
+                .or_default() += n;
+        }
+        for ((vendor, title), n) in &per_title {
+            let _ = writeln!(summary, "  {n:>8}  {vendor:<7} {title}");
+        }
+        for (rule, n) in hunt.engine.overflows() {
+            let _ = writeln!(
+                summary,
+                "hunt: rule {:?} dropped {n} partial matches at its state cap",
+                rule.title
+            );
+        }
+        for failure in ruleatlas_engine::eval::regex_build_failures() {
+            let _ = writeln!(
+                summary,
+                "hunt: warning: a pattern too large to build matched nothing: {failure}"
+            );
+        }
     }
-    // Rules with the same vendor and title count together, listed by vendor and title.
-    let mut per_title: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for (rule, n) in hunt.per_rule.values() {
-        *per_title
-            .entry((rule.vendor.as_str(), rule.title.as_str()))
-            .or_default() += n;
-    }
-    for ((vendor, title), n) in &per_title {
-        eprintln!("  {n:>8}  {vendor:<7} {title}");
-    }
-    for (rule, n) in hunt.engine.overflows() {
-        eprintln!(
-            "hunt: rule {:?} dropped {n} partial matches at its state cap",
-            rule.title
-        );
-    }
-    for failure in ruleatlas_engine::eval::regex_build_failures() {
-        eprintln!("hunt: warning: a pattern too large to build matched nothing: {failure}");
-    }
+    eprint!("{summary}");
     Ok(if unreadable > 0 { 2 } else { 0 })
 }
 
