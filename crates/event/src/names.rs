@@ -188,7 +188,9 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl<T> NameTable<T> {
-    #[inline]
+    // Always inlined: called for every key of every event the parse and the field plan meet
+    // (~50 per audit Event), and a call's own cost was ~30 of its ~75 instructions.
+    #[inline(always)]
     pub(crate) fn get(&self, name: &str) -> Option<&T> {
         if self.table.is_empty() {
             return None;
