@@ -133,7 +133,15 @@ pub fn anchor(e: &Expr) -> Option<Anchor> {
     match e {
         Expr::Test(_) => anchor_of_test(e),
         Expr::And(xs) => {
-            let mut anchors: Vec<Anchor> = xs.iter().filter_map(anchor).collect();
+            // Every conjunct's anchor, and the guard it brought (a nested AND's second best):
+            // each an equality every match satisfies. A guard comes after its anchor, and is no
+            // better than it, so the best is a conjunct's anchor, as without guards.
+            let mut anchors: Vec<Anchor> = Vec::new();
+            for mut a in xs.iter().filter_map(anchor) {
+                let guard = a.guard.take();
+                anchors.push(a);
+                anchors.extend(guard.map(|g| *g));
+            }
             let best = (0..anchors.len()).min_by_key(|&i| score(&anchors[i]))?;
             let mut primary = anchors.swap_remove(best);
             // The guard: the best of the other conjuncts on another field, if it can turn
@@ -594,6 +602,14 @@ mod tests {
             eq("verb", &["create", "get"]),
         ]);
         assert_eq!(anchor(&same).and_then(|a| a.guard), None);
+        // A nested AND's guard is kept when the outer one has no better.
+        let nested = Expr::and(vec![
+            created_pods.clone(),
+            Expr::not(eq("objectRef.namespace", &["kube-system"])),
+        ]);
+        let n = anchor(&nested).expect("anchored");
+        assert_eq!(n.field.name, "objectRef.resource");
+        assert_eq!(n.guard.map(|g| g.field.name).as_deref(), Some("verb"));
         // A numeric guard.
         let denied = Expr::and(vec![
             eq("objectRef.resource", &["secrets"]),
