@@ -779,7 +779,14 @@ impl Engine {
     /// document), so a value it tests need not be in the line. Raw audit Events read through
     /// translated ECS names ([`ecs_raw`]) are read as they are. Correlations read matches, not
     /// events: the rules they reference speak for them.
+    ///
+    /// Stops at the first `None` it pushes (or finds in `out`): a union of requirements with one
+    /// `None` is `None` ([`Requirement::union`]), and with every vendor's rules loaded the first
+    /// few rules settle it (working out all 5,740 cost ~77 M instructions of loading).
     pub fn line_requirements(&self, out: &mut Vec<Option<Requirement>>) {
+        if out.iter().any(Option::is_none) {
+            return;
+        }
         for r in &self.rules {
             let Some(pipeline) = r.rule.pipeline() else {
                 continue;
@@ -805,6 +812,9 @@ impl Engine {
                     | (FieldDialect::Native, SourceKind::CloudTrailEcs) => None,
                     _ => own_requirement(),
                 });
+                if out.last().is_some_and(Option::is_none) {
+                    return;
+                }
             }
         }
     }
