@@ -724,8 +724,10 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     eprint!("{summary}");
     // The process ends with the hunt: its compiled rules are left to the exit to free (dropped
     // one allocation at a time, every vendor's rules took ~120 M instructions, ~30 ms). Output
-    // is flushed above; nothing left here writes on drop.
+    // is flushed above; nothing left here writes on drop. (The reading options hold the parser
+    // threads' template engine.)
     std::mem::forget(hunt);
+    std::mem::forget(opts);
     Ok(if unreadable > 0 { 2 } else { 0 })
 }
 
