@@ -325,7 +325,7 @@ struct Hunt {
     line: Vec<u8>,
     alerts: Vec<Alert>,
     /// Alerts per rule, keyed by the rule's address (no string copies per alert).
-    per_rule: HashMap<usize, (Arc<Rule>, u64)>,
+    per_rule: HashMap<usize, (Arc<Rule>, u64), foldhash::fast::FixedState>,
     alerts_written: u64,
     events: u64,
     bad: u64,
@@ -617,7 +617,7 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         out: std::io::BufWriter::with_capacity(OUTPUT_BUFFER, sink),
         line: Vec::new(),
         alerts: Vec::new(),
-        per_rule: HashMap::new(),
+        per_rule: HashMap::default(),
         alerts_written: 0,
         events: 0,
         bad: 0,

@@ -740,7 +740,7 @@ impl Engine {
                     return None;
                 }
                 // Each distinct field once (rules repeat the same few thousand times over).
-                let mut fields: std::collections::HashSet<FieldPath> = Default::default();
+                let mut fields: EventKeySet<FieldPath> = Default::default();
                 let mut add = |f: &FieldPath| {
                     if !fields.contains(f) {
                         fields.insert(f.clone());
