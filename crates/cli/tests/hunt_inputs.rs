@@ -198,3 +198,55 @@ fn prefilter_skips_only_lines_no_rule_can_match() {
     assert_eq!(threaded, all);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A rule that needs no literal in the line (here: every event that is not a `get`) turns the
+/// prefilter off, wherever it stands among the rules: the union of the rules' requirements is
+/// then "nothing", and no line may be skipped.
+#[test]
+fn a_rule_needing_no_literal_turns_the_prefilter_off_wherever_it_stands() {
+    let dir = setup("prefilter-off");
+    let none = RULE
+        .replace(
+            "0b7c4a52-1111-4a3b-9c2d-000000000001",
+            "0b7c4a52-1111-4a3b-9c2d-000000000002",
+        )
+        .replace("Test - Secret deleted", "Test - Anything but a get")
+        .replace(
+            "        verb: delete\n        objectRef.resource: secrets\n    condition: selection",
+            "        verb: get\n    condition: not selection",
+        );
+    let other = audit("c1", 6)
+        .replace("\"delete\"", "\"list\"")
+        .replace("\"secrets\"", "\"configmaps\"");
+    let log = dir.join("logs/c.ndjson");
+    std::fs::write(&log, [audit("c0", 5), other].join("\n") + "\n")
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    // Rule files load in path order: the rule without literals first, then last.
+    for first in [true, false] {
+        let rules = dir.join(if first { "rules-a" } else { "rules-b" });
+        std::fs::create_dir_all(&rules).unwrap_or_else(|e| panic!("{e}"));
+        let (a, b) = if first {
+            ("a.yml", "b.yml")
+        } else {
+            ("b.yml", "a.yml")
+        };
+        std::fs::write(rules.join(a), &none).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(rules.join(b), RULE).unwrap_or_else(|e| panic!("{e}"));
+        for threads in ["1", "2"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_ruleatlas"))
+                .args(["hunt", "--threads", threads, "--rules"])
+                .arg(&rules)
+                .arg(&log)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run ruleatlas: {e}"));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{stderr}");
+            assert!(!stderr.contains("prefilter"), "first={first}: {stderr}");
+            assert!(
+                stderr.contains("2 events read, 0 bad, 3 alerts"),
+                "first={first} threads={threads}: {stderr}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
