@@ -250,3 +250,53 @@ fn a_rule_needing_no_literal_turns_the_prefilter_off_wherever_it_stands() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A UTF-8 byte order mark before the first event (editors and Windows tools write one) is not
+/// part of the event: plain, gzip-compressed, prefiltered, pretty-printed, with 1 and 2 threads.
+#[test]
+fn a_byte_order_mark_before_the_first_event_is_skipped() {
+    use std::io::Write;
+    let dir = setup("bom");
+    let bom = "\u{feff}";
+    let lines = [audit("m0", 5), audit("m1", 6)].join("\n") + "\n";
+    let plain = dir.join("logs/bom.ndjson");
+    std::fs::write(&plain, format!("{bom}{lines}")).unwrap_or_else(|e| panic!("{e}"));
+    let gz = dir.join("logs/bom.ndjson.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(format!("{bom}{lines}").as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&gz, enc.finish().unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let list = dir.join("logs/bom-list.json");
+    let items = format!("[\n  {},\n  {}\n]", audit("m0", 5), audit("m1", 6));
+    std::fs::write(
+        &list,
+        format!("{bom}{{\n \"kind\": \"EventList\",\n \"apiVersion\": \"audit.k8s.io/v1\",\n \"items\": {items}\n}}\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let list_gz = dir.join("logs/bom-list.json.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&std::fs::read(&list).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&list_gz, enc.finish().unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for input in [&plain, &gz, &list, &list_gz] {
+        let input = input.display().to_string();
+        for extra in [
+            &["--threads", "1"][..],
+            &["--threads", "2"],
+            &["--no-prefilter"],
+        ] {
+            let mut args: Vec<&str> = extra.to_vec();
+            args.push(&input);
+            let (alerts, stderr, code) = hunt(&dir, &args);
+            assert_eq!(code, 0, "{input} {extra:?}: {stderr}");
+            assert!(
+                stderr.contains("2 events read, 0 bad, 2 alerts"),
+                "{input} {extra:?}: {stderr}"
+            );
+            assert_eq!(names(&alerts), ["m0", "m1"], "{input} {extra:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -71,24 +71,79 @@ pub(crate) fn open_raw(path: &str) -> Result<Box<dyn Read + Send>, InputError> {
 }
 
 /// Wraps a byte stream in a buffered reader, decompressing gzip or zstd when the magic bytes say
-/// so (concatenated members / frames are read through).
+/// so (concatenated members / frames are read through). A UTF-8 byte order mark at the start of
+/// the text is skipped: editors and Windows tools write one, and no JSON parser reads past it.
 pub(crate) fn decoded(raw: Box<dyn Read + Send>) -> io::Result<Box<dyn BufRead + Send>> {
     let mut buffered = BufReader::with_capacity(256 * 1024, raw);
     let head = buffered.fill_buf()?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(BufReader::with_capacity(
+        Box::new(SkipBom::new(BufReader::with_capacity(
             256 * 1024,
             flate2::read::MultiGzDecoder::new(buffered),
-        ))
+        )))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(BufReader::with_capacity(
+        Box::new(SkipBom::new(BufReader::with_capacity(
             256 * 1024,
             zstd::stream::read::Decoder::with_buffer(buffered)?,
-        ))
+        )))
     } else {
+        if head.starts_with(BOM) {
+            buffered.consume(BOM.len());
+        }
         Box::new(buffered)
     })
 }
+
+/// A decompressed text that skips a byte order mark at its start. The mark is looked for on the
+/// first read, not when the input is opened: a decompressor's error then stops reading where it
+/// always did, at the line it spoils. (A mark split across the decompressor's first two blocks
+/// is left to [`parse_line`], which drops one before the first line.)
+struct SkipBom<R> {
+    inner: R,
+    checked: bool,
+}
+
+impl<R> SkipBom<R> {
+    fn new(inner: R) -> SkipBom<R> {
+        SkipBom {
+            inner,
+            checked: false,
+        }
+    }
+}
+
+impl<R: BufRead> BufRead for SkipBom<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if !self.checked {
+            let bom = self.inner.fill_buf()?.starts_with(BOM);
+            self.checked = true;
+            if bom {
+                self.inner.consume(BOM.len());
+            }
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n);
+    }
+}
+
+impl<R: BufRead> Read for SkipBom<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let available = self.fill_buf()?;
+            let n = available.len().min(out.len());
+            out[..n].copy_from_slice(&available[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Opens `path` (`-` for stdin) and returns its events.
 pub fn read_events(path: &str, opts: &EventOptions) -> Result<EventStream, InputError> {
@@ -297,6 +352,12 @@ pub(crate) fn parse_line(
     opts: &EventOptions,
     out: &mut VecDeque<Item>,
 ) {
+    // A byte order mark before the first line (files read in parts by `scan` are not read
+    // through `decoded`).
+    let text = match line {
+        1 => text.strip_prefix('\u{feff}').unwrap_or(text),
+        _ => text,
+    };
     if let Some(gate) = &opts.line_gate {
         if !gate.filter.keeps(text.as_bytes()) {
             gate.skipped

@@ -202,7 +202,8 @@ fn is_ndjson(head: &[u8]) -> bool {
     if head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         return false;
     }
-    let mut rest = head;
+    // (A byte order mark before the first line is not part of it: see `reader::decoded`.)
+    let mut rest = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
     loop {
         let Some(end) = memchr::memchr(b'\n', rest) else {
             // A first line longer than the head (or the whole file on one line): left to the
