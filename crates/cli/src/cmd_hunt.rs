@@ -104,6 +104,14 @@ pub fn looks_like_events(arg: &str) -> bool {
         .any(|ext| lower.ends_with(ext))
 }
 
+/// A rules file by its name: Sigma and Falco YAML, Elastic TOML.
+fn looks_like_rules(path: &std::path::Path) -> bool {
+    let lower = path.to_string_lossy().to_ascii_lowercase();
+    [".yml", ".yaml", ".toml"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+}
+
 /// Moves event files given among `--rules` values to the events list.
 pub fn split_rules_and_events(rules: &mut Vec<PathBuf>, events: &mut Vec<String>) {
     let (ev, ru): (Vec<PathBuf>, Vec<PathBuf>) = rules
@@ -473,6 +481,22 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     split_rules_and_events(&mut args.rules, &mut args.events);
     if args.events.is_empty() {
+        // A file written after `--rules` paths whose name says neither rules nor events was
+        // taken as one more rules path: say so, and how to pass it as events.
+        let unknown: Vec<String> = args
+            .rules
+            .iter()
+            .filter(|p| p.is_file() && !looks_like_rules(p))
+            .map(|p| p.display().to_string())
+            .collect();
+        if !unknown.is_empty() {
+            anyhow::bail!(
+                "no event files given: {} was read as a rules path (event files are recognised \
+                 after --rules by .json, .ndjson, .jsonl, .log, .gz or .zst; put others after `--`: \
+                 `ruleatlas hunt --rules RULES -- EVENTS...`)",
+                unknown.join(", ")
+            );
+        }
         anyhow::bail!("no event files given (EVENTS...: files, globs, or - for standard input)");
     }
     let (inputs, unmatched) = expand_inputs(&args.events);

@@ -300,3 +300,23 @@ fn a_byte_order_mark_before_the_first_event_is_skipped() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An event file whose name says nothing, written right after `--rules` paths, is taken as one
+/// more rules path: the error names it and says how to pass it; after `--` it is read.
+#[test]
+fn an_unrecognised_file_after_rules_is_named_in_the_error() {
+    let dir = setup("unrecognised");
+    let events = dir.join("logs/audit.txt");
+    std::fs::write(&events, audit("t0", 5) + "\n").unwrap_or_else(|e| panic!("{e}"));
+    let events = events.display().to_string();
+    let (_, stderr, code) = hunt(&dir, &[&events]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{events} was read as a rules path")) && stderr.contains("--"),
+        "{stderr}"
+    );
+    let (alerts, stderr, code) = hunt(&dir, &["--", &events]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(names(&alerts), ["t0"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
