@@ -88,7 +88,8 @@ pub struct Args {
     /// EKS wrappers; plain, .gz or .zst); `-` for stdin. Several files are merged by event time
     /// (each file assumed in time order; see --no-merge). Event files written right after
     /// `--rules` paths are recognised by their extension (`.json`, `.ndjson`, `.jsonl`, `.log`,
-    /// `.gz`, `.zst`) or `-`.
+    /// `.gz`, `.zst`) or `-`. A folder stands for the event files below it (by the same
+    /// extensions), in name order.
     events: Vec<String>,
 }
 
@@ -183,6 +184,29 @@ pub fn expand_inputs(inputs: &[String]) -> (Vec<String>, Vec<String>) {
     let mut out = Vec::new();
     let mut unmatched = Vec::new();
     for arg in inputs {
+        if arg != "-" && std::path::Path::new(arg).is_dir() {
+            // A folder: the event files below it (by extension, as after `--rules`), sorted.
+            let mut files = Vec::new();
+            for entry in walkdir::WalkDir::new(arg).follow_links(true) {
+                match entry {
+                    Ok(e) => {
+                        let path = e.path().to_string_lossy();
+                        if e.file_type().is_file() && looks_like_events(&path) {
+                            files.push(path.into_owned());
+                        }
+                    }
+                    Err(e) => unmatched.push(format!("{arg}: {e}")),
+                }
+            }
+            if files.is_empty() {
+                unmatched.push(format!(
+                    "{arg}: no event files in this folder (.json, .ndjson, .jsonl, .log, .gz, .zst)"
+                ));
+            }
+            files.sort();
+            out.extend(files);
+            continue;
+        }
         let is_pattern = arg.contains(['*', '?', '[']);
         if arg == "-" || !is_pattern || std::path::Path::new(arg).exists() {
             out.push(arg.clone());

@@ -320,3 +320,29 @@ fn an_unrecognised_file_after_rules_is_named_in_the_error() {
     assert_eq!(names(&alerts), ["t0"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A folder stands for the event files below it (by extension; `notes.txt` is not one), read as
+/// those files would be: merged by time.
+#[test]
+fn a_folder_stands_for_the_event_files_below_it() {
+    let dir = setup("folder");
+    let nested = dir.join("logs/nested");
+    std::fs::create_dir_all(&nested).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(nested.join("c.ndjson"), audit("c1", 4) + "\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let logs = dir.join("logs").display().to_string();
+    let a = dir.join("logs/a.ndjson").display().to_string();
+    let b = dir.join("logs/b.ndjson").display().to_string();
+    let c = nested.join("c.ndjson").display().to_string();
+    let (by_folder, stderr, code) = hunt(&dir, &["--", &logs]);
+    assert_eq!(code, 0, "{stderr}");
+    let (by_files, _, _) = hunt(&dir, &[&a, &b, &c]);
+    assert_eq!(by_folder, by_files);
+    assert_eq!(names(&by_folder), ["a1", "b1", "a2", "b2", "c1", "a3"]);
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr, code) = hunt(&dir, &["--", &empty.display().to_string()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no event files in this folder"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
