@@ -53,7 +53,8 @@ pub struct Args {
     threads: Option<usize>,
     /// The query: EQL or KQL text, a Falco condition, or a Sigma rule (a file path or YAML text).
     query: String,
-    /// Event files (NDJSON or JSON array); `-` for stdin.
+    /// Event files (the inputs `hunt` reads: NDJSON, JSON arrays, wrappers, .gz/.zst), glob
+    /// patterns or folders (the event files below them); `-` for stdin.
     #[arg(required = true)]
     files: Vec<String>,
 }
@@ -224,7 +225,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     };
     // Events stream through in input order (as `hunt` does; logs are written in time order), so
     // memory stays flat whatever the input size.
-    for f in &args.files {
+    // Globs and folders as `hunt` takes them.
+    let (files, unmatched) = crate::cmd_hunt::expand_inputs(&args.files);
+    for u in &unmatched {
+        eprintln!("ruleatlas: {u}");
+        unreadable = true;
+    }
+    for f in &files {
         if let Some(filter) = &filter {
             match read_events_filtered(f, filter.clone(), threads, &opts) {
                 Ok(mut events) => {

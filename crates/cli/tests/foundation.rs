@@ -285,3 +285,27 @@ fn query_prefilter_skips_only_lines_that_cannot_match() {
         "{piped_err}"
     );
 }
+
+/// `query` takes folders and glob patterns as `hunt` does: the same events as the files named
+/// one by one; a folder without event files is an error.
+#[test]
+fn query_reads_folders_and_globs_as_hunt_does() {
+    let q = ["query", "--lang", "kql", "verb:create"];
+    let (by_file, _, out) = run(bin().args(q).args([
+        "examples/logs/audit.ndjson",
+        "examples/logs/cloudtrail.json",
+    ]));
+    assert!(out.status.success());
+    assert!(!by_file.is_empty());
+    let (by_folder, _, out) = run(bin().args(q).arg("examples/logs"));
+    assert!(out.status.success());
+    assert_eq!(by_folder, by_file);
+    let (by_glob, _, out) = run(bin().args(q).arg("examples/logs/*"));
+    assert!(out.status.success());
+    assert_eq!(by_glob, by_file);
+    let empty = temp_dir("query-empty");
+    let (_, stderr, out) = run(bin().args(q).arg(&empty));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no event files in this folder"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&empty);
+}
