@@ -74,6 +74,13 @@ pub struct Args {
     /// Same alerts, in the same order, as one thread (1: everything on one thread).
     #[arg(long)]
     threads: Option<usize>,
+    /// Partial states each stateful rule keeps at most (sequences, thresholds, new-terms
+    /// combinations, correlation groups): what a rule's window still holds beyond this is
+    /// dropped, and the count of drops is reported at the end. Memory grows with the input's
+    /// distinct keys up to the caps, then stays flat.
+    #[arg(long, default_value_t = EngineOptions::default().max_states_per_rule,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_states: usize,
     /// Parse every raw audit Event whole. By default only the fields the loaded rules read
     /// (and alerts print) are built; the alerts are the same either way.
     #[arg(long)]
@@ -553,7 +560,9 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     // instructions per event than two, and ran no slower.
     let engine = ShardedEngine::with_threads(
         rules,
-        EngineOptions::default(),
+        EngineOptions {
+            max_states_per_rule: args.max_states,
+        },
         workers,
         (workers / 2).max(1),
     );
@@ -758,7 +767,7 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         for (rule, n) in hunt.engine.overflows() {
             let _ = writeln!(
                 summary,
-                "hunt: rule {:?} dropped {n} partial matches at its state cap",
+                "hunt: rule {:?} dropped {n} partial matches at its state cap (--max-states)",
                 rule.title
             );
         }

@@ -346,3 +346,57 @@ fn a_folder_stands_for_the_event_files_below_it() {
     assert!(stderr.contains("no event files in this folder"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--max-states` caps what a stateful rule remembers: five users start the example's sequence
+/// (secrets listed, then exec into a pod); with room for two, three are dropped and reported;
+/// the default room keeps all five, and the one who goes on to exec is found.
+#[test]
+fn max_states_caps_partial_matches_and_reports_the_drops() {
+    let dir = setup("max-states");
+    let event = |user: &str, verb: &str, resource: &str, sub: &str, second: u32| {
+        format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"{user}-{second}","stage":"ResponseComplete","verb":"{verb}","user":{{"username":"{user}"}},"objectRef":{{"resource":"{resource}","namespace":"ns"{sub}}},"requestReceivedTimestamp":"2026-01-01T00:00:{second:02}Z","stageTimestamp":"2026-01-01T00:00:{second:02}Z"}}"#
+        )
+    };
+    let mut lines: Vec<String> = (0..5)
+        .map(|i| event(&format!("u{i}"), "list", "secrets", "", i))
+        .collect();
+    lines.push(event(
+        "u0",
+        "create",
+        "pods",
+        r#","subresource":"exec""#,
+        10,
+    ));
+    let log = dir.join("logs/seq.ndjson");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/rules/elastic/k8s_secret_list_then_exec.toml");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ruleatlas"))
+            .arg("hunt")
+            .args(extra)
+            .arg("--rules")
+            .arg(&rules)
+            .arg("--")
+            .arg(&log)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run ruleatlas: {e}"));
+        assert!(out.status.success());
+        (
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (alerts, stderr) = run(&[]);
+    assert_eq!(alerts, 1, "{stderr}");
+    assert!(!stderr.contains("state cap"), "{stderr}");
+    for threads in ["1", "2"] {
+        let (_, stderr) = run(&["--max-states", "2", "--threads", threads]);
+        assert!(
+            stderr.contains("dropped 3 partial matches at its state cap (--max-states)"),
+            "{stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
