@@ -217,10 +217,10 @@ impl<'a> Cursor<'a> {
         // last document's, a binary search otherwise (a B-tree lookup per key cost several
         // string comparisons each). Keys the map lacks wait in `added` until the entries are
         // let go of; entries no key met are removed at the end.
-        let mut entries: SmallVec<[(&str, &mut Value, bool); 24]> = map
-            .iter_mut()
-            .map(|(k, v)| (k.as_str(), v, false))
-            .collect();
+        // Filled where it stands: `collect` built the vector and then moved it here, a copy of
+        // its ~1 KB of inline room for every kept object of every event.
+        let mut entries: SmallVec<[(&str, &mut Value, bool); 24]> = SmallVec::new();
+        entries.extend(map.iter_mut().map(|(k, v)| (k.as_str(), v, false)));
         let mut added: SmallVec<[(Cow<'a, str>, Value); 4]> = SmallVec::new();
         let mut next = 0;
         self.spaces();
