@@ -796,7 +796,7 @@ mod tests {
                     .map(|_| match xorshift(&mut state) % 8 {
                         0 => b'"',
                         1 => b'\\',
-                        2 if xorshift(&mut state) % 16 == 0 => b'\t',
+                        2 if xorshift(&mut state).is_multiple_of(16) => b'\t',
                         _ => b'a' + (xorshift(&mut state) % 26) as u8,
                     })
                     .collect();
