@@ -347,24 +347,33 @@ impl Index {
             return;
         }
         // Each guard field's keys, looked up and folded once per event (a resource's rules
-        // mostly share their guard's field: `verb`).
-        let mut keys: SmallVec<[Option<Keys>; 4]> =
-            smallvec::smallvec![None; self.guard_fields.len()];
+        // mostly share their guard's field: `verb`). Only the fields this event's guards name,
+        // searched in order: a slot per guard field of the index spilled to the heap once there
+        // were more than four, an allocation per event.
+        let mut keys: SmallVec<[(usize, Keys); 2]> = SmallVec::new();
         for (rule, guard) in guarded {
             let Some(g) = self.guards.get(guard as usize) else {
                 out.push(rule);
                 continue;
             };
-            let (Some(field), Some(slot)) = (self.guard_fields.get(g.field), keys.get_mut(g.field))
-            else {
+            let Some(field) = self.guard_fields.get(g.field) else {
                 out.push(rule);
                 continue;
             };
-            let event_keys = slot.get_or_insert_with(|| {
-                with_field_values(memo, doc, field, |vals| {
-                    vals.iter().filter_map(|v| anchor_key_cow(v)).collect()
-                })
-            });
+            let at = match keys.iter().position(|(f, _)| *f == g.field) {
+                Some(at) => at,
+                None => {
+                    let found = with_field_values(memo, doc, field, |vals| {
+                        vals.iter().filter_map(|v| anchor_key_cow(v)).collect()
+                    });
+                    keys.push((g.field, found));
+                    keys.len() - 1
+                }
+            };
+            let Some((_, event_keys)) = keys.get(at) else {
+                out.push(rule);
+                continue;
+            };
             if event_keys
                 .iter()
                 .any(|k| g.values.iter().any(|x| **x == **k))
