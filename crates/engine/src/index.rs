@@ -319,9 +319,9 @@ impl Index {
     /// `memo` when it serves `doc` (the rules will read the same fields).
     pub fn candidates(&self, doc: &Value, memo: Option<&LookupMemo<'_>>, out: &mut Vec<u32>) {
         out.extend_from_slice(&self.always);
-        // One reused buffer for values that need folding: this runs for every anchor field of
-        // every event.
-        let mut folded = String::new();
+        // One reused buffer for values that need folding or are numbers: this runs for every
+        // anchor field of every event (room for a number's text from the start).
+        let mut folded = String::with_capacity(24);
         // Guarded hits, checked once the anchors' lookups are done (a lookup inside another's
         // callback would find the memo busy).
         let mut guarded: SmallVec<[(u32, u32); 16]> = SmallVec::new();
@@ -417,9 +417,12 @@ fn anchor_key<'v>(v: &'v Value, folded: &'v mut String) -> Option<&'v str> {
         Value::Number(n) => {
             use std::fmt::Write;
             folded.clear();
-            // Canonical integer text, as numeric anchors are stored.
-            match n.as_f64().and_then(integer_text) {
-                Some(t) => folded.push_str(&t),
+            // Canonical integer text, as numeric anchors are stored ([`integer_text`]), written
+            // without a string of its own: a status code is looked up on every audit Event.
+            match n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15) {
+                Some(f) => {
+                    let _ = write!(folded, "{}", f as i64);
+                }
                 None => {
                     let _ = write!(folded, "{n}");
                 }
