@@ -108,7 +108,17 @@ impl OutputTemplate {
     /// `%jevt.obj` prints.
     pub fn render(&self, event: &Value, text: Option<&str>) -> String {
         let event = audit_object(event);
-        let mut out = String::with_capacity(64);
+        // Room for the literal text and a typical value per field: one allocation per output,
+        // not a few regrowths (a hunt renders one per alert of a Falco rule).
+        let room: usize = self
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.len(),
+                _ => 32,
+            })
+            .sum();
+        let mut out = String::with_capacity(room);
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => out.push_str(t),
