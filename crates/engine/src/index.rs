@@ -99,19 +99,25 @@ const LOW_SELECTIVITY_SUFFIXES: &[&str] = &[
     "ka.auth.decision",
 ];
 
-/// Lower is better: (selectivity class, number of values). A rule is indexed under its best
-/// anchor, and is a candidate for every event carrying one of that anchor's values — so an
-/// anchor on `decision: allow` makes it a candidate for nearly all audit events, one on
-/// `objectRef.resource: services` for a few.
 /// The text of an integral float (`401.0` → `401`); `None` for fractions and huge values.
 fn integer_text(f: f64) -> Option<String> {
-    (f.fract() == 0.0 && f.abs() < 1e15).then(|| (f as i64).to_string())
+    anchor_integer(f).map(|i| i.to_string())
+}
+
+/// The integer a numeric anchor value stands for, when it is one (exactly, and small enough
+/// for its text to be the canonical one).
+fn anchor_integer(f: f64) -> Option<i64> {
+    (f.fract() == 0.0 && f.abs() < 1e15).then_some(f as i64)
 }
 
 fn canonical_integer_text(s: &str) -> Option<String> {
     integer_text(s.parse::<f64>().ok()?)
 }
 
+/// Lower is better: (selectivity class, number of values). A rule is indexed under its best
+/// anchor, and is a candidate for every event carrying one of that anchor's values — so an
+/// anchor on `decision: allow` makes it a candidate for nearly all audit events, one on
+/// `objectRef.resource: services` for a few.
 fn score(a: &Anchor) -> (u8, usize) {
     let name = a.field.name.as_str();
     // The decision is `allow` on almost every event; `forbid` (a denied request) is rare, and
@@ -419,9 +425,9 @@ fn anchor_key<'v>(v: &'v Value, folded: &'v mut String) -> Option<&'v str> {
             folded.clear();
             // Canonical integer text, as numeric anchors are stored ([`integer_text`]), written
             // without a string of its own: a status code is looked up on every audit Event.
-            match n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15) {
-                Some(f) => {
-                    let _ = write!(folded, "{}", f as i64);
+            match n.as_f64().and_then(anchor_integer) {
+                Some(i) => {
+                    let _ = write!(folded, "{i}");
                 }
                 None => {
                     let _ = write!(folded, "{n}");

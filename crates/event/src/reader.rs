@@ -143,7 +143,7 @@ impl<R: BufRead> Read for SkipBom<R> {
 }
 
 /// The UTF-8 byte order mark.
-const BOM: &[u8] = b"\xef\xbb\xbf";
+pub(crate) const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Opens `path` (`-` for stdin) and returns its events.
 pub fn read_events(path: &str, opts: &EventOptions) -> Result<EventStream, InputError> {

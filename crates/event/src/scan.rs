@@ -203,7 +203,7 @@ fn is_ndjson(head: &[u8]) -> bool {
         return false;
     }
     // (A byte order mark before the first line is not part of it: see `reader::decoded`.)
-    let mut rest = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    let mut rest = head.strip_prefix(crate::reader::BOM).unwrap_or(head);
     loop {
         let Some(end) = memchr::memchr(b'\n', rest) else {
             // A first line longer than the head (or the whole file on one line): left to the

@@ -24,6 +24,9 @@ pub fn render_output_with_text(template: &str, event: &Value, text: Option<&str>
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputTemplate {
     pieces: Vec<Piece>,
+    /// Room for an output: the literal text and a typical value per field (one allocation per
+    /// output, not a few regrowths: a hunt renders one per alert of a Falco rule).
+    room: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +75,14 @@ impl OutputTemplate {
         if !literal.is_empty() {
             pieces.push(Piece::Text(literal));
         }
-        OutputTemplate { pieces }
+        let room = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.len(),
+                _ => 32,
+            })
+            .sum();
+        OutputTemplate { pieces, room }
     }
 
     /// The fields of a raw audit Event that rendering reads (see [`output_fields`]).
@@ -108,17 +118,7 @@ impl OutputTemplate {
     /// `%jevt.obj` prints.
     pub fn render(&self, event: &Value, text: Option<&str>) -> String {
         let event = audit_object(event);
-        // Room for the literal text and a typical value per field: one allocation per output,
-        // not a few regrowths (a hunt renders one per alert of a Falco rule).
-        let room: usize = self
-            .pieces
-            .iter()
-            .map(|p| match p {
-                Piece::Text(t) => t.len(),
-                _ => 32,
-            })
-            .sum();
-        let mut out = String::with_capacity(room);
+        let mut out = String::with_capacity(self.room);
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => out.push_str(t),

@@ -81,33 +81,29 @@ fn string_marks(bytes: &[u8], marks: &mut [u64]) -> bool {
     let backslash = u8x16::splat(b'\\');
     let space = u8x16::splat(b' ');
     let mut control = u8x16::splat(0);
-    let mut step = |part: &[u8]| -> u64 {
-        let mut lanes = [0u8; 16];
-        lanes.copy_from_slice(part);
-        let v = u8x16::from(lanes);
-        control |= v.simd_lt(space);
-        u64::from((v.simd_eq(quote) | v.simd_eq(backslash)).to_bitmask())
-    };
-    // A word of marks per 64 bytes, four vectors at a time.
-    let mut blocks = bytes.chunks_exact(64);
-    for (word, block) in marks.iter_mut().zip(&mut blocks) {
+    // A word of marks per 64 bytes, four vector compares combined.
+    let mut word_of = |block: &[u8]| -> u64 {
         let mut w = 0u64;
         for (i, part) in block.chunks_exact(16).enumerate() {
-            w |= step(part) << (16 * i);
+            let mut lanes = [0u8; 16];
+            lanes.copy_from_slice(part);
+            let v = u8x16::from(lanes);
+            control |= v.simd_lt(space);
+            w |= u64::from((v.simd_eq(quote) | v.simd_eq(backslash)).to_bitmask()) << (16 * i);
         }
-        *word = w;
+        w
+    };
+    let mut blocks = bytes.chunks_exact(64);
+    for (word, block) in marks.iter_mut().zip(&mut blocks) {
+        *word = word_of(block);
     }
     let rest = blocks.remainder();
     if !rest.is_empty() {
         // Padded with a byte that is neither a mark nor a control byte.
         let mut block = [b' '; 64];
         block[..rest.len()].copy_from_slice(rest);
-        let mut w = 0u64;
-        for (i, part) in block.chunks_exact(16).enumerate() {
-            w |= step(part) << (16 * i);
-        }
         if let Some(word) = marks.get_mut(bytes.len() / 64) {
-            *word = w;
+            *word = word_of(&block);
         }
     }
     !control.any()
