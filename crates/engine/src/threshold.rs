@@ -30,6 +30,46 @@ const MAX_COMBINATIONS: usize = 256;
 /// Events kept per bucket to show in an alert (the count is exact regardless).
 const EVENTS_IN_ALERT: usize = 100;
 
+/// When a sweep of a full state map can free something. At the cap, every new key would
+/// otherwise scan the whole map (100,000 entries by default) only to find nothing expired: a
+/// log with more distinct keys in one window than the cap paid a full scan per event. An entry
+/// goes once its time falls before the window's cutoff, so a sweep frees nothing while the
+/// cutoff is at or before the oldest such time — which the last sweep measured, and every
+/// entry added since can only lower.
+#[derive(Debug, Clone, Copy)]
+struct SweepGuard {
+    /// A lower bound of the times entries leave by (`i64::MIN`: unknown, sweep).
+    oldest: i64,
+    sweeps: u64,
+}
+
+impl Default for SweepGuard {
+    fn default() -> Self {
+        SweepGuard {
+            oldest: i64::MIN,
+            sweeps: 0,
+        }
+    }
+}
+
+impl SweepGuard {
+    /// Whether a sweep with this cutoff (entries before it go) can free anything.
+    fn may_free(&self, cutoff: i64) -> bool {
+        cutoff > self.oldest
+    }
+
+    /// A sweep ran; `oldest` is the least time among the entries it kept (`None`: none kept).
+    fn swept(&mut self, oldest: Option<i64>) {
+        self.sweeps += 1;
+        self.oldest = oldest.unwrap_or(i64::MAX);
+    }
+
+    /// An entry that leaves by `ts` was added.
+    fn added(&mut self, ts: i64) {
+        self.oldest = self.oldest.min(ts);
+    }
+}
+
 /// Text form of a term value (numbers and booleans as Elasticsearch's terms show them).
 fn term_text(v: &Value) -> Option<String> {
     match v {
@@ -89,6 +129,11 @@ struct Bucket {
 }
 
 impl Bucket {
+    /// The time of the bucket's newest event: it empties when that one leaves.
+    fn newest(&self) -> Option<i64> {
+        self.entries.iter().map(|e| e.ts).max()
+    }
+
     fn evict_before(&mut self, cutoff: i64) {
         while self.entries.front().is_some_and(|e| e.ts < cutoff) {
             if let Some(e) = self.entries.pop_front() {
@@ -115,6 +160,8 @@ pub struct ThresholdStage {
     dialect: FieldDialect,
     t: Threshold,
     buckets: crate::EventKeyMap<Vec<String>, Bucket>,
+    /// Buckets leave when their newest event does.
+    sweep: SweepGuard,
     last_ts: i64,
     max_states: usize,
     overflowed: u64,
@@ -188,10 +235,14 @@ impl Stage for ThresholdStage {
                 // Drop buckets whose events all left the window before refusing a new one.
                 if let Some(w) = self.t.window_ms {
                     let cutoff = ts - w;
-                    self.buckets.retain(|_, b| {
-                        b.evict_before(cutoff);
-                        !b.entries.is_empty()
-                    });
+                    if self.sweep.may_free(cutoff) {
+                        self.buckets.retain(|_, b| {
+                            b.evict_before(cutoff);
+                            !b.entries.is_empty()
+                        });
+                        let oldest = self.buckets.values().filter_map(Bucket::newest).min();
+                        self.sweep.swept(oldest);
+                    }
                 }
                 if self.buckets.len() >= self.max_states {
                     self.overflowed += 1;
@@ -215,6 +266,7 @@ impl Stage for ThresholdStage {
             if keep {
                 bucket.kept_events += 1;
             }
+            self.sweep.added(ts);
             bucket.entries.push_back(Entry {
                 ts,
                 event: keep.then(|| ctx.event.clone()),
@@ -236,15 +288,24 @@ pub fn compile_threshold(
     d: FieldDialect,
     o: &EngineOptions,
 ) -> Result<Box<dyn Stage>, Diagnostic> {
-    Ok(Box::new(ThresholdStage {
+    Ok(Box::new(threshold_stage(t, d, o)?))
+}
+
+fn threshold_stage(
+    t: &Threshold,
+    d: FieldDialect,
+    o: &EngineOptions,
+) -> Result<ThresholdStage, Diagnostic> {
+    Ok(ThresholdStage {
         filter: CompiledExpr::compile(&t.filter)?,
         dialect: d,
         t: t.clone(),
         buckets: Default::default(),
+        sweep: SweepGuard::default(),
         last_ts: i64::MIN,
         max_states: o.max_states_per_rule.max(1),
         overflowed: 0,
-    }))
+    })
 }
 
 pub struct NewTermsStage {
@@ -254,6 +315,7 @@ pub struct NewTermsStage {
     fields: Vec<ResolvedField>,
     /// Term combination (as built in `key`) → time it was last seen.
     seen: crate::EventKeyMap<Box<str>, i64>,
+    sweep: SweepGuard,
     /// Scratch for the key of one combination.
     key: String,
     last_ts: i64,
@@ -349,19 +411,22 @@ impl NewTermsStage {
                         new_terms.push(combo());
                     }
                     *last = ts;
+                    self.sweep.added(ts);
                 }
                 None => {
                     let mut remembered = true;
-                    if self.seen.len() >= self.max_states {
+                    if self.seen.len() >= self.max_states && self.sweep.may_free(cutoff) {
                         self.seen.retain(|_, last| *last >= cutoff);
-                        if self.seen.len() >= self.max_states {
-                            // Not remembered: the same terms will look new again (reported).
-                            self.overflowed += 1;
-                            remembered = false;
-                        }
+                        self.sweep.swept(self.seen.values().copied().min());
+                    }
+                    if self.seen.len() >= self.max_states {
+                        // Not remembered: the same terms will look new again (reported).
+                        self.overflowed += 1;
+                        remembered = false;
                     }
                     if remembered {
                         self.seen.insert(self.key.as_str().into(), ts);
+                        self.sweep.added(ts);
                     }
                     new_terms.push(combo());
                 }
@@ -435,17 +500,26 @@ pub fn compile_new_terms(
     d: FieldDialect,
     o: &EngineOptions,
 ) -> Result<Box<dyn Stage>, Diagnostic> {
-    Ok(Box::new(NewTermsStage {
+    Ok(Box::new(new_terms_stage(n, d, o)?))
+}
+
+fn new_terms_stage(
+    n: &NewTerms,
+    d: FieldDialect,
+    o: &EngineOptions,
+) -> Result<NewTermsStage, Diagnostic> {
+    Ok(NewTermsStage {
         filter: CompiledExpr::compile(&n.filter)?,
         dialect: d,
         n: n.clone(),
         fields: n.fields.iter().cloned().map(ResolvedField::new).collect(),
         seen: Default::default(),
+        sweep: SweepGuard::default(),
         key: String::new(),
         last_ts: i64::MIN,
         max_states: o.max_states_per_rule.max(1),
         overflowed: 0,
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -611,5 +685,48 @@ mod tests {
                 json!([["7", "true"]]),
             ]
         );
+    }
+
+    /// More distinct keys in one window than the cap: each new key past it is refused and
+    /// counted, without sweeping the full map again and again (nothing in it has expired);
+    /// once the window has passed, one sweep frees the map and new keys are kept again.
+    #[test]
+    fn full_state_is_swept_only_when_something_can_leave() {
+        let opts = EngineOptions {
+            max_states_per_rule: 10,
+            ..EngineOptions::default()
+        };
+        let users: Vec<Arc<Event>> = (0..1000).map(|i| ev(&format!("u{i}"), "ip", i)).collect();
+        let later = [ev("late", "ip", 5000), ev("late", "ip", 5001)];
+
+        let n = NewTerms {
+            filter: login(),
+            fields: vec![FieldPath::new("user.name")],
+            history_window_ms: 2_000_000,
+        };
+        let mut s = new_terms_stage(&n, FieldDialect::Ecs, &opts).unwrap_or_else(|d| panic!("{d}"));
+        let out = run(&mut s, &users);
+        // Every combination is new (the refused ones look new, and are counted).
+        assert_eq!((out.len(), s.overflowed), (1000, 990));
+        assert_eq!(s.sweep.sweeps, 1);
+        let out = run(&mut s, &later);
+        // The window has passed: one sweep, the late user kept (seen again: not new).
+        assert_eq!((out.len(), s.overflowed, s.sweep.sweeps), (1, 990, 2));
+        assert_eq!(s.seen.len(), 1);
+
+        let t = Threshold {
+            filter: login(),
+            group_by: vec![FieldPath::new("user.name")],
+            min_count: 2,
+            cardinality: vec![],
+            window_ms: Some(2_000_000),
+        };
+        let mut s = threshold_stage(&t, FieldDialect::Ecs, &opts).unwrap_or_else(|d| panic!("{d}"));
+        let out = run(&mut s, &users);
+        assert_eq!((out.len(), s.overflowed), (0, 990));
+        assert_eq!(s.sweep.sweeps, 1);
+        let out = run(&mut s, &later);
+        assert_eq!((out.len(), s.overflowed, s.sweep.sweeps), (1, 990, 2));
+        assert!(s.buckets.is_empty());
     }
 }
