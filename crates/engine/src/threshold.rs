@@ -694,7 +694,6 @@ mod tests {
     fn full_state_is_swept_only_when_something_can_leave() {
         let opts = EngineOptions {
             max_states_per_rule: 10,
-            ..EngineOptions::default()
         };
         let users: Vec<Arc<Event>> = (0..1000).map(|i| ev(&format!("u{i}"), "ip", i)).collect();
         let later = [ev("late", "ip", 5000), ev("late", "ip", 5001)];
