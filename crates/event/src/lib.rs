@@ -466,11 +466,11 @@ pub(crate) fn raw_audit_time(doc: &Value) -> Option<Option<i64>> {
             "auditID" => audit_id = true,
             "stage" => stage = true,
             "verb" => verb = v.is_string(),
-            other => {
-                if let Some(at) = RAW_AUDIT_TIME_FIELDS.iter().position(|f| *f == other) {
-                    times[at] = Some(v);
-                }
-            }
+            // RAW_AUDIT_TIME_FIELDS, spelled out: one match of every key (its length first).
+            "requestReceivedTimestamp" => times[0] = Some(v),
+            "stageTimestamp" => times[1] = Some(v),
+            "@timestamp" => times[2] = Some(v),
+            _ => {}
         }
     }
     if !is_raw_audit(kind, api, audit_id && stage, verb) {
