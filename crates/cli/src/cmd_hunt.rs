@@ -68,11 +68,13 @@ pub struct Args {
     /// Field holding the event time (default: @timestamp, requestReceivedTimestamp, eventTime).
     #[arg(long)]
     timestamp_field: Option<String>,
-    /// Worker threads (default: one per core). N threads parse events and run the stateless
-    /// rules (filters) on what they parse; the stateful rules (sequences, thresholds, new terms,
-    /// correlations) are split across N/2 more (at least one), each seeing every event in order.
-    /// Same alerts, in the same order, as one thread (1: everything on one thread).
-    #[arg(long)]
+    /// Worker threads, at least 1 (default: one per core). N threads read and parse events and
+    /// run the stateless rules (filters) on what they parse; the stateful rules (sequences,
+    /// thresholds, new terms, correlations) run on the same threads in input order, a chunk of
+    /// events at a time (with several inputs merged by time, or `--format table`, on N/2
+    /// threads of their own, at least one). Same alerts, in the same order, as one thread (1:
+    /// everything on one thread).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     threads: Option<usize>,
     /// Partial states each stateful rule keeps at most (sequences, thresholds, new-terms
     /// combinations, correlation groups): what a rule's window still holds beyond this is

@@ -48,8 +48,8 @@ pub struct Args {
     /// malformed line among the skipped ones is not reported.
     #[arg(long)]
     no_prefilter: bool,
-    /// Threads searching for the query's literals (default: one per core).
-    #[arg(long)]
+    /// Threads searching for the query's literals, at least 1 (default: one per core).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     threads: Option<usize>,
     /// The query: EQL or KQL text, a Falco condition, or a Sigma rule (a file path or YAML text).
     query: String,

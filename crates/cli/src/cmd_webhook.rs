@@ -48,8 +48,10 @@ pub struct Args {
     /// Event identities (auditID + stage) remembered to skip re-sent batches; 0 turns it off.
     #[arg(long, default_value_t = 1_000_000)]
     dedupe_window: usize,
-    /// Threads serving HTTP (the rules run on one more thread, the spool on another).
-    #[arg(long, default_value_t = 2)]
+    /// Threads serving HTTP, at least 1 (the rules run on one more thread, the spool on
+    /// another).
+    #[arg(long, default_value_t = 2,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     threads: usize,
     /// Field holding the event time (default: requestReceivedTimestamp).
     #[arg(long)]

@@ -400,3 +400,24 @@ fn max_states_caps_partial_matches_and_reports_the_drops() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Zero threads or zero states is a mistake, said as one (exit 2, naming the option), not
+/// quietly read as one thread or as no room at all.
+#[test]
+fn zero_threads_and_zero_states_are_refused() {
+    let dir = setup("zeros");
+    let log = dir.join("logs/a.ndjson").display().to_string();
+    for option in ["--threads", "--max-states"] {
+        let (alerts, stderr, code) = hunt(&dir, &[option, "0", "--", &log]);
+        assert_eq!(code, 2, "{option}: {stderr}");
+        assert!(alerts.is_empty(), "{option}");
+        assert!(stderr.contains(option), "{option}: {stderr}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ruleatlas"))
+        .args(["query", "--lang", "kql", "--threads", "0", "verb:get", &log])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ruleatlas: {e}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
