@@ -287,7 +287,7 @@ fn query(q: &mut Query) -> Option<()> {
     match q {
         Query::Filter(e) => {
             expr(e)?;
-            fold_consts(e);
+            e.fold_constants();
             Some(())
         }
         Query::Sequence(s) => {
@@ -306,7 +306,7 @@ fn query(q: &mut Query) -> Option<()> {
         }
         Query::Threshold(t) => {
             expr(&mut t.filter)?;
-            fold_consts(&mut t.filter);
+            t.filter.fold_constants();
             t.group_by.iter_mut().try_for_each(field_only)?;
             t.cardinality
                 .iter_mut()
@@ -314,7 +314,7 @@ fn query(q: &mut Query) -> Option<()> {
         }
         Query::NewTerms(n) => {
             expr(&mut n.filter)?;
-            fold_consts(&mut n.filter);
+            n.filter.fold_constants();
             n.fields.iter_mut().try_for_each(field_only)
         }
         Query::Correlation(_) => None,
@@ -323,7 +323,7 @@ fn query(q: &mut Query) -> Option<()> {
 
 fn step(s: &mut Step) -> Option<()> {
     expr(&mut s.filter)?;
-    fold_consts(&mut s.filter);
+    s.filter.fold_constants();
     if s.filter == Expr::Const(false) {
         // The step never matches a raw audit Event (an endpoint `process where …` step of a
         // cross-source sequence): its keys are never read on one, so they need no translation.
@@ -339,41 +339,6 @@ fn step(s: &mut Step) -> Option<()> {
 /// it is missing on every such event.
 fn never_in_view(v: &ValueExpr) -> bool {
     matches!(v, ValueExpr::Field(f) if translate_field(f).is_none() && !view_may_have(f))
-}
-
-/// Folds constant sub-expressions: `x and false` → `false`, `not true` → `false`, so a step
-/// over fields the view never has becomes `false` as a whole.
-fn fold_consts(e: &mut Expr) {
-    match e {
-        Expr::And(xs) | Expr::Or(xs) => xs.iter_mut().for_each(fold_consts),
-        Expr::Not(x) => fold_consts(x),
-        _ => return,
-    }
-    let folded = match e {
-        Expr::And(xs) => fold_list(xs, true),
-        Expr::Or(xs) => fold_list(xs, false),
-        Expr::Not(x) => match **x {
-            Expr::Const(b) => Some(Expr::Const(!b)),
-            _ => None,
-        },
-        _ => None,
-    };
-    if let Some(f) = folded {
-        *e = f;
-    }
-}
-
-/// `and` (`is_and`): one `false` decides and `true`s drop out; `or`: the other way round.
-fn fold_list(xs: &mut Vec<Expr>, is_and: bool) -> Option<Expr> {
-    if xs.contains(&Expr::Const(!is_and)) {
-        return Some(Expr::Const(!is_and));
-    }
-    xs.retain(|x| *x != Expr::Const(is_and));
-    match xs.len() {
-        0 => Some(Expr::Const(is_and)),
-        1 => xs.pop(),
-        _ => None,
-    }
 }
 
 /// Positions that must stay fields (group-by, new-terms fields).

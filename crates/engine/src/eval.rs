@@ -443,8 +443,10 @@ fn compile_node(e: &Expr) -> Result<Node, Diagnostic> {
 
 impl CompiledExpr {
     pub fn compile(expr: &Expr) -> Result<CompiledExpr, Diagnostic> {
+        // Folded first: an expression that can never hold compiles to `Const(false)`
+        // ([`CompiledExpr::never_matches`]), and constant operands cost nothing per event.
         Ok(CompiledExpr {
-            node: compile_node(expr)?,
+            node: compile_node(&expr.constants_folded())?,
         })
     }
 

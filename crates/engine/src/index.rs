@@ -209,8 +209,10 @@ pub fn query_anchors(q: &Query) -> Option<Vec<Anchor>> {
         | Query::NewTerms(_) => q
             .stage_filters()
             .into_iter()
+            // A filter that can never hold (`kevt and consider_all_events`) is no candidate.
+            .map(|f| f.constants_folded())
             .filter(|f| **f != Expr::Const(false))
-            .map(anchor)
+            .map(|f| anchor(&f))
             .collect(),
         _ => None,
     }
@@ -538,6 +540,23 @@ mod tests {
         let mut index = Index::default();
         index.add(7, query_anchors(&q));
         assert!(index.is_empty());
+        // Nor is a filter that folds to false (Falco's `kall`: `kevt and consider_all_events`,
+        // the latter `jevt.rawtime = 0`, lowered to `false`), though one of its conjuncts
+        // would anchor it on every event's stage.
+        let kall = Expr::And(vec![
+            eq("stage", &["ResponseComplete"]),
+            Expr::Or(vec![
+                Expr::Const(false),
+                Expr::Not(Box::new(Expr::Const(true))),
+            ]),
+        ]);
+        assert_eq!(anchor(&kall).map(|a| a.field.name), Some("stage".into()));
+        assert_eq!(
+            query_anchors(&Query::Filter(kall.clone())),
+            Some(Vec::new())
+        );
+        let compiled = crate::eval::CompiledExpr::compile(&kall).expect("compiles");
+        assert!(compiled.never_matches());
     }
 
     #[test]

@@ -213,6 +213,19 @@ pub enum ValueExpr {
     Cond(Box<Expr>),
 }
 
+/// `and` (`is_and`): one `false` decides and `true`s drop out; `or`: the other way round.
+fn fold_list(xs: &mut Vec<Expr>, is_and: bool) -> Option<Expr> {
+    if xs.contains(&Expr::Const(!is_and)) {
+        return Some(Expr::Const(!is_and));
+    }
+    xs.retain(|x| *x != Expr::Const(is_and));
+    match xs.len() {
+        0 => Some(Expr::Const(is_and)),
+        1 => xs.pop(),
+        _ => None,
+    }
+}
+
 impl ValueExpr {
     pub fn field(name: &str) -> ValueExpr {
         ValueExpr::Field(FieldPath::new(name))
@@ -277,6 +290,56 @@ impl Expr {
             other => Expr::Not(Box::new(other)),
         }
     }
+    /// Folds constant sub-expressions in place: `x and false` → `false`, `x or true` → `true`,
+    /// `true`s dropped from an `and` and `false`s from an `or`, `not true` → `false`. The result
+    /// holds for the same events; an expression that can never hold becomes `Const(false)`
+    /// (Falco's `kall` macro, `kevt and consider_all_events`, disables its rule that way).
+    pub fn fold_constants(&mut self) {
+        match self {
+            Expr::And(xs) | Expr::Or(xs) => xs.iter_mut().for_each(Expr::fold_constants),
+            Expr::Not(x) => x.fold_constants(),
+            _ => return,
+        }
+        let folded = match self {
+            Expr::And(xs) => fold_list(xs, true),
+            Expr::Or(xs) => fold_list(xs, false),
+            Expr::Not(x) => match **x {
+                Expr::Const(b) => Some(Expr::Const(!b)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(f) = folded {
+            *self = f;
+        }
+    }
+
+    /// The expression with its constants folded ([`Expr::fold_constants`]), borrowed when there
+    /// is nothing to fold.
+    pub fn constants_folded(&self) -> std::borrow::Cow<'_, Expr> {
+        if self.has_foldable_constant() {
+            let mut e = self.clone();
+            e.fold_constants();
+            std::borrow::Cow::Owned(e)
+        } else {
+            std::borrow::Cow::Borrowed(self)
+        }
+    }
+
+    /// Some `and`, `or` or `not` has a constant operand (or none).
+    fn has_foldable_constant(&self) -> bool {
+        match self {
+            Expr::And(xs) | Expr::Or(xs) => {
+                xs.len() < 2
+                    || xs
+                        .iter()
+                        .any(|x| matches!(x, Expr::Const(_)) || x.has_foldable_constant())
+            }
+            Expr::Not(x) => matches!(**x, Expr::Const(_)) || x.has_foldable_constant(),
+            _ => false,
+        }
+    }
+
     /// Calls `f` on every field path mentioned anywhere in the expression.
     pub fn visit_fields<'a>(&'a self, f: &mut dyn FnMut(&'a FieldPath)) {
         match self {
@@ -451,6 +514,43 @@ mod tests {
             e.to_string(),
             r#"verb ∈ {"create", "patch"} ∧ ¬user.name startswith~ "system:""#
         );
+    }
+
+    #[test]
+    fn constants_fold_to_what_holds_for_the_same_events() {
+        let t = |f: &str| Expr::field(FieldPath::new(f), Pred::Exists, false);
+        let c = Expr::Const;
+        let not = |e: Expr| Expr::Not(Box::new(e));
+        let cases = [
+            (Expr::And(vec![t("a"), c(false)]), c(false)),
+            (Expr::And(vec![t("a"), c(true)]), t("a")),
+            (Expr::Or(vec![t("a"), c(true)]), c(true)),
+            (
+                Expr::Or(vec![c(false), t("a"), t("b")]),
+                Expr::Or(vec![t("a"), t("b")]),
+            ),
+            (not(c(true)), c(false)),
+            (
+                Expr::And(vec![t("a"), not(Expr::Or(vec![c(true), t("b")]))]),
+                c(false),
+            ),
+            (Expr::And(vec![]), c(true)),
+            (Expr::Or(vec![]), c(false)),
+            // Nothing to fold: left as it is (and borrowed).
+            (
+                Expr::And(vec![t("a"), not(t("b"))]),
+                Expr::And(vec![t("a"), not(t("b"))]),
+            ),
+        ];
+        for (e, want) in cases {
+            let folded = e.constants_folded();
+            assert_eq!(*folded, want, "{e}");
+            assert_eq!(
+                matches!(folded, std::borrow::Cow::Borrowed(_)),
+                e == want,
+                "{e}"
+            );
+        }
     }
 
     #[test]
