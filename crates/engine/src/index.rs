@@ -428,8 +428,12 @@ fn anchor_key<'v>(v: &'v Value, folded: &'v mut String) -> Option<&'v str> {
             // Canonical integer text, as numeric anchors are stored ([`integer_text`]), written
             // without a string of its own: a status code is looked up on every audit Event.
             match n.as_f64().and_then(anchor_integer) {
+                // (Not through `write!`: its formatting machinery cost ~150 instructions.)
                 Some(i) => {
-                    let _ = write!(folded, "{i}");
+                    if i < 0 {
+                        folded.push('-');
+                    }
+                    crate::threshold::push_decimal(folded, i.unsigned_abs());
                 }
                 None => {
                     let _ = write!(folded, "{n}");

@@ -324,7 +324,7 @@ pub struct NewTermsStage {
 }
 
 /// Appends `n` in decimal (without the formatting machinery: once per term of every event).
-fn push_decimal(out: &mut String, mut n: usize) {
+pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -394,7 +394,7 @@ impl NewTermsStage {
             self.key.clear();
             for (vals, &i) in terms.iter().zip(&at) {
                 let t: &str = vals[i].as_ref();
-                push_decimal(&mut self.key, t.len());
+                push_decimal(&mut self.key, t.len() as u64);
                 self.key.push(':');
                 self.key.push_str(t);
             }
@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn decimal_lengths() {
-        for n in [0usize, 7, 10, 99, 100, 12345, usize::MAX] {
+        for n in [0u64, 7, 10, 99, 100, 12345, u64::MAX] {
             let mut s = String::from("x");
             push_decimal(&mut s, n);
             assert_eq!(s, format!("x{n}"));
