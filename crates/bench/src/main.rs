@@ -65,6 +65,12 @@ enum JsonParser {
     /// sonic-rs's lazy object iterator: every top-level value skipped (validated, not built).
     #[value(name = "sonic-rs-lazy")]
     SonicRsLazy,
+    /// Not a parser: simdjson's first stage alone — every structural character outside strings
+    /// found, 64 bytes at a time, and counted; nothing validated or built. The cost a
+    /// structural-index parse pays before its walk (`docs/hunt.md`, "The next factor of two",
+    /// step 0). A line counts as an object when its first structural is `{`.
+    #[value(name = "structural-index")]
+    StructuralIndex,
 }
 
 impl JsonParser {
@@ -74,6 +80,7 @@ impl JsonParser {
             JsonParser::SonicRs => "sonic-rs",
             JsonParser::SonicRsSerde => "sonic-rs-serde",
             JsonParser::SonicRsLazy => "sonic-rs-lazy",
+            JsonParser::StructuralIndex => "structural-index",
         }
     }
 }
@@ -561,6 +568,9 @@ fn parse_block(parser: JsonParser, block: &[u8]) -> Counts {
                 }
                 ok.then_some(true)
             }
+            JsonParser::StructuralIndex => {
+                structural_index(line).map(|(_, first)| first == Some(b'{'))
+            }
         };
         match object {
             Some(true) => c.objects += 1,
@@ -569,6 +579,59 @@ fn parse_block(parser: JsonParser, block: &[u8]) -> Counts {
         }
     }
     c
+}
+
+/// simdjson's first stage over one text: the structural characters outside strings (`{}[]:,`)
+/// and the opening quote of every string, found 64 bytes at a time (four 16-byte compares per
+/// character class, escapes and string interiors resolved with word arithmetic). Their number
+/// and the first of them; `None` when the text ends inside a string.
+fn structural_index(text: &[u8]) -> Option<(u64, Option<u8>)> {
+    use wide::u8x16;
+    const EVEN: u64 = 0x5555_5555_5555_5555;
+    let mut inside = 0u64; // all ones when the last block ended inside a string
+    let mut odd_carry = 0u64; // 1 when the last block ended in an odd run of backslashes
+    let (mut count, mut first) = (0u64, None);
+    for chunk in text.chunks(64) {
+        let mut block = [b' '; 64];
+        block[..chunk.len()].copy_from_slice(chunk);
+        let (mut quote, mut backslash, mut op) = (0u64, 0u64, 0u64);
+        for (i, part) in block.chunks_exact(16).enumerate() {
+            let mut lanes = [0u8; 16];
+            lanes.copy_from_slice(part);
+            let v = u8x16::from(lanes);
+            let eq = |b: u8| v.simd_eq(u8x16::splat(b));
+            let shift = 16 * i;
+            quote |= u64::from(eq(b'"').to_bitmask()) << shift;
+            backslash |= u64::from(eq(b'\\').to_bitmask()) << shift;
+            let ops = eq(b'{') | eq(b'}') | eq(b'[') | eq(b']') | eq(b':') | eq(b',');
+            op |= u64::from(ops.to_bitmask()) << shift;
+        }
+        // The characters after an odd run of backslashes are escaped (simdjson 0.2's
+        // `find_odd_backslash_sequences`).
+        let starts = backslash & !(backslash << 1);
+        let even_start_mask = EVEN ^ odd_carry;
+        let even_starts = starts & even_start_mask;
+        let odd_starts = starts & !even_start_mask;
+        let even_carries = backslash.wrapping_add(even_starts);
+        let (mut odd_carries, overflow) = backslash.overflowing_add(odd_starts);
+        odd_carries |= odd_carry;
+        odd_carry = u64::from(overflow);
+        let odd_ends = (even_carries & !backslash & !EVEN) | (odd_carries & !backslash & EVEN);
+        let quote = quote & !odd_ends;
+        // Inside a string: between an opening quote and its closing one (a prefix XOR).
+        let mut strings = quote;
+        for s in [1, 2, 4, 8, 16, 32] {
+            strings ^= strings << s;
+        }
+        let strings = strings ^ inside;
+        inside = if strings >> 63 == 1 { u64::MAX } else { 0 };
+        let structural = (op & !strings) | (quote & strings);
+        count += u64::from(structural.count_ones());
+        if first.is_none() && structural != 0 {
+            first = block.get(structural.trailing_zeros() as usize).copied();
+        }
+    }
+    (inside == 0).then_some((count, first))
 }
 
 const BLOCK: usize = 4 << 20;
@@ -668,6 +731,63 @@ mod tests {
     use super::*;
 
     const INPUT: &[u8] = b"{\"a\":1}\n\n[1,2]\r\n{broken\n{\"b\":{\"c\":\"d\"}}";
+
+    /// The structural characters of `text` found one byte at a time.
+    fn structural_bytes(text: &[u8]) -> Option<(u64, Option<u8>)> {
+        let (mut inside, mut escaped) = (false, false);
+        let (mut count, mut first) = (0u64, None);
+        for &b in text {
+            let structural = if inside {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => inside = false,
+                    _ => {}
+                }
+                false
+            } else if b == b'"' {
+                inside = true;
+                true
+            } else {
+                b"{}[]:,".contains(&b)
+            };
+            if structural {
+                count += 1;
+                first.get_or_insert(b);
+            }
+        }
+        (!inside).then_some((count, first))
+    }
+
+    #[test]
+    fn structural_index_agrees_with_a_byte_by_byte_scan() {
+        let mut texts: Vec<Vec<u8>> = [
+            r#"{"a":1,"b":[true,null,{"c":"d"}]}"#,
+            r#"{"k\"ey":"v\\","x":"\\\"","y":"{[,:]}"}"#,
+            r#"  [ "unterminated"#,
+            "",
+        ]
+        .iter()
+        .map(|t| t.as_bytes().to_vec())
+        .collect();
+        // Strings and runs of backslashes across every 64-byte boundary.
+        for pad in 0..70 {
+            for run in 0..5 {
+                let mut t = format!("{{\"{}", "p".repeat(pad));
+                t.push_str(&"\\".repeat(run));
+                t.push_str("\"\":[1,\"x,y\"],\"z\":{}}");
+                texts.push(t.into_bytes());
+            }
+        }
+        for t in &texts {
+            assert_eq!(
+                structural_index(t),
+                structural_bytes(t),
+                "{}",
+                String::from_utf8_lossy(t)
+            );
+        }
+    }
 
     #[test]
     fn both_parsers_count_objects_and_bad_lines() {
