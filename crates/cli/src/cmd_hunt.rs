@@ -11,21 +11,21 @@
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ruleatlas_engine::output::AlertOutput;
 use ruleatlas_engine::shards::AlertFormatter;
 use ruleatlas_engine::{Alert, EngineOptions, ShardedEngine};
 use ruleatlas_event::{
     read_reader_parallel, scan_file, BadEvent, Event, EventOptions, LineFilter, LineGate,
     Projection, ScanCounters,
 };
-use ruleatlas_ir::Rule;
 use ruleatlas_webhook::{write_alert_json_as, AlertFormat};
 use serde_json::Value;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 type Item = Result<Event, BadEvent>;
@@ -355,19 +355,24 @@ const BATCH_INLINE: usize = 64;
 /// into a pipe waits for the reader each time (256 KB: the same hunt 9 % slower into `| cat`).
 const OUTPUT_BUFFER: usize = 32 * 1024;
 
+/// The alerts' output (a panic on a parser thread leaves it as it was: still usable).
+fn lock(output: &Mutex<AlertOutput>) -> MutexGuard<'_, AlertOutput> {
+    output.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Everything a hunt accumulates while events go through the rules.
 struct Hunt {
     engine: ShardedEngine,
     /// Events waiting to go through the rules together (threads trade batches, not events).
     batch: Vec<Arc<Event>>,
     batch_size: usize,
-    out: std::io::BufWriter<Box<dyn Write>>,
+    /// Where alerts go, counted per rule: written here, and by the parser threads for the
+    /// events they finish (see `ShardedEngine::ordered_hooks`).
+    output: Arc<Mutex<AlertOutput>>,
     /// The alert being written (one buffer for all).
     line: Vec<u8>,
     alerts: Vec<Alert>,
-    /// Alerts per rule, keyed by the rule's address (no string copies per alert).
-    per_rule: HashMap<usize, (Arc<Rule>, u64), foldhash::fast::FixedState>,
-    alerts_written: u64,
+    /// Events that came here (the parser threads' finished ones are counted in `output`).
     events: u64,
     bad: u64,
     format: Format,
@@ -388,8 +393,10 @@ impl Hunt {
     fn item(&mut self, item: Item) -> anyhow::Result<()> {
         match item {
             Ok(mut ev) => {
-                // One numbering across all inputs (each reader starts at 0).
-                ev.seq = self.events;
+                // One numbering across all inputs (each reader starts at 0). Events finished on
+                // the parser threads come before this one: with hooks that finish events, the
+                // only ones that come here are those after a failed write of alerts.
+                ev.seq = self.events + self.finished_events();
                 self.events += 1;
                 self.batch.push(Arc::new(ev));
                 if self.batch.len() >= self.batch_size {
@@ -409,7 +416,20 @@ impl Hunt {
         Ok(())
     }
 
+    /// Events read so far (those finished on the parser threads included).
+    fn events_read(&self) -> u64 {
+        self.events + self.finished_events()
+    }
+
+    fn finished_events(&self) -> u64 {
+        lock(&self.output).finished_events()
+    }
+
     fn flush_batch(&mut self) -> anyhow::Result<()> {
+        if let Some(e) = lock(&self.output).failed() {
+            // Written by a parser thread: the hunt stops here, as it would have at this write.
+            return Err(std::io::Error::new(e.kind(), e.to_string()).into());
+        }
         if !self.batch.is_empty() {
             let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_size));
             self.engine.process_batch(batch, &mut self.alerts);
@@ -423,34 +443,29 @@ impl Hunt {
     fn tick(&self) {
         if let Some(pb) = &self.progress {
             pb.set_position(self.bytes.load(Ordering::Relaxed));
-            pb.set_message(format!(
-                "{} events, {} alerts",
-                self.events, self.alerts_written
-            ));
+            let written = lock(&self.output).written();
+            pb.set_message(format!("{} events, {written} alerts", self.events_read()));
         }
     }
 
     fn write_alerts(&mut self) -> anyhow::Result<()> {
+        if self.alerts.is_empty() {
+            return Ok(());
+        }
+        let mut out = lock(&self.output);
         for a in self.alerts.drain(..) {
-            self.per_rule
-                .entry(Arc::as_ptr(&a.rule) as usize)
-                .or_insert_with(|| (a.rule.clone(), 0))
-                .1 += 1;
-            self.alerts_written += 1;
             match self.format {
-                Format::Ndjson => {
-                    match &a.text {
-                        Some(text) => self.out.write_all(text)?,
-                        None => {
-                            // Into one buffer reused alert after alert, not a string each.
-                            self.line.clear();
-                            write_alert_json_as(&a, self.alert_format, &mut self.line);
-                            self.out.write_all(&self.line)?;
-                        }
+                Format::Ndjson => match &a.text {
+                    Some(text) => out.write_line(&a.rule, text)?,
+                    None => {
+                        // Into one buffer reused alert after alert, not a string each.
+                        self.line.clear();
+                        write_alert_json_as(&a, self.alert_format, &mut self.line);
+                        out.write_line(&a.rule, &self.line)?;
                     }
-                    self.out.write_all(b"\n")?;
-                }
+                },
                 Format::Table => {
+                    out.count(&a.rule);
                     let ts = a
                         .events
                         .last()
@@ -459,7 +474,7 @@ impl Hunt {
                         .unwrap_or_default();
                     let sev = a.rule.severity.map(|s| s.as_str()).unwrap_or("-");
                     writeln!(
-                        self.out,
+                        out.writer(),
                         "{ts:<24} {sev:<13} {:<7} {:<55} {}",
                         a.rule.vendor,
                         a.rule.title,
@@ -586,15 +601,24 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         }
         Format::Table => None,
     };
+    // (Shared with the parser threads, which write the alerts of the events they finish.)
+    let sink: Box<dyn Write + Send> = match &args.output {
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
+        None => Box::new(std::io::stdout()),
+    };
+    let output = Arc::new(Mutex::new(AlertOutput::new(sink, OUTPUT_BUFFER)));
     // With threads, stateless rules run on the parser threads (see `parser_hook`), which also
     // write their alerts out; and so do the stateful ones, in input order, when one input is
     // read at a time (`ordered_hooks`): all rules over 1 M audit events with 2 threads took
     // 6.9 s with the stateful rules on their own thread, which read every document on a core
-    // other than its parser's.
+    // other than its parser's. The parser threads then write the alerts out themselves and
+    // drop the events where they were parsed.
     let (parser_hook, ordered_hook) = match formatter
         .clone()
         .filter(|_| !merge)
-        .and_then(|f| engine.ordered_hooks(f))
+        .and_then(|f| engine.ordered_hooks(f, Some(output.clone())))
     {
         Some((parser, ordered)) => (Some(parser), Some(ordered)),
         None => (engine.parser_hook(formatter), None),
@@ -647,12 +671,6 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     } else {
         threads
     };
-    let sink: Box<dyn Write> = match &args.output {
-        Some(p) => {
-            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
-        }
-        None => Box::new(std::io::stdout().lock()),
-    };
     let total_bytes: Option<u64> = inputs
         .iter()
         .map(|p| {
@@ -673,11 +691,9 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         engine,
         batch: Vec::with_capacity(batch_size),
         batch_size,
-        out: std::io::BufWriter::with_capacity(OUTPUT_BUFFER, sink),
+        output: output.clone(),
         line: Vec::new(),
         alerts: Vec::new(),
-        per_rule: HashMap::default(),
-        alerts_written: 0,
         events: 0,
         bad: 0,
         format: args.format,
@@ -685,6 +701,14 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         progress: progress_bar(total_bytes),
         bytes: bytes.clone(),
     };
+    if let Some(pb) = hunt.progress.clone() {
+        // Events finished on the parser threads never reach `Hunt::item`, which ticks.
+        let bytes = bytes.clone();
+        lock(&output).set_ticker(Box::new(move |events, alerts| {
+            pb.set_position(bytes.load(Ordering::Relaxed));
+            pb.set_message(format!("{events} events, {alerts} alerts"));
+        }));
+    }
     let mut unreadable = unmatched.len();
     if merge {
         let mut streams = Vec::with_capacity(inputs.len());
@@ -725,11 +749,12 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
     hunt.flush_batch()?;
     hunt.engine.finish(&mut hunt.alerts);
     hunt.write_alerts()?;
-    hunt.out.flush()?;
+    lock(&hunt.output).flush()?;
     if let Some(pb) = hunt.progress.take() {
         pb.finish_and_clear();
     }
-    let (events, bad) = (hunt.events, hunt.bad);
+    let (events, bad) = (hunt.events_read(), hunt.bad);
+    let out = lock(&output);
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     // The summary goes to stderr in one write (stderr is unbuffered: a line per rule was a
     // system call per rule).
@@ -740,7 +765,7 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         let _ = writeln!(
             summary,
             "hunt: {events} events read, {bad} bad, {} alerts, {:.1} s, {:.0} events/s, {:.1} MB/s",
-            hunt.alerts_written,
+            out.written(),
             secs,
             events as f64 / secs,
             bytes.load(Ordering::Relaxed) as f64 / secs / 1e6
@@ -758,7 +783,7 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
         }
         // Rules with the same vendor and title count together, listed by vendor and title.
         let mut per_title: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-        for (rule, n) in hunt.per_rule.values() {
+        for (rule, n) in out.per_rule() {
             *per_title
                 .entry((rule.vendor.as_str(), rule.title.as_str()))
                 .or_default() += n;
@@ -780,6 +805,7 @@ pub fn run(mut args: Args) -> anyhow::Result<u8> {
             );
         }
     }
+    drop(out);
     eprint!("{summary}");
     // The process ends with the hunt: its compiled rules are left to the exit to free (dropped
     // one allocation at a time, every vendor's rules took ~120 M instructions, ~30 ms). Output

@@ -34,6 +34,7 @@ pub mod ecs_raw;
 pub mod eval;
 pub mod index;
 pub mod memo;
+pub mod output;
 pub mod pipes;
 pub mod routing;
 pub mod sequence;

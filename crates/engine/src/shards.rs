@@ -11,10 +11,13 @@
 //! correlations), with one shard or many. A correlation and the rules it reads (by id or name,
 //! chained) stay in one shard.
 
+use crate::output::AlertOutput;
 use crate::{index, routing, Alert, Engine, EngineOptions, EngineTemplate, Prepared};
-use ruleatlas_event::{Event, OrderedHook, ParserHook, Projection};
+use ruleatlas_event::{ChunkDone, Event, OrderedHook, ParserHook, Projection};
 use ruleatlas_ir::{Query, Requirement, Rule};
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -84,6 +87,9 @@ impl StatelessMatches {
 fn lock<T>(engine: &Mutex<T>) -> MutexGuard<'_, T> {
     engine.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// An alert line the ordered hook writes: its sort key ([`ShardedEngine::key`]), rule and text.
+type Line<'a> = ((bool, usize), &'a Arc<Rule>, Cow<'a, [u8]>);
 
 /// Writes an alert out (one JSON line, say) on the parser thread that found it, so the thread
 /// collecting alerts only copies text.
@@ -515,20 +521,52 @@ impl ShardedEngine {
     /// rule reads its filter and terms there), and the shards' rules themselves, to run on the
     /// parser threads in input order, one chunk at a time ([`OrderedHook`]). An event is then
     /// read only on the core that parsed it, and what has to be done in order is only what
-    /// needs the rules' state, which is small and the only thing moving between cores. The
-    /// event leaves with every answer and without its document, which goes back to the parser
-    /// thread's spares; the shards' threads pass over it.
+    /// needs the rules' state, which is small and the only thing moving between cores.
+    ///
+    /// With `output`, the ordered pass also writes each event's alerts there, in the order
+    /// [`Self::process_batch`] gives them, and the events end on their parser thread
+    /// ([`ChunkDone::Finished`]): the thread collecting alerts never sees them. Without it (or
+    /// once a write to it has failed) each event leaves with every answer and without its
+    /// document, which goes back to the parser thread's spares; the shards' threads pass over
+    /// it.
     ///
     /// For a hunt over one input at a time: events read without these hooks (files merged by
     /// time, a JSON array) still go to the shards' threads, and those of an earlier input must
-    /// have been through them ([`Self::drain`]) before a reader with these hooks starts.
-    pub fn ordered_hooks(&self, format: AlertFormatter) -> Option<(ParserHook, OrderedHook)> {
+    /// have been through them ([`Self::drain`]) before a reader with these hooks starts; and
+    /// the caller writes nothing to `output` while a reader with these hooks runs.
+    pub fn ordered_hooks(
+        &self,
+        format: AlertFormatter,
+        output: Option<Arc<Mutex<AlertOutput>>>,
+    ) -> Option<(ParserHook, OrderedHook)> {
         let parser = self.parser_hook_preparing(Some(format.clone()), true)?;
         let engines: Vec<Arc<Mutex<Engine>>> =
             self.shards.iter().map(|s| s.engine.clone()).collect();
         let id = self.id;
+        // The sort key of each alert ([`Self::key`]): of the stateless rules by position, of
+        // the others by address (as a number: the map moves to the parser threads).
+        let stateless_rules: Arc<Vec<Arc<Rule>>> = self
+            .stateless
+            .as_ref()
+            .map(|st| st.rules.clone())
+            .unwrap_or_default();
+        let stateless_keys: Vec<(bool, usize)> =
+            stateless_rules.iter().map(|r| self.key_of(r)).collect();
+        let keys: AddressMap<usize, (bool, usize)> =
+            self.order.iter().map(|(&r, &k)| (r as usize, k)).collect();
         let ordered = OrderedHook(Arc::new(move |events: &mut [&mut Event]| {
             let mut engines: Vec<MutexGuard<Engine>> = engines.iter().map(|e| lock(e)).collect();
+            // Finished here when every event has its stateless answers (always, with the
+            // parser hook above) and the output still takes lines.
+            let mut out = output
+                .as_ref()
+                .map(|o| lock(o))
+                .filter(|o| o.failed().is_none())
+                .filter(|_| {
+                    events
+                        .iter()
+                        .all(|ev| StatelessMatches::of(ev, id).is_some_and(|p| p.matches.is_some()))
+                });
             let mut alerts = Vec::new();
             let mut per_shard: Vec<Vec<(u32, Prepared)>> =
                 engines.iter().map(|_| Vec::new()).collect();
@@ -563,6 +601,40 @@ impl ShardedEngine {
                         }
                     }
                 }
+                if let Some(out) = &mut out {
+                    // The event's alerts as `process_batch` orders them: the shards' first,
+                    // then the stateless rules', sorted (stably) by rule.
+                    let mut lines: SmallVec<[Line; 4]> = SmallVec::new();
+                    for a in &alerts {
+                        let key = keys
+                            .get(&(Arc::as_ptr(&a.rule) as usize))
+                            .copied()
+                            .unwrap_or((true, usize::MAX));
+                        lines.push((key, &a.rule, Cow::Owned(format(a))));
+                    }
+                    let matches = pre.as_ref().and_then(|p| p.matches.as_ref());
+                    for (at, _, text) in matches.into_iter().flatten() {
+                        let (Some(rule), Some(text)) = (stateless_rules.get(*at as usize), text)
+                        else {
+                            // (The parser hook formats every alert it makes.)
+                            debug_assert!(false, "a stateless alert without its text");
+                            continue;
+                        };
+                        let key = stateless_keys.get(*at as usize).copied();
+                        lines.push((
+                            key.unwrap_or((true, usize::MAX)),
+                            rule,
+                            Cow::Borrowed(text.as_slice()),
+                        ));
+                    }
+                    lines.sort_by_key(|l| l.0);
+                    for (_, rule, text) in &lines {
+                        // A failure is kept in `out` and reported by the collecting thread.
+                        let _ = out.write_line(rule, text);
+                    }
+                    drop(lines);
+                    alerts.clear();
+                }
                 let fired: Vec<_> = alerts
                     .drain(..)
                     .map(|a| {
@@ -576,26 +648,42 @@ impl ShardedEngine {
                 stand_in = std::mem::replace(&mut **ev, back);
                 let matches = pre.as_ref().and_then(|p| p.matches.as_ref());
                 let stateless_done = matches.is_some();
-                let done = match pre.as_mut().and_then(Arc::get_mut) {
-                    Some(p) => {
-                        p.stateful = Some(fired);
-                        pre
-                    }
-                    None => Some(Arc::new(StatelessMatches {
-                        engine: id,
-                        matches: pre.as_ref().and_then(|p| p.matches.clone()),
-                        stateful: Some(fired),
-                        prepared: None,
-                    })),
-                };
-                ev.precomputed = done.map(|p| p as Arc<dyn std::any::Any + Send + Sync>);
+                if out.is_none() {
+                    let done = match pre.as_mut().and_then(Arc::get_mut) {
+                        Some(p) => {
+                            p.stateful = Some(fired);
+                            pre
+                        }
+                        None => Some(Arc::new(StatelessMatches {
+                            engine: id,
+                            matches: pre.as_ref().and_then(|p| p.matches.clone()),
+                            stateful: Some(fired),
+                            prepared: None,
+                        })),
+                    };
+                    ev.precomputed = done.map(|p| p as Arc<dyn std::any::Any + Send + Sync>);
+                }
                 if stateless_done {
                     ruleatlas_event::projection::spare::give(std::mem::take(&mut ev.doc));
                     ev.raw = None;
                 }
             }
+            match out {
+                Some(mut out) => {
+                    out.finished(events.len() as u64);
+                    ChunkDone::Finished
+                }
+                None => ChunkDone::Kept,
+            }
         }));
         Some((parser, ordered))
+    }
+
+    fn key_of(&self, rule: &Arc<Rule>) -> (bool, usize) {
+        self.order
+            .get(&Arc::as_ptr(rule))
+            .copied()
+            .unwrap_or((true, usize::MAX))
     }
 
     fn key(&self, a: &Alert) -> (bool, usize) {
@@ -1111,6 +1199,19 @@ mod tests {
         e
     }
 
+    /// A writer into a shared buffer.
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     /// Each alert as "rule: seq of its events".
     fn describe(a: &Alert) -> String {
         let seqs: Vec<String> = a.events.iter().map(|e| e.seq.to_string()).collect();
@@ -1133,7 +1234,13 @@ mod tests {
                 "{name} fires in the test: {expected:?}"
             );
         }
-        for (threads, shards) in [(2, 1), (4, 2), (3, 3)] {
+        for (threads, shards, written_here) in [
+            (2, 1, false),
+            (4, 2, false),
+            (3, 3, false),
+            (2, 1, true),
+            (3, 3, true),
+        ] {
             let mut engine = ShardedEngine::with_threads(
                 mixed_rules(),
                 EngineOptions::default(),
@@ -1141,7 +1248,16 @@ mod tests {
                 shards,
             );
             let format: AlertFormatter = Arc::new(|a: &Alert| describe(a).into_bytes());
-            let (parser, ordered) = engine.ordered_hooks(format).expect("threads: hooks");
+            let written = Arc::new(Mutex::new(Vec::new()));
+            let output = written_here.then(|| {
+                Arc::new(Mutex::new(AlertOutput::new(
+                    Box::new(Shared(written.clone())),
+                    64,
+                )))
+            });
+            let (parser, ordered) = engine
+                .ordered_hooks(format, output.clone())
+                .expect("threads: hooks");
             // Two parser threads' hooks, taking chunks in turn.
             let mut hooks = [(parser.0)(), (parser.0)()];
             let mut out = Vec::new();
@@ -1153,19 +1269,31 @@ mod tests {
                     hooks[c % 2](ev);
                 }
                 let mut refs: Vec<&mut Event> = chunk.iter_mut().collect();
-                (ordered.0)(&mut refs);
+                let done = (ordered.0)(&mut refs);
+                assert_eq!(done == ChunkDone::Finished, written_here);
                 docs_left += chunk.iter().filter(|e| !e.doc.is_null()).count();
-                engine.process_batch(chunk.into_iter().map(Arc::new).collect(), &mut out);
+                if done == ChunkDone::Kept {
+                    engine.process_batch(chunk.into_iter().map(Arc::new).collect(), &mut out);
+                }
             }
             engine.finish(&mut out);
-            let got: Vec<String> = out
-                .iter()
-                .map(|a| match a.text.as_deref() {
-                    Some(t) => String::from_utf8_lossy(t).into_owned(),
-                    None => describe(a),
-                })
-                .collect();
-            assert_eq!(got, expected, "{threads} threads, {shards} shards");
+            let mut got: Vec<String> = Vec::new();
+            if let Some(output) = &output {
+                let mut output = lock(output);
+                assert!(output.flush().is_ok());
+                assert_eq!(output.finished_events(), events as u64);
+                let text = lock(&written).clone();
+                got.extend(String::from_utf8_lossy(&text).lines().map(str::to_string));
+                assert_eq!(output.written(), got.len() as u64, "every line counted");
+            }
+            got.extend(out.iter().map(|a| match a.text.as_deref() {
+                Some(t) => String::from_utf8_lossy(t).into_owned(),
+                None => describe(a),
+            }));
+            assert_eq!(
+                got, expected,
+                "{threads} threads, {shards} shards, written by the hook: {written_here}"
+            );
             assert_eq!(docs_left, 0, "documents stay on the parser threads");
         }
     }

@@ -375,6 +375,10 @@ impl std::fmt::Debug for ParserHook {
 /// A hunt runs its stateful rules there: the documents are read in the cache of the core that
 /// built them, and only the rules' state moves between cores.
 ///
+/// When it answers [`ChunkDone::Finished`], it has done all there is to do with the chunk's
+/// events (a hunt has written their alerts out): the parser thread drops them there, where their
+/// memory was made, and the reader's consumer never sees them (bad lines still go on).
+///
 /// Contract: the function is called on the events of every chunk of a reader, chunk after
 /// chunk in input order, never on two chunks at once; events read without parser threads
 /// never meet it.
@@ -382,7 +386,16 @@ impl std::fmt::Debug for ParserHook {
 pub struct OrderedHook(pub Arc<ChunkFn>);
 
 /// What an [`OrderedHook`] runs on the events of one chunk.
-pub type ChunkFn = dyn Fn(&mut [&mut Event]) + Send + Sync;
+pub type ChunkFn = dyn Fn(&mut [&mut Event]) -> ChunkDone + Send + Sync;
+
+/// What becomes of a chunk's events after its [`OrderedHook`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkDone {
+    /// They go on to the reader's consumer.
+    Kept,
+    /// Nothing is left to do with them: they are dropped on the parser thread.
+    Finished,
+}
 
 impl std::fmt::Debug for OrderedHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -908,12 +908,17 @@ impl ParallelLines {
                         }
                         ev.home = home.address();
                     }
+                    let mut done = crate::ChunkDone::Kept;
                     if let Some(ordered) = &opts.ordered_hook {
                         // Chunks are taken in input order, so the thread holding the next
                         // chunk is never waiting for a later one: the turn always comes.
                         let _turn = turnstile.wait_for(index);
                         let mut events: Vec<&mut Event> = out.iter_mut().flatten().collect();
-                        (ordered.0)(&mut events);
+                        done = (ordered.0)(&mut events);
+                    }
+                    if done == crate::ChunkDone::Finished {
+                        // Dropped here, after the turn has passed on: only bad lines go on.
+                        out.retain(|item| item.is_err());
                     }
                     if res_tx.send((index, out)).is_err() {
                         return;
@@ -1156,6 +1161,7 @@ mod tests {
                         e.doc = Value::Null;
                     }
                     busy.fetch_sub(1, SeqCst);
+                    crate::ChunkDone::Kept
                 },
             ))),
             ..EventOptions::default()
@@ -1184,6 +1190,65 @@ mod tests {
     }
 
     /// Lines of text, then a read error.
+    #[test]
+    fn finished_chunks_leave_only_their_bad_lines() {
+        let lines = 5_000;
+        let mut text = String::new();
+        for i in 0..lines {
+            if i % 700 == 699 {
+                text.push_str("not json\n");
+            } else {
+                text.push_str(&format!("{{\"i\":{i}}}\n"));
+            }
+        }
+        // Every other chunk is finished by the hook; the others go on. (The
+        // first line is an event: a text that starts with a bad line is read sequentially.)
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let f = finished.clone();
+        let opts = EventOptions {
+            ordered_hook: Some(crate::OrderedHook(Arc::new(
+                move |events: &mut [&mut Event]| {
+                    let first = events.first().and_then(|e| e.doc["i"].as_u64());
+                    if first.is_some_and(|i| !(i / CHUNK_LINES as u64).is_multiple_of(2)) {
+                        if let Ok(mut f) = f.lock() {
+                            f.extend(events.iter().map(|e| e.origin.line));
+                        }
+                        crate::ChunkDone::Finished
+                    } else {
+                        crate::ChunkDone::Kept
+                    }
+                },
+            ))),
+            ..EventOptions::default()
+        };
+        let read: Vec<Item> = read_reader_parallel("t", Box::new(io::Cursor::new(text)), &opts, 3)
+            .map(|s| s.collect())
+            .unwrap_or_default();
+        let bad: Vec<u64> = read
+            .iter()
+            .filter_map(|i| i.as_ref().err().map(|b| b.line))
+            .collect();
+        let expected_bad: Vec<u64> = (699..lines).step_by(700).map(|i| i as u64 + 1).collect();
+        assert_eq!(bad, expected_bad, "every bad line is reported, in order");
+        let kept: Vec<u64> = read.iter().flatten().map(|e| e.origin.line).collect();
+        let finished = finished.lock().map(|f| f.clone()).unwrap_or_default();
+        assert!(!finished.is_empty() && !kept.is_empty());
+        assert!(kept.iter().all(|l| !finished.contains(l)));
+        let mut all: Vec<u64> = kept.iter().chain(&finished).copied().collect();
+        all.sort_unstable();
+        all.extend(&bad);
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            (1..=lines as u64).collect::<Vec<_>>(),
+            "no line is lost"
+        );
+        assert!(
+            kept.windows(2).all(|w| w[0] < w[1]),
+            "kept events in input order"
+        );
+    }
+
     struct FailingReader {
         text: io::Cursor<Vec<u8>>,
     }
