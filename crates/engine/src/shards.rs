@@ -635,6 +635,7 @@ impl ShardedEngine {
                     drop(lines);
                     alerts.clear();
                 }
+                // (Empty when written above.)
                 let fired: Vec<_> = alerts
                     .drain(..)
                     .map(|a| {
@@ -679,6 +680,7 @@ impl ShardedEngine {
         Some((parser, ordered))
     }
 
+    /// Where `rule`'s alerts go among an event's: (is a correlation, load position).
     fn key_of(&self, rule: &Arc<Rule>) -> (bool, usize) {
         self.order
             .get(&Arc::as_ptr(rule))
@@ -687,10 +689,7 @@ impl ShardedEngine {
     }
 
     fn key(&self, a: &Alert) -> (bool, usize) {
-        self.order
-            .get(&Arc::as_ptr(&a.rule))
-            .copied()
-            .unwrap_or((true, usize::MAX))
+        self.key_of(&a.rule)
     }
 
     /// Feeds a batch of events (in time order) and appends alerts, event by event. With
