@@ -73,6 +73,45 @@ fn truncated_toml_is_located() {
 }
 
 #[test]
+fn a_file_without_a_rule_table_and_a_duplicate_key_are_diagnosed() {
+    for text in ["rule = 3\n", "[metadata]\nmaturity = \"x\"\n"] {
+        let (rules, diags) = load_file("n.toml", text);
+        assert!(rules.is_empty());
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].code, "not-a-rule", "{}", diags[0]);
+    }
+    let dup = RULE.replace(
+        "severity = \"medium\"",
+        "severity = \"medium\"\nname = \"Again\"",
+    );
+    let (rules, diags) = load_file("dup.toml", &dup);
+    assert!(rules.is_empty());
+    assert_eq!(diags[0].code, "toml-syntax");
+    let line = dup
+        .lines()
+        .position(|l| l == "name = \"Again\"")
+        .map(|i| i + 1);
+    assert_eq!(diags[0].line.map(|l| l as usize), line, "{}", diags[0]);
+}
+
+#[test]
+fn values_keep_their_toml_types() {
+    // A TOML date-time in the metadata (read again from its text by `toml`) does not stop the
+    // rule from loading, and the integer risk score reads as before.
+    let text = RULE.replace(
+        "maturity = \"production\"",
+        "maturity = \"production\"\nreviewed = 1979-05-27T07:32:00Z",
+    );
+    let (rules, diags) = load_file("t.toml", &text);
+    assert!(
+        diags.iter().all(|d| d.severity != DiagSeverity::Error),
+        "{diags:?}"
+    );
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].risk_score, Some(47.0));
+}
+
+#[test]
 fn kql_error_is_located_in_the_file() {
     // An unbalanced parenthesis on line 22: reported where the query's text ends.
     let bad = RULE.replace(
