@@ -2,7 +2,9 @@
 //! and sees every event, in order. Stateless rules (a filter and nothing else, read by no
 //! correlation) run instead on the parser threads, each event right after it is parsed, while its
 //! document is in that core's cache ([`ShardedEngine::parser_hook`]); their answers travel with
-//! the event and become alerts here, merged with the shards' in the same order as one thread's.
+//! the event and become alerts here, merged with the shards' in the same order as one thread's
+//! (with threads and alerts written as text, the ordered pass writes them itself, in that order:
+//! [`ShardedEngine::ordered_hooks`]).
 //!
 //! Why rules and not events: a rule's state (sequences, thresholds, correlations) must see its
 //! events in time order, and splitting events would split that state. Splitting rules keeps

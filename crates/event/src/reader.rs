@@ -1129,18 +1129,25 @@ mod tests {
         assert_eq!(stream.map(|s| s.count()).unwrap_or(0), 2);
     }
 
-    #[test]
-    fn the_ordered_hook_sees_every_chunk_in_input_order_one_at_a_time() {
-        let lines = CHUNK_LINES * 23 + 5;
+    /// `lines` NDJSON lines `{"i":N}`, every `bad_every`-th one (the last of each run, never the
+    /// first line: a text that starts with a bad line is read sequentially) not JSON.
+    fn numbered_lines(lines: usize, bad_every: usize) -> String {
         let mut text = String::new();
         for i in 0..lines {
-            if i % 1000 == 999 {
-                // Bad lines are not events: the hook never sees them.
+            if i % bad_every == bad_every - 1 {
                 text.push_str("not json\n");
             } else {
                 text.push_str(&format!("{{\"i\":{i}}}\n"));
             }
         }
+        text
+    }
+
+    #[test]
+    fn the_ordered_hook_sees_every_chunk_in_input_order_one_at_a_time() {
+        let lines = CHUNK_LINES * 23 + 5;
+        // Bad lines are not events: the hook never sees them.
+        let text = numbered_lines(lines, 1000);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let overlapped = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1189,20 +1196,11 @@ mod tests {
         assert!(!overlapped.load(std::sync::atomic::Ordering::SeqCst));
     }
 
-    /// Lines of text, then a read error.
     #[test]
     fn finished_chunks_leave_only_their_bad_lines() {
         let lines = 5_000;
-        let mut text = String::new();
-        for i in 0..lines {
-            if i % 700 == 699 {
-                text.push_str("not json\n");
-            } else {
-                text.push_str(&format!("{{\"i\":{i}}}\n"));
-            }
-        }
-        // Every other chunk is finished by the hook; the others go on. (The
-        // first line is an event: a text that starts with a bad line is read sequentially.)
+        let text = numbered_lines(lines, 700);
+        // Every other chunk is finished by the hook; the others go on.
         let finished = Arc::new(Mutex::new(Vec::new()));
         let f = finished.clone();
         let opts = EventOptions {
@@ -1249,6 +1247,7 @@ mod tests {
         );
     }
 
+    /// Lines of text, then a read error.
     struct FailingReader {
         text: io::Cursor<Vec<u8>>,
     }

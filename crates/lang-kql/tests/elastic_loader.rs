@@ -95,7 +95,7 @@ fn a_file_without_a_rule_table_and_a_duplicate_key_are_diagnosed() {
 }
 
 #[test]
-fn values_keep_their_toml_types() {
+fn a_toml_date_time_in_the_metadata_loads() {
     // A TOML date-time in the metadata (read again from its text by `toml`) does not stop the
     // rule from loading, and the integer risk score reads as before.
     let text = RULE.replace(
