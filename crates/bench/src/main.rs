@@ -71,6 +71,14 @@ enum JsonParser {
     /// step 0). A line counts as an object when its first structural is `{`.
     #[value(name = "structural-index")]
     StructuralIndex,
+    /// simd-json 0.19's tape (its SIMD code chosen at run time: AVX2 where the CPU has it),
+    /// buffers and tape reused from line to line; the line copied first (simd-json unescapes in
+    /// place).
+    #[value(name = "simd-json-tape")]
+    SimdJsonTape,
+    /// simd-json 0.19's borrowed document (`BorrowedValue`), buffers reused.
+    #[value(name = "simd-json")]
+    SimdJson,
 }
 
 impl JsonParser {
@@ -81,6 +89,8 @@ impl JsonParser {
             JsonParser::SonicRsSerde => "sonic-rs-serde",
             JsonParser::SonicRsLazy => "sonic-rs-lazy",
             JsonParser::StructuralIndex => "structural-index",
+            JsonParser::SimdJsonTape => "simd-json-tape",
+            JsonParser::SimdJson => "simd-json",
         }
     }
 }
@@ -539,6 +549,9 @@ fn parse_block(parser: JsonParser, block: &[u8]) -> Counts {
         ..Counts::default()
     };
     let mut start = 0;
+    let mut simd_buffers = simd_json::Buffers::new(2048);
+    let mut simd_tape = simd_json::Tape::null();
+    let mut copy: Vec<u8> = Vec::with_capacity(4096);
     let ends = memchr::memchr_iter(b'\n', block).chain(std::iter::once(block.len()));
     for end in ends {
         let line = &block[start..end];
@@ -570,6 +583,24 @@ fn parse_block(parser: JsonParser, block: &[u8]) -> Counts {
             }
             JsonParser::StructuralIndex => {
                 structural_index(line).map(|(_, first)| first == Some(b'{'))
+            }
+            JsonParser::SimdJsonTape => {
+                copy.clear();
+                copy.extend_from_slice(line);
+                let mut tape = std::mem::replace(&mut simd_tape, simd_json::Tape::null()).reset();
+                let object = simd_json::fill_tape(&mut copy, &mut simd_buffers, &mut tape)
+                    .ok()
+                    .map(|()| matches!(tape.0.first(), Some(simd_json::Node::Object { .. })));
+                simd_tape = tape.reset();
+                object
+            }
+            JsonParser::SimdJson => {
+                use simd_json::prelude::ValueAsObject;
+                copy.clear();
+                copy.extend_from_slice(line);
+                simd_json::to_borrowed_value_with_buffers(&mut copy, &mut simd_buffers)
+                    .ok()
+                    .map(|v| v.as_object().is_some())
             }
         };
         match object {
