@@ -12,8 +12,8 @@
 #   (b) sigma  the whole rules/sigma folder (3,780 files)
 #   (c) all    rules/ (every vendor)
 # and times with GNU time (median of RUNS, peak RSS = max over the runs):
-#   ruleatlas hunt --threads 1|2 with (a) (b) (c) (and over an empty file: rule loading alone); `bench parse` with serde_json and sonic-rs
-#   (1 and 2 threads: the parse-only ceiling); rsigma engine eval 0.23.0 with the 16 Sigma
+#   ruleatlas hunt --threads 1|2 with (a) (b) (c) (and over an empty file: rule loading alone); `bench parse` with serde_json, sonic-rs and
+#   simd-json's tape (1 and 2 threads: the parse-only ceiling); rsigma engine eval 0.23.0 with the 16 Sigma
 #   Kubernetes audit rules, SigmaHQ rules/ and the whole sigma folder (the latter also with rsigma's
 #   opt-in --logsource-routing, events declared product=kubernetes,service=audit); the PyPI `eql` 1.0.1 with one
 #   Kubernetes EQL query over the ECS twin; (c) with 2 threads over 4x EVENTS for peak RSS; the
@@ -117,7 +117,7 @@ measure() {
 query='any where event.dataset == "kubernetes.audit_logs" and kubernetes.audit.objectRef.resource == "services" and kubernetes.audit.verb in ("create", "update", "patch") and kubernetes.audit.requestObject.spec.type == "NodePort"'
 
 echo "measuring ($events events, $runs runs) in $work" >&2
-for parser in serde_json sonic-rs; do
+for parser in serde_json sonic-rs simd-json-tape; do
   for t in 1 2; do
     measure "parse-$parser-${t}t" "none (parse only, $parser)" "$t" "$events" "$raw" "$runs" /dev/null -- \
       "$benchbin" parse "$raw" --parser "$parser" --threads "$t"
