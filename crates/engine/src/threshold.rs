@@ -324,18 +324,9 @@ pub struct NewTermsStage {
 }
 
 /// Appends `n` in decimal (without the formatting machinery: once per term of every event).
-pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+pub(crate) fn push_decimal(out: &mut String, n: u64) {
+    // (Digit by digit as `char`s this cost ~80 instructions per term of every new-terms key.)
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Text form of a term value, borrowed when it is a string.
