@@ -15,6 +15,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod structural;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -79,6 +81,11 @@ enum JsonParser {
     /// simd-json 0.19's borrowed document (`BorrowedValue`), buffers reused.
     #[value(name = "simd-json")]
     SimdJson,
+    /// Not a parser: the structural index of `structural-index` and a walk of it that validates
+    /// the grammar, every scalar and escape, building nothing (`structural.rs`): the floor of a
+    /// simdjson-shaped projected parse that keeps nothing.
+    #[value(name = "structural-validate")]
+    StructuralValidate,
 }
 
 impl JsonParser {
@@ -91,6 +98,7 @@ impl JsonParser {
             JsonParser::StructuralIndex => "structural-index",
             JsonParser::SimdJsonTape => "simd-json-tape",
             JsonParser::SimdJson => "simd-json",
+            JsonParser::StructuralValidate => "structural-validate",
         }
     }
 }
@@ -552,6 +560,7 @@ fn parse_block(parser: JsonParser, block: &[u8]) -> Counts {
     let mut simd_buffers = simd_json::Buffers::new(2048);
     let mut simd_tape = simd_json::Tape::null();
     let mut copy: Vec<u8> = Vec::with_capacity(4096);
+    let mut structural = structural::Structural::default();
     let ends = memchr::memchr_iter(b'\n', block).chain(std::iter::once(block.len()));
     for end in ends {
         let line = &block[start..end];
@@ -602,6 +611,7 @@ fn parse_block(parser: JsonParser, block: &[u8]) -> Counts {
                     .ok()
                     .map(|v| v.as_object().is_some())
             }
+            JsonParser::StructuralValidate => structural.validate(line),
         };
         match object {
             Some(true) => c.objects += 1,
