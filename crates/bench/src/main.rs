@@ -627,52 +627,18 @@ fn parse_block(parser: JsonParser, block: &[u8]) -> Counts {
 /// character class, escapes and string interiors resolved with word arithmetic). Their number
 /// and the first of them; `None` when the text ends inside a string.
 fn structural_index(text: &[u8]) -> Option<(u64, Option<u8>)> {
-    use wide::u8x16;
-    const EVEN: u64 = 0x5555_5555_5555_5555;
-    let mut inside = 0u64; // all ones when the last block ended inside a string
-    let mut odd_carry = 0u64; // 1 when the last block ended in an odd run of backslashes
+    let mut stage = structural::Stage1::default();
     let (mut count, mut first) = (0u64, None);
-    for chunk in text.chunks(64) {
-        let mut block = [b' '; 64];
-        block[..chunk.len()].copy_from_slice(chunk);
-        let (mut quote, mut backslash, mut op) = (0u64, 0u64, 0u64);
-        for (i, part) in block.chunks_exact(16).enumerate() {
-            let mut lanes = [0u8; 16];
-            lanes.copy_from_slice(part);
-            let v = u8x16::from(lanes);
-            let eq = |b: u8| v.simd_eq(u8x16::splat(b));
-            let shift = 16 * i;
-            quote |= u64::from(eq(b'"').to_bitmask()) << shift;
-            backslash |= u64::from(eq(b'\\').to_bitmask()) << shift;
-            let ops = eq(b'{') | eq(b'}') | eq(b'[') | eq(b']') | eq(b':') | eq(b',');
-            op |= u64::from(ops.to_bitmask()) << shift;
+    stage.for_each_block(text, |base, m| {
+        let found = m.op_outside | (m.quote & m.strings);
+        count += u64::from(found.count_ones());
+        if first.is_none() && found != 0 {
+            first = text
+                .get(base as usize + found.trailing_zeros() as usize)
+                .copied();
         }
-        // The characters after an odd run of backslashes are escaped (simdjson 0.2's
-        // `find_odd_backslash_sequences`).
-        let starts = backslash & !(backslash << 1);
-        let even_start_mask = EVEN ^ odd_carry;
-        let even_starts = starts & even_start_mask;
-        let odd_starts = starts & !even_start_mask;
-        let even_carries = backslash.wrapping_add(even_starts);
-        let (mut odd_carries, overflow) = backslash.overflowing_add(odd_starts);
-        odd_carries |= odd_carry;
-        odd_carry = u64::from(overflow);
-        let odd_ends = (even_carries & !backslash & !EVEN) | (odd_carries & !backslash & EVEN);
-        let quote = quote & !odd_ends;
-        // Inside a string: between an opening quote and its closing one (a prefix XOR).
-        let mut strings = quote;
-        for s in [1, 2, 4, 8, 16, 32] {
-            strings ^= strings << s;
-        }
-        let strings = strings ^ inside;
-        inside = if strings >> 63 == 1 { u64::MAX } else { 0 };
-        let structural = (op & !strings) | (quote & strings);
-        count += u64::from(structural.count_ones());
-        if first.is_none() && structural != 0 {
-            first = block.get(structural.trailing_zeros() as usize).copied();
-        }
-    }
-    (inside == 0).then_some((count, first))
+    });
+    stage.ended_outside_strings().then_some((count, first))
 }
 
 const BLOCK: usize = 4 << 20;
