@@ -890,8 +890,6 @@ impl ParallelLines {
                 // Events come back here to be freed (see `Event::home`).
                 let home = crate::Home::new();
                 let in_order = opts.ordered_hook.is_some();
-                // A chunk's finished events, dropped once its turn has passed on.
-                let mut finished: Vec<Event> = Vec::with_capacity(CHUNK_LINES);
                 let mut chunk = Chunk {
                     index: 0,
                     first_line: 0,
@@ -941,17 +939,19 @@ impl ParallelLines {
                     let turn = turnstile.wait_for(index);
                     let mut events: Vec<&mut Event> = out.iter_mut().flatten().collect();
                     let done = (ordered.0)(&mut events);
+                    // What goes on to the consumer: all of it, or only the bad lines when the
+                    // hook finished the events. The finished events are dropped where they are,
+                    // after the turn has passed on (moved out one by one, they cost a copy each).
+                    let mut finished = VecDeque::new();
                     if done == crate::ChunkDone::Finished {
-                        // Only bad lines go on; the events are dropped below, after the turn
-                        // has passed on.
-                        let mut rest: VecDeque<Item> = VecDeque::new();
-                        for item in out.drain(..) {
-                            match item {
-                                Err(_) => rest.push_back(item),
-                                Ok(ev) => finished.push(ev),
-                            }
+                        std::mem::swap(&mut finished, &mut out);
+                        if finished.iter().any(|item| item.is_err()) {
+                            // Rare: bad lines among the chunk's events.
+                            let (bad, events): (VecDeque<Item>, VecDeque<Item>) =
+                                finished.into_iter().partition(|item| item.is_err());
+                            out = bad;
+                            finished = events;
                         }
-                        out = rest;
                     }
                     // Sent in turn, so chunks reach the consumer in input order, and only when
                     // something is left: a chunk whose events were all finished here wakes no
@@ -963,7 +963,7 @@ impl ParallelLines {
                         send_end(end, &res_tx);
                     }
                     drop(turn);
-                    finished.clear();
+                    drop(finished);
                     if !sent {
                         return;
                     }
