@@ -342,8 +342,50 @@ fn term_cow(v: &Value) -> Option<Cow<'_, str>> {
 /// Each field's distinct terms, sorted (see [`NewTermsStage::terms`]).
 type Terms<T> = SmallVec<[SmallVec<[T; 2]>; 4]>;
 
-/// What [`NewTermsStage::prepare`] reads from an event: its terms, owned.
-struct PreparedTerms(Terms<String>);
+/// What [`NewTermsStage::prepare`] reads from an event: its terms, copied one after the other
+/// into one string (a `String` per term cost an allocation and a free each, per event and
+/// rule), with where each field's terms are in it.
+struct PreparedTerms {
+    text: String,
+    fields: SmallVec<[SmallVec<[std::ops::Range<usize>; 2]>; 4]>,
+}
+
+impl PreparedTerms {
+    fn new(terms: &Terms<Cow<'_, str>>) -> PreparedTerms {
+        let mut text = String::with_capacity(
+            terms
+                .iter()
+                .flat_map(|vals| vals.iter().map(|v| v.len()))
+                .sum(),
+        );
+        let fields = terms
+            .iter()
+            .map(|vals| {
+                vals.iter()
+                    .map(|v| {
+                        let start = text.len();
+                        text.push_str(v);
+                        start..text.len()
+                    })
+                    .collect()
+            })
+            .collect();
+        PreparedTerms { text, fields }
+    }
+
+    /// The terms, borrowed from [`Self::text`].
+    fn terms(&self) -> Terms<&str> {
+        self.fields
+            .iter()
+            .map(|ranges| {
+                ranges
+                    .iter()
+                    .map(|r| self.text.get(r.clone()).unwrap_or_default())
+                    .collect()
+            })
+            .collect()
+    }
+}
 
 impl NewTermsStage {
     /// The terms of the event of `ctx` when it passes the filter and has a term in every field,
@@ -464,19 +506,14 @@ impl Stage for NewTermsStage {
 
     fn prepare(&self, ctx: &EventCtx) -> Prepared {
         match self.terms(ctx) {
-            Some(terms) => Prepared::Data(Box::new(PreparedTerms(
-                terms
-                    .into_iter()
-                    .map(|vals| vals.into_iter().map(Cow::into_owned).collect())
-                    .collect(),
-            ))),
+            Some(terms) => Prepared::Data(Box::new(PreparedTerms::new(&terms))),
             None => Prepared::Skip,
         }
     }
 
     fn apply(&mut self, ctx: &EventCtx, data: PreparedData, out: &mut Vec<Match>) {
         match data.downcast::<PreparedTerms>() {
-            Ok(terms) => self.record(ctx, &terms.0, out),
+            Ok(terms) => self.record(ctx, &terms.terms(), out),
             Err(_) => self.on_event(ctx, out),
         }
     }
@@ -662,20 +699,36 @@ mod tests {
             // A field without a term value: no combination at all.
             doc(json!({"x": 1}), json!("1")),
         ];
+        let expected = vec![
+            json!([["a", "1"], ["a", "2"], ["b", "1"], ["b", "2"]]),
+            json!([["a:1", ""]]),
+            json!([["a", ":1"]]),
+            json!([["7", "true"]]),
+        ];
         let out = run(s.as_mut(), &evs);
         let values: Vec<Value> = out
             .iter()
             .map(|m| m.extra["new_terms"]["values"].clone())
             .collect();
-        assert_eq!(
-            values,
-            vec![
-                json!([["a", "1"], ["a", "2"], ["b", "1"], ["b", "2"]]),
-                json!([["a:1", ""]]),
-                json!([["a", ":1"]]),
-                json!([["7", "true"]]),
-            ]
-        );
+        assert_eq!(values, expected);
+        // The same through `prepare` (on a parser thread) and `apply` (in order), as two
+        // threads run it: the terms travel in one string with their places in it.
+        let mut s =
+            compile_new_terms(&n, FieldDialect::Ecs, &opts).unwrap_or_else(|d| panic!("{d}"));
+        let mut out = Vec::new();
+        for e in &evs {
+            let ctx = EventCtx::new(e.clone());
+            match s.prepare(&ctx) {
+                crate::Prepared::Data(d) => s.apply(&ctx, d, &mut out),
+                crate::Prepared::Skip => {}
+                crate::Prepared::Run => s.on_event(&ctx, &mut out),
+            }
+        }
+        let values: Vec<Value> = out
+            .iter()
+            .map(|m| m.extra["new_terms"]["values"].clone())
+            .collect();
+        assert_eq!(values, expected);
     }
 
     /// More distinct keys in one window than the cap: each new key past it is refused and
