@@ -1190,6 +1190,28 @@ mod tests {
         text
     }
 
+    /// Everything `threads` parser threads read from `text`.
+    fn read_all(text: String, opts: &EventOptions, threads: usize) -> Vec<Item> {
+        read_reader_parallel("t", Box::new(io::Cursor::new(text)), opts, threads)
+            .map(|s| s.collect())
+            .unwrap_or_default()
+    }
+
+    /// The lines of the bad items of `read`, in the order they came.
+    fn bad_lines(read: &[Item]) -> Vec<u64> {
+        read.iter()
+            .filter_map(|i| i.as_ref().err().map(|b| b.line))
+            .collect()
+    }
+
+    /// The bad lines of [`numbered_lines`]`(lines, bad_every)`.
+    fn numbered_bad_lines(lines: usize, bad_every: usize) -> Vec<u64> {
+        (bad_every - 1..lines)
+            .step_by(bad_every)
+            .map(|i| i as u64 + 1)
+            .collect()
+    }
+
     #[test]
     fn the_ordered_hook_sees_every_chunk_in_input_order_one_at_a_time() {
         let lines = CHUNK_LINES * 23 + 5;
@@ -1220,9 +1242,7 @@ mod tests {
             ))),
             ..EventOptions::default()
         };
-        let read: Vec<Item> = read_reader_parallel("t", Box::new(io::Cursor::new(text)), &opts, 4)
-            .map(|s| s.collect())
-            .unwrap_or_default();
+        let read = read_all(text, &opts, 4);
         let good: Vec<u64> = read
             .iter()
             .flatten()
@@ -1266,15 +1286,13 @@ mod tests {
             ))),
             ..EventOptions::default()
         };
-        let read: Vec<Item> = read_reader_parallel("t", Box::new(io::Cursor::new(text)), &opts, 3)
-            .map(|s| s.collect())
-            .unwrap_or_default();
-        let bad: Vec<u64> = read
-            .iter()
-            .filter_map(|i| i.as_ref().err().map(|b| b.line))
-            .collect();
-        let expected_bad: Vec<u64> = (699..lines).step_by(700).map(|i| i as u64 + 1).collect();
-        assert_eq!(bad, expected_bad, "every bad line is reported, in order");
+        let read = read_all(text, &opts, 3);
+        let bad = bad_lines(&read);
+        assert_eq!(
+            bad,
+            numbered_bad_lines(lines, 700),
+            "every bad line is reported, in order"
+        );
         let kept: Vec<u64> = read.iter().flatten().map(|e| e.origin.line).collect();
         let finished = finished.lock().map(|f| f.clone()).unwrap_or_default();
         assert!(!finished.is_empty() && !kept.is_empty());
@@ -1372,16 +1390,9 @@ mod tests {
                 if let Ok(mut s) = seen.lock() {
                     s.clear();
                 }
-                let text = numbered_lines(lines, 300);
-                let read: Vec<Item> =
-                    read_reader_parallel("t", Box::new(io::Cursor::new(text)), &opts, threads)
-                        .map(|s| s.collect())
-                        .unwrap_or_default();
-                let bad: Vec<u64> = read
-                    .iter()
-                    .filter_map(|i| i.as_ref().err().map(|b| b.line))
-                    .collect();
-                let expected: Vec<u64> = (299..lines).step_by(300).map(|i| i as u64 + 1).collect();
+                let read = read_all(numbered_lines(lines, 300), &opts, threads);
+                let bad = bad_lines(&read);
+                let expected = numbered_bad_lines(lines, 300);
                 assert_eq!(bad, expected, "{threads} threads, {lines} lines");
                 assert_eq!(read.len(), bad.len(), "only bad lines come out");
                 let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
