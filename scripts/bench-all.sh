@@ -145,12 +145,28 @@ detection:
   condition: sel
 level: low
 YML
+# The floor with (c)'s fields: one rule that reads every field (c)'s rules read (the list the hunt
+# prints with RULEATLAS_RULE_PROFILE=1) and is never a candidate (anchored on a verb no event has),
+# so every line is parsed keeping what (c) keeps and no rule runs. With loading (c) added, what
+# (c) costs before its first rule test.
+: > "$work/empty.ndjson"
+mkdir -p "$work/floor-c-fields-rule"
+RULEATLAS_RULE_PROFILE=1 "$bin" hunt --threads 1 --rules "$rules" "$work/empty.ndjson" 2>&1 >/dev/null |
+  sed -n 's/^profile: fields kept: //p' | tr ',' '\n' | sed 's/^ *//' | grep -vx 'verb' | grep . > "$work/c-fields.txt" || true
+n_c_fields=$(( $(wc -l < "$work/c-fields.txt") + 1 ))
+{
+  printf 'title: Pipeline floor with the fields of (c) (never matches)\nid: 00000000-0000-4000-8000-00000000f156\n'
+  printf 'status: test\nlogsource:\n  product: kubernetes\n  service: audit\ndetection:\n  sel:\n    verb: no-such-verb\n'
+  sed "s/'/''/g; s/.*/    '&': no-such-value/" "$work/c-fields.txt"
+  printf '  condition: sel\nlevel: low\n'
+} > "$work/floor-c-fields-rule/never.yml"
 for t in 1 2; do
   measure "ruleatlas-floor-${t}t" "1 rule that never matches, every line parsed (--no-prefilter)" "$t" "$events" "$raw" "$runs" /dev/null -- \
     "$bin" hunt --no-prefilter --threads "$t" --rules "$work/floor-rule" "$raw"
+  measure "ruleatlas-floor-c-fields-${t}t" "1 rule reading the $n_c_fields fields (c) reads, never a candidate" "$t" "$events" "$raw" "$runs" /dev/null -- \
+    "$bin" hunt --no-prefilter --threads "$t" --rules "$work/floor-c-fields-rule" "$raw"
 done
 # Loading and compiling the rules alone (an empty input file), to read the per-event cost off the above.
-: > "$work/empty.ndjson"
 for s in a b c; do
   measure "ruleatlas-$s-load-only" "${setname[$s]}" 1 0 "$work/empty.ndjson" 1 /dev/null -- \
     "$bin" hunt --threads 1 --rules "${setpath[$s]}" "$work/empty.ndjson"
@@ -218,9 +234,11 @@ if command -v valgrind >/dev/null; then
   p_none=$(instr "$benchbin" parse "$work/empty.ndjson" --parser "$CEILING_PARSER")
   f_all=$(instr "$bin" hunt --no-prefilter --threads 1 --rules "$work/floor-rule" "$work/head-20000.ndjson")
   f_load=$(instr "$bin" hunt --no-prefilter --threads 1 --rules "$work/floor-rule" "$work/empty.ndjson")
-  instr_note=$(awk -v ca="$c_all" -v cl="$c_load" -v pa="$p_all" -v pn="$p_none" -v fa="$f_all" -v fl="$f_load" 'BEGIN {
-    c = (ca - cl) / 20000; p = (pa - pn) / 20000; f = (fa - fl) / 20000;
-    printf "instructions per event (callgrind, first 20,000 events, loading subtracted): %s parse %.0f; pipeline floor (1 rule) %.0f (%.0f %% of it the parse); (c) %.0f (the parse %.0f %% of it); loading (c) %.0f M instructions", "'"$CEILING_PARSER"'", p, f, 100 * p / f, c, 100 * p / c, cl / 1e6 }')
+  g_all=$(instr "$bin" hunt --no-prefilter --threads 1 --rules "$work/floor-c-fields-rule" "$work/head-20000.ndjson")
+  g_load=$(instr "$bin" hunt --no-prefilter --threads 1 --rules "$work/floor-c-fields-rule" "$work/empty.ndjson")
+  instr_note=$(awk -v ca="$c_all" -v cl="$c_load" -v pa="$p_all" -v pn="$p_none" -v fa="$f_all" -v fl="$f_load" -v ga="$g_all" -v gl="$g_load" 'BEGIN {
+    c = (ca - cl) / 20000; p = (pa - pn) / 20000; f = (fa - fl) / 20000; g = (ga - gl) / 20000;
+    printf "instructions per event (callgrind, first 20,000 events, loading subtracted): %s parse %.0f; pipeline floor (1 rule) %.0f (%.0f %% of it the parse); floor with the fields of (c) %.0f; (c) %.0f (the parse %.0f %% of it, the floor with its fields %.0f %%); loading (c) %.0f M instructions", "'"$CEILING_PARSER"'", p, f, 100 * p / f, g, c, 100 * p / c, 100 * g / c, cl / 1e6 }')
 fi
 
 # ---- alert counts per rule and logsource check ------------------------------------------------
@@ -360,13 +378,17 @@ elapsed=$(( $(date +%s) - started ))
   echo "(c) 1 thread vs the $CEILING_PARSER parse ceiling (1 thread): $(awk -v a="$(eps ruleatlas-c-1t)" -v b="$(eps parse-$CEILING_PARSER-1t)" 'BEGIN {if (b>0) printf "%.0f %%", 100*a/b; else print "–"}');"
   echo "(c) vs the ceiling paired run by run (a parse-only pass then the hunt, median of $runs ratios): $(awk -v p="$pair1" 'BEGIN {printf "%.0f %%", 100*p}') with 1 thread, $(awk -v p="$pair2" 'BEGIN {printf "%.0f %%", 100*p}') with 2;"
   echo "Pipeline floor (1 rule, every line parsed) vs the ceiling: $(awk -v a="$(eps ruleatlas-floor-1t)" -v b="$(eps parse-$CEILING_PARSER-1t)" 'BEGIN {if (b>0) printf "%.0f %%", 100*a/b; else print "–"}') on 1 thread, $(awk -v a="$(eps ruleatlas-floor-2t)" -v b="$(eps parse-$CEILING_PARSER-2t)" 'BEGIN {if (b>0) printf "%.0f %%", 100*a/b; else print "–"}') on 2;"
+  med() { awk -F'\t' -v k="$1" '$1==k {print $6}' "$results"; }
+  fixed() { # threads: floor with (c)'s fields + loading (c), against half the ceiling
+    awk -v f="$(med ruleatlas-floor-c-fields-${1}t)" -v l="$(med ruleatlas-c-load-only)" -v c="$(med parse-$CEILING_PARSER-${1}t)" \
+      'BEGIN {if (c>0) printf "%.2f s + loading %.2f s = %.2f s against %.2f s (the floor alone at %.0f %% of the ceiling)", f, l, f + l, 2 * c, 100 * c / f; else print "–"}'; }
+  echo "Before any rule runs, (c) costs the floor with its $n_c_fields fields plus its loading: on 1 thread $(fixed 1), on 2 $(fixed 2) — (c) at half the ceiling would have to run all its rules and write its alerts in what is left;"
   echo "$instr_note."
   echo "ruleatlas (b) 2 threads vs rsigma whole sigma folder (1 thread, rsigma's eval uses one): $(awk -v a="$(eps ruleatlas-b-2t)" -v b="$(eps rsigma-b-1t)" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}');"
   ratio() { awk -v a="$(eps "$1")" -v b="$(eps "$2")" 'BEGIN {if (b>0) printf "%.1f×", a/b; else print "–"}'; }
   echo "\`ruleatlas query\` vs python eql, the same query over the same ECS file: $(ratio ruleatlas-query-eql-2t python-eql-1.0.1) with 2 threads, $(ratio ruleatlas-query-eql-1t python-eql-1.0.1) with 1, $(ratio ruleatlas-query-eql-no-prefilter python-eql-1.0.1) parsing every line (--no-prefilter);"
   same() { cmp -s "$work/query-all.ndjson" "$1" && echo identical || echo DIFFERENT; }
   echo "Matching events: python eql $(wc -l < "$work/query-eql.ndjson"), ruleatlas $(wc -l < "$work/query-all.ndjson") (output with the prefilter, 2 threads: $(same "$work/query-2t.ndjson"), 1 thread: $(same "$work/query-1t.ndjson"), to --no-prefilter's); $(grep -h 'prefilter:' "$work/ruleatlas-query-eql-2t.stderr" | sed 's/^query: //' | cut -d';' -f1)."
-  med() { awk -F'\t' -v k="$1" '$1==k {print $6}' "$results"; }
   echo "100× python eql would mean $(awk -v e="$(med python-eql-1.0.1)" 'BEGIN {printf "%.2f s", e/100}') for the ECS file, against $(med read-floor-cat) s to \`cat\` it to /dev/null and $(med read-floor-wc-l) s for \`wc -l\`."
   [ "$big_events" -gt 0 ] && echo "Peak RSS (c) 2 threads: $(awk -F'\t' '$1=="ruleatlas-c-2t" {printf "%.0f MB", $7/1024}' "$results") at $events events vs $(awk -F'\t' '$1=="ruleatlas-c-2t-big" {printf "%.0f MB", $7/1024}' "$results") at $big_events."
   echo
